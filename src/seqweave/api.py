@@ -1,0 +1,96 @@
+"""The Python API: ``seqweave.load(DIR)`` returns a model ready to generate.
+
+>>> model = seqweave.load("runs/gec/best")              # doctest: +SKIP
+>>> model.generate(["He go to school every days."])      # doctest: +SKIP
+['He goes to school every day.']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from seqweave.checkpoint import (
+    load_decode_config,
+    load_model_config,
+    load_weights,
+    save_model_dir,
+)
+from seqweave.config import DecodeConfig, ModelConfig
+from seqweave.data.framing import frame_source, max_source_tokens
+from seqweave.decoding import Generation, decode_many
+from seqweave.device import resolve_device
+from seqweave.errors import CheckpointError
+from seqweave.models import Seq2SeqBase, build_model
+from seqweave.tokenizers import Tokenizer
+
+
+def source_ids(tokenizer: Tokenizer, config: ModelConfig, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of source texts, framed as the model was trained; sources longer than the
+    model's positions allow are cut to fit."""
+    limit = max_source_tokens(config)
+    return [frame_source(ids, config, limit) for ids in tokenizer.encode_batch(list(texts))]
+
+
+class Seq2Seq:
+    """A network with its tokenizer and default decoding settings."""
+
+    def __init__(self, network: Seq2SeqBase, tokenizer: Tokenizer, decode: DecodeConfig):
+        self.network = network
+        self.tokenizer = tokenizer
+        self.decode_config = decode
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.network.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.network.device
+
+    def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
+        return source_ids(self.tokenizer, self.config, texts)
+
+    def decode_settings(self, **overrides) -> DecodeConfig:
+        return dataclasses.replace(self.decode_config, **overrides)
+
+    def generate_tokens(self, texts: Sequence[str], **overrides) -> list[Generation]:
+        """Decode texts; keyword arguments override fields of the default DecodeConfig."""
+        self.network.eval()
+        return decode_many(
+            self.network, self.encode_sources(texts), self.decode_settings(**overrides)
+        )
+
+    def generate(self, texts: Sequence[str], **overrides) -> list[str]:
+        outputs = self.generate_tokens(texts, **overrides)
+        return self.tokenizer.decode_batch([o.tokens for o in outputs])
+
+    def save(self, directory: str | Path) -> Path:
+        return save_model_dir(directory, self.network, self.tokenizer, self.decode_config)
+
+
+def load(directory: str | Path, device: str = "cpu") -> Seq2Seq:
+    """Load a model directory (config.json, model.safetensors, tokenizer.json,
+    generation_config.json). Pickle files are never read.
+
+    Raises:
+        CheckpointError: the directory or a file in it is missing, corrupt or does not
+            fit the configuration.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"model directory {directory} does not exist")
+    config = load_model_config(directory)
+    tokenizer = Tokenizer.load(directory)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise CheckpointError(
+            f"{directory}: tokenizer has {tokenizer.vocab_size} tokens but the model only "
+            f"{config.vocab_size}"
+        )
+    network = build_model(config)
+    load_weights(network, directory)
+    network.to(resolve_device(device)).eval()
+    return Seq2Seq(network, tokenizer, load_decode_config(directory))

@@ -1,0 +1,272 @@
+"""Typed configuration: frozen dataclasses per concern, TOML in, JSON out.
+
+One experiment is one TOML file with the sections ``[model]``, ``[tokenizer]``,
+``[data]``, ``[train]`` and ``[decode]``. Every value can be overridden on the
+command line as ``--set train.lr=1e-3``; the string is parsed by the field's
+type. An unknown section or key is an error that lists the valid ones, so a
+typo fails at start-up instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from seqweave.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a Transformer; also saved as a model directory's ``config.json``."""
+
+    architecture: str = "transformer"  # transformer (encoder-decoder) | prefix_lm (decoder-only)
+    vocab_size: int = 8000
+    d_model: int = 256
+    num_heads: int = 4
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation: str = "gelu"  # relu | gelu | gelu_tanh | silu
+    norm: str = "pre"  # pre (pre-LN, final layer norm) | post (post-LN, as BART and Marian)
+    position: str = "sinusoidal"  # sinusoidal | learned | rope
+    max_positions: int = 1024
+    position_offset: int = 0  # BART's learned positions start at index 2
+    scale_embedding: bool = False  # multiply token embeddings by sqrt(d_model)
+    embedding_layer_norm: bool = False  # layer norm right after the embeddings (BART)
+    share_embeddings: bool = True  # encoder and decoder share one token embedding
+    tie_output: bool = True  # output projection is the decoder's token embedding
+    final_logits_bias: bool = False
+    layer_norm_eps: float = 1e-5
+    prefix_attention: str = "bidirectional"  # prefix_lm only: bidirectional | causal
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+    decoder_start_id: int = 1
+    source_bos: bool = False  # sources are framed as [bos] text [eos] (BART) or text [eos]
+
+    def __post_init__(self) -> None:
+        choices = {
+            "architecture": ("transformer", "prefix_lm"),
+            "activation": ("relu", "gelu", "gelu_tanh", "silu"),
+            "norm": ("pre", "post"),
+            "position": ("sinusoidal", "learned", "rope"),
+            "prefix_attention": ("bidirectional", "causal"),
+        }
+        for name, valid in choices.items():
+            _check_choice(f"model.{name}", getattr(self, name), valid)
+        if self.d_model % self.num_heads:
+            raise ConfigError(
+                f"model.d_model={self.d_model} is not divisible by model.num_heads={self.num_heads}"
+            )
+        if self.position == "rope" and (self.d_model // self.num_heads) % 2:
+            raise ConfigError("model.position='rope' needs an even head dimension")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    kind: str = "bpe"  # bpe | protein | dna | numbers | alphabet
+    vocab_size: int = 8000
+    min_frequency: int = 2
+    alphabet: str = ""  # for kind = "alphabet"
+    task_tokens: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = ""
+    valid: str = ""
+    source_field: str = "source"
+    target_field: str = "target"
+    max_source_len: int = 256
+    max_target_len: int = 256
+    max_tokens: int = 4096  # padded tokens per batch (source or target side, whichever is longer)
+    max_sentences: int = 0  # 0: no limit
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out_dir: str = "runs/model"
+    seed: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 only on CUDA)
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.01
+    schedule: str = "inverse_sqrt"  # inverse_sqrt | cosine | constant
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.0  # cosine: final lr as a fraction of lr
+    max_steps: int = 2000
+    max_epochs: int = 0  # 0: no limit
+    max_minutes: float = 0.0  # 0: no limit; stops at the first step past the budget
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0  # 0: no clipping
+    accumulate: int = 1
+    log_every: int = 50
+    validate_every: int = 500  # also the checkpoint interval
+    metric: str = "bleu"  # bleu | chrf | rouge | gleu | exact | none
+    valid_decode_limit: int = 300  # sentences decoded for the validation metric
+    keep_checkpoints: int = 2
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
+        _check_choice("train.schedule", self.schedule, ("inverse_sqrt", "cosine", "constant"))
+        if self.accumulate < 1:
+            raise ConfigError(f"train.accumulate must be >= 1, got {self.accumulate}")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    decoder: str = "greedy"  # greedy | beam | sample (and the accelerated decoders)
+    max_new_tokens: int = 128
+    batch_size: int = 32
+    beam_size: int = 4
+    length_penalty: float = 1.0
+    early_stopping: bool = True
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(valid)}")
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str = "") -> T:
+    """Build a config dataclass from plain values, checking keys and types."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"unknown key {where}{key!r}; valid keys: {', '.join(sorted(names))}")
+        kwargs[key] = _coerce(value, hints[key], f"{where}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, kind: Any, name: str) -> Any:
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table, got {type(value).__name__}")
+        return from_dict(kind, value, f"{name}.")
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{name} must be a list, got {value!r}")
+        args = typing.get_args(kind)
+        item = args[0]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, item, name) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{name} must have {len(args)} items, got {len(value)}")
+        return tuple(_coerce(v, a, name) for v, a in zip(value, args, strict=True))
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool) and not (
+        isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    ):
+        raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], str]:
+    """Split ``section.key=value`` into its key path and raw value."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), raw.strip()
+
+
+def _parse_value(raw: str, kind: Any, name: str) -> Any:
+    """Parse an override string by the type of the field it sets."""
+    if kind is bool:
+        lowered = raw.lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"{name} must be true or false, got {raw!r}")
+        return lowered in ("true", "1", "yes")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if typing.get_origin(kind) is tuple:
+        parts = [p.strip() for p in raw.strip("[]()").split(",") if p.strip()]
+        args = typing.get_args(kind)
+        item_kinds = [args[0]] * len(parts) if args[-1] is Ellipsis else list(args)
+        if len(item_kinds) != len(parts):
+            raise ConfigError(f"{name} must have {len(item_kinds)} comma-separated items")
+        return tuple(
+            _parse_value(p.strip("'\""), k, name) for p, k in zip(parts, item_kinds, strict=True)
+        )
+    return raw
+
+
+def apply_overrides(config: T, overrides: list[str]) -> T:
+    """Return a copy of ``config`` with ``section.key=value`` overrides applied."""
+    for text in overrides:
+        path, raw = parse_override(text)
+        config = _replace_path(config, path, raw, ".".join(path))
+    return config
+
+
+def _replace_path(config: Any, path: list[str], raw: str, full: str) -> Any:
+    hints = typing.get_type_hints(type(config))
+    key = path[0]
+    if key not in hints:
+        valid = ", ".join(sorted(hints))
+        raise ConfigError(f"unknown key {full!r}: {key!r} is not one of {valid}")
+    if len(path) == 1:
+        if dataclasses.is_dataclass(hints[key]):
+            raise ConfigError(f"{full!r} is a section; set one of its keys, e.g. {full}.KEY=...")
+        return dataclasses.replace(config, **{key: _parse_value(raw, hints[key], full)})
+    child = getattr(config, key)
+    if not dataclasses.is_dataclass(child):
+        raise ConfigError(f"{key!r} in {full!r} is not a section")
+    return dataclasses.replace(config, **{key: _replace_path(child, path[1:], raw, full)})
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read an experiment TOML file and apply command-line overrides."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            values = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    config = from_dict(ExperimentConfig, values)
+    return apply_overrides(config, list(overrides))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-ready values of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))

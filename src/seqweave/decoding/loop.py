@@ -1,0 +1,171 @@
+"""The one decode loop: draft, verify in one ``step``, accept per row, drop finished rows.
+
+Greedy decoding is the case without a draft: each pass feeds the last token
+and takes the argmax. With a drafter (input-guided aggressive decoding,
+speculative decoding) each row feeds its last token followed by its draft
+``d_1 .. d_k``; the model's argmax after every prefix is read off the same
+pass, the longest agreeing prefix ``d_1 .. d_m`` is accepted together with the
+model's own token at position m + 1, and ``rollback`` forgets the rest. Every
+accepted token is therefore the argmax given the tokens before it: the output
+is greedy's, in fewer passes. Rows accept different numbers of tokens; the
+per-row lengths of the decoder state absorb that.
+
+The loop is a generator of :class:`Event` lists, one list per pass, so the
+CLI, the benchmark and the server consume the same stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from seqweave.decoding.common import Generation, RowStats
+from seqweave.models.state import Memory
+
+Chooser = Callable[[Tensor], Tensor]  # logits (B, V) -> tokens (B,)
+
+
+def argmax_choice(logits: Tensor) -> Tensor:
+    return logits.argmax(dim=-1)
+
+
+@dataclass
+class Event:
+    """Tokens a row accepted in one pass (without the end token).
+
+    ``finish`` is None while the row goes on, ``"stop"`` when it produced the end
+    token and ``"length"`` when it ran out of budget (the OpenAI ``finish_reason``).
+    """
+
+    row: int
+    tokens: list[int]
+    finish: str | None = None
+
+
+class Drafter(Protocol):
+    """Proposes draft continuations for the rows still decoding.
+
+    ``propose`` gets, for each live row (in state order), its batch index, the
+    tokens generated so far and the most draft tokens it may use; ``observe``
+    is told how many of each row's draft tokens were accepted and the token
+    the model chose next; ``select`` keeps live rows ``index`` (in state order).
+    """
+
+    def propose(
+        self, rows: Sequence[int], generated: Sequence[list[int]], room: Sequence[int]
+    ) -> list[list[int]]: ...
+
+    def observe(self, accepted: Sequence[int], next_tokens: Sequence[int]) -> None: ...
+
+    def select(self, index: Sequence[int]) -> None: ...
+
+
+def draft_verify(
+    model,
+    memory: Memory,
+    budgets: Sequence[int],
+    stats: list[RowStats],
+    drafter: Drafter | None = None,
+    choose: Chooser = argmax_choice,
+) -> Iterator[list[Event]]:
+    """Decode every row of ``memory``, yielding the events of each pass.
+
+    ``budgets[b]`` is the most tokens row b may generate; ``stats[b]`` is filled in.
+    """
+    cfg = model.config
+    device = memory.lengths.device
+    state = model.start(memory)
+    rows = [b for b in range(len(budgets)) if budgets[b] > 0]
+    done_now = [Event(b, [], "length") for b in range(len(budgets)) if budgets[b] <= 0]
+    if done_now:
+        yield done_now
+    if len(rows) < len(budgets):
+        _compact(model, state, drafter, list(range(len(budgets))), rows)
+    generated: list[list[int]] = [[] for _ in budgets]
+    last = torch.full((len(rows),), cfg.decoder_start_id, dtype=torch.long, device=device)
+    while rows:
+        room = [budgets[b] - len(generated[b]) - 1 for b in rows]
+        drafts = drafter.propose(rows, [generated[b] for b in rows], room) if drafter else None
+        if drafts and any(drafts):
+            accepted, next_tokens = _verify(model, state, last, drafts)
+        else:
+            logits = model.step(state, last[:, None])  # (B, 1, V)
+            next_tokens = choose(logits[:, 0])
+            drafts, accepted = [[] for _ in rows], [0] * len(rows)
+        next_list = next_tokens.tolist()
+        if drafter is not None:
+            drafter.observe(accepted, next_list)
+        events, live = [], []
+        for i, b in enumerate(rows):
+            new = [*drafts[i][: accepted[i]], next_list[i]]
+            stats[b].passes += 1
+            stats[b].drafted += len(drafts[i])
+            stats[b].accepted += accepted[i]
+            event = _append(generated[b], new, budgets[b], cfg.eos_id, b)
+            events.append(event)
+            if event.finish is None:
+                live.append(i)
+        yield events
+        if len(live) < len(rows):
+            _compact(model, state, drafter, rows, [rows[i] for i in live])
+            last = next_tokens[live] if live else next_tokens[:0]
+            rows = [rows[i] for i in live]
+        else:
+            last = next_tokens
+
+
+def _verify(model, state, last: Tensor, drafts: list[list[int]]) -> tuple[list[int], Tensor]:
+    """Feed [last, draft] per row in one pass; return accepted draft counts and next tokens."""
+    B = len(drafts)
+    draft_lens = torch.tensor([len(d) for d in drafts], dtype=torch.long)
+    K = int(draft_lens.max())
+    padded = torch.zeros(B, K, dtype=torch.long)
+    for i, d in enumerate(drafts):
+        if d:
+            padded[i, : len(d)] = torch.as_tensor(d, dtype=torch.long)
+    device = last.device
+    padded, draft_lens = padded.to(device), draft_lens.to(device)
+    tokens = torch.cat([last[:, None], padded], dim=1)  # (B, 1 + K)
+    logits = model.step(state, tokens, draft_lens + 1)  # (B, 1 + K, V)
+    predicted = logits.argmax(dim=-1)  # (B, 1 + K)
+    valid = torch.arange(K, device=device)[None, :] < draft_lens[:, None]
+    agree = (predicted[:, :K] == padded) & valid  # (B, K)
+    accepted = agree.long().cumprod(dim=1).sum(dim=1)  # (B,) longest agreeing prefix
+    model.rollback(state, state.lengths - (draft_lens - accepted))
+    next_tokens = predicted.gather(1, accepted[:, None])[:, 0]
+    return accepted.tolist(), next_tokens
+
+
+def _append(out: list[int], new: list[int], budget: int, eos_id: int, row: int) -> Event:
+    """Add accepted tokens to a row, stopping at the end token or the budget."""
+    take = new[: budget - len(out)]
+    if eos_id in take:
+        take = take[: take.index(eos_id)]
+        out.extend(take)
+        return Event(row, take, "stop")
+    out.extend(take)
+    return Event(row, take, "length" if len(out) >= budget else None)
+
+
+def _compact(model, state, drafter, rows: list[int], keep_rows: list[int]) -> None:
+    """Drop finished rows from the state (and the drafter) so they stop costing compute."""
+    position = {b: i for i, b in enumerate(rows)}
+    index = [position[b] for b in keep_rows]
+    model.reorder(state, torch.tensor(index, dtype=torch.long, device=state.lengths.device))
+    if drafter is not None:
+        drafter.select(index)
+
+
+def collect(events: Iterator[list[Event]], stats: list[RowStats]) -> list[Generation]:
+    """Run a decode stream to the end and gather one :class:`Generation` per row."""
+    outputs = [Generation(tokens=[], stats=s) for s in stats]
+    for batch in events:
+        for event in batch:
+            outputs[event.row].tokens.extend(event.tokens)
+            if event.finish is not None:
+                outputs[event.row].finished = event.finish == "stop"
+    return outputs

@@ -1,0 +1,30 @@
+"""Model registry: architecture name -> class. Nothing registers itself on import."""
+
+from __future__ import annotations
+
+from seqweave.config import ModelConfig
+from seqweave.models.base import Seq2SeqBase
+from seqweave.models.prefix_lm import PrefixLM
+from seqweave.models.state import DecoderState, Memory
+from seqweave.models.transformer import EncoderDecoder
+
+MODELS: dict[str, type[Seq2SeqBase]] = {
+    "transformer": EncoderDecoder,
+    "prefix_lm": PrefixLM,
+}
+
+
+def build_model(cfg: ModelConfig) -> Seq2SeqBase:
+    """A freshly initialised model for ``cfg`` (the architecture was checked by the config)."""
+    return MODELS[cfg.architecture](cfg)
+
+
+__all__ = [
+    "MODELS",
+    "DecoderState",
+    "EncoderDecoder",
+    "Memory",
+    "PrefixLM",
+    "Seq2SeqBase",
+    "build_model",
+]

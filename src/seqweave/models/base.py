@@ -1,0 +1,64 @@
+"""What every seqweave model shares: the output head and the state operations.
+
+The decoder-state API (DESIGN.md) is ``encode``, ``start``, ``step``,
+``rollback`` and ``reorder``. The first three depend on the architecture; the
+last two only touch the cache, so they live here once.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqweave.config import ModelConfig
+from seqweave.models.state import DecoderState
+
+
+class Seq2SeqBase(nn.Module):
+    """Output projection (tied or not, with optional final bias) and state operations."""
+
+    def __init__(self, cfg: ModelConfig, output_tokens: nn.Embedding):
+        super().__init__()
+        self.config = cfg
+        self.output_tokens = output_tokens if cfg.tie_output else None
+        self.output = None if cfg.tie_output else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.final_logits_bias:
+            self.register_buffer("final_logits_bias", torch.zeros(cfg.vocab_size))
+        else:
+            self.final_logits_bias = None
+
+    def logits(self, x: Tensor) -> Tensor:
+        """(B, T, D) -> (B, T, V)."""
+        weight = self.output_tokens.weight if self.output is None else self.output.weight
+        return F.linear(x, weight, self.final_logits_bias)
+
+    def rollback(self, state: DecoderState, keep: Tensor) -> None:
+        """Per row, forget cache entries past ``keep[b]`` decoded tokens."""
+        state.rollback(keep)
+
+    def reorder(self, state: DecoderState, index: Tensor) -> None:
+        """Gather rows ``index`` of the state (beam search, dropping finished rows)."""
+        state.reorder(index)
+
+    def _empty_cache(self, batch: int, capacity: int, like: Tensor) -> list[Tensor]:
+        cfg = self.config
+        head_dim = cfg.d_model // cfg.num_heads
+        return [
+            like.new_zeros(batch, cfg.num_heads, capacity, head_dim)
+            for _ in range(cfg.decoder_layers)
+        ]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def causal_mask(size: int, device: torch.device) -> Tensor:
+    """(1, 1, T, T) bool, True on and below the diagonal."""
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()[None, None]
+
+
+def new_token_positions(start: Tensor, count: int) -> Tensor:
+    """(B,) first position per row -> (B, count) position ids."""
+    return start[:, None] + torch.arange(count, device=start.device)[None, :]

@@ -1,0 +1,51 @@
+"""Token + position embedding shared by the encoder, the decoder and the prefix LM."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from seqweave.config import ModelConfig
+from seqweave.models.positions import AbsolutePositions, RotaryPositions, embedding_scale
+
+
+class Embedder(nn.Module):
+    """tokens (B, T) + position ids (B, T) -> (B, T, D).
+
+    Scaling, absolute positions and the embedding layer norm follow the config
+    so that BART- and Marian-style models fit the same module. With RoPE the
+    positions are applied inside attention instead, through ``rope``.
+    """
+
+    def __init__(self, cfg: ModelConfig, tokens: nn.Embedding):
+        super().__init__()
+        self.tokens = tokens
+        self.scale = embedding_scale(cfg.d_model, cfg.scale_embedding)
+        self.positions = None
+        self.rope = None
+        if cfg.position == "rope":
+            self.rope = RotaryPositions(cfg.d_model // cfg.num_heads, cfg.max_positions)
+        else:
+            self.positions = AbsolutePositions(
+                cfg.position, cfg.max_positions, cfg.d_model, cfg.position_offset
+            )
+        self.norm = (
+            nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.embedding_layer_norm else None
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, tokens: Tensor, position_ids: Tensor) -> Tensor:
+        x = self.tokens(tokens)
+        if self.scale != 1.0:
+            x = x * self.scale
+        if self.positions is not None:
+            x = x + self.positions(position_ids)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.dropout(x)
+
+
+def token_embedding(cfg: ModelConfig) -> nn.Embedding:
+    embedding = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
+    nn.init.normal_(embedding.weight, std=cfg.d_model**-0.5)
+    embedding.weight.data[cfg.pad_id].zero_()
+    return embedding

@@ -1,0 +1,144 @@
+"""The decoder state: a per-row KV cache with ragged lengths.
+
+This is the seam every decoder is written against (see DESIGN.md). Row b of
+the cache holds ``base[b]`` prefix slots (the source of a prefix LM; 0 for an
+encoder-decoder) followed by ``lengths[b]`` decoded tokens. The slot of a token
+is its index in the row, so:
+
+- ``step`` writes K new tokens of row b at slots ``base[b] + lengths[b] + k``;
+- ``rollback`` only lowers ``lengths[b]``: slots past it are masked from then on
+  and overwritten by the next ``step``, so a rejected draft costs nothing;
+- ``reorder`` gathers rows (beam search, and dropping finished rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Memory:
+    """What ``encode`` returns and ``start`` consumes.
+
+    Encoder-decoder: ``states`` (B, S, D) are the encoder outputs and ``mask``
+    (B, S) is True at real source tokens. Prefix LM: ``keys``/``values`` hold the
+    prefilled per-layer cache of the prefix, (B, H, S, Dh) each, and ``lengths``
+    (B,) the prefix lengths.
+    """
+
+    lengths: Tensor  # (B,) source tokens per row
+    states: Tensor | None = None  # (B, S, D)
+    mask: Tensor | None = None  # (B, S) bool, True = real token
+    keys: list[Tensor] = field(default_factory=list)  # per layer (B, H, S, Dh)
+    values: list[Tensor] = field(default_factory=list)
+
+    def select(self, index: Tensor) -> Memory:
+        """The memory of rows ``index`` (B',), in that order."""
+        return Memory(
+            lengths=self.lengths.index_select(0, index),
+            states=None if self.states is None else self.states.index_select(0, index),
+            mask=None if self.mask is None else self.mask.index_select(0, index),
+            keys=[k.index_select(0, index) for k in self.keys],
+            values=[v.index_select(0, index) for v in self.values],
+        )
+
+
+@dataclass
+class DecoderState:
+    """Per-row self-attention cache plus whatever the model attends to besides.
+
+    ``cross_keys``/``cross_values`` are the encoder-decoder's per-layer
+    projections of the memory, (B, H, S, Dh), computed once in ``start``;
+    ``cross_mask`` (B, 1, 1, S) masks padded source positions, or is None when
+    no row is padded.
+    """
+
+    keys: list[Tensor]  # per layer (B, H, capacity, Dh)
+    values: list[Tensor]
+    lengths: Tensor  # (B,) decoded tokens per row
+    base: Tensor  # (B,) prefix slots before the first decoded token
+    cross_keys: list[Tensor] = field(default_factory=list)
+    cross_values: list[Tensor] = field(default_factory=list)
+    cross_mask: Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.lengths.shape[0])
+
+    @property
+    def capacity(self) -> int:
+        return int(self.keys[0].shape[2]) if self.keys else 0
+
+    def ensure_capacity(self, needed: int) -> None:
+        """Grow every layer's cache to at least ``needed`` slots (doubling, amortised)."""
+        if needed <= self.capacity:
+            return
+        size = max(needed, 2 * self.capacity)
+        for cache in (self.keys, self.values):
+            for i, old in enumerate(cache):
+                B, H, T, Dh = old.shape
+                new = old.new_zeros(B, H, size, Dh)
+                new[:, :, :T] = old
+                cache[i] = new
+
+    def rollback(self, keep: Tensor) -> None:
+        """Forget, per row, every decoded token past ``keep[b]`` (B,)."""
+        keep = keep.to(self.lengths.device, self.lengths.dtype)
+        if bool((keep > self.lengths).any()) or bool((keep < 0).any()):
+            raise ValueError(
+                f"rollback keep={keep.tolist()} must lie within 0..lengths={self.lengths.tolist()}"
+            )
+        self.lengths = keep.clone()
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` (B',) in that order; rows may repeat (beam search)."""
+        index = index.to(self.lengths.device)
+        self.keys = [k.index_select(0, index) for k in self.keys]
+        self.values = [v.index_select(0, index) for v in self.values]
+        self.cross_keys = [k.index_select(0, index) for k in self.cross_keys]
+        self.cross_values = [v.index_select(0, index) for v in self.cross_values]
+        if self.cross_mask is not None:
+            self.cross_mask = self.cross_mask.index_select(0, index)
+        self.lengths = self.lengths.index_select(0, index)
+        self.base = self.base.index_select(0, index)
+
+
+@dataclass
+class StepPlan:
+    """Where a ``step`` writes and what each new query may see; built once per step
+    and shared by every layer.
+
+    ``slots`` (B, K) are the cache slots of the new tokens, ``used`` the number
+    of cache slots the attention reads, ``mask`` (B, 1, K, used) is True where a
+    query may attend (None when nothing needs masking).
+    """
+
+    slots: Tensor
+    used: int
+    mask: Tensor | None
+    batch_index: Tensor  # (B, 1) row numbers, for indexed cache writes
+    uniform_start: int | None  # first slot when every row writes at the same slots
+
+
+def plan_step(state: DecoderState, num_new: int) -> StepPlan:
+    """Plan the cache writes and the attention mask for K = ``num_new`` new tokens per row."""
+    B = state.batch_size
+    device = state.lengths.device
+    start = state.base + state.lengths  # (B,)
+    offsets = torch.arange(num_new, device=device)
+    slots = start[:, None] + offsets[None, :]  # (B, K)
+    first, last = int(start.min()), int(start.max())
+    used = last + num_new
+    state.ensure_capacity(used)
+    uniform = first == last
+    if uniform and num_new == 1:
+        mask = None  # every row sees exactly its own `used` slots
+    else:
+        key_slots = torch.arange(used, device=device)
+        mask = key_slots[None, None, :] <= slots[:, :, None]  # (B, K, used)
+        mask = mask[:, None]
+    batch_index = torch.arange(B, device=device)[:, None]
+    return StepPlan(slots, used, mask, batch_index, first if uniform else None)

@@ -1,0 +1,111 @@
+"""Encoder-decoder Transformer (Vaswani et al. 2017) on the decoder-state API.
+
+Pre-LN by default; post-LN, embedding layer norm, scaled embeddings, learned
+positions with an offset and a final logits bias are options, so BART and
+Marian checkpoints map onto it (see ``seqweave.models.hf_import``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seqweave.config import ModelConfig
+from seqweave.models.base import Seq2SeqBase, causal_mask, new_token_positions
+from seqweave.models.embedding import Embedder, token_embedding
+from seqweave.models.layers import DecoderLayer, EncoderLayer, padding_mask
+from seqweave.models.state import DecoderState, Memory, plan_step
+
+
+class EncoderDecoder(Seq2SeqBase):
+    def __init__(self, cfg: ModelConfig):
+        encoder_tokens = token_embedding(cfg)
+        decoder_tokens = encoder_tokens if cfg.share_embeddings else token_embedding(cfg)
+        super().__init__(cfg, decoder_tokens)
+        self.encoder_embed = Embedder(cfg, encoder_tokens)
+        self.decoder_embed = Embedder(cfg, decoder_tokens)
+        self.encoder_layers = nn.ModuleList(
+            EncoderLayer(cfg, self.encoder_embed.rope) for _ in range(cfg.encoder_layers)
+        )
+        self.decoder_layers = nn.ModuleList(
+            DecoderLayer(cfg, self.decoder_embed.rope, cross=True)
+            for _ in range(cfg.decoder_layers)
+        )
+        pre = cfg.norm == "pre"
+        eps = cfg.layer_norm_eps
+        self.encoder_norm = nn.LayerNorm(cfg.d_model, eps=eps) if pre else None
+        self.decoder_norm = nn.LayerNorm(cfg.d_model, eps=eps) if pre else None
+
+    # -- encoder ---------------------------------------------------------------------------
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> Memory:
+        """src (B, S) token ids, src_lengths (B,) -> encoder states (B, S, D)."""
+        B, S = src.shape
+        positions = torch.arange(S, device=src.device).expand(B, S)
+        real = padding_mask(src_lengths, S)  # (B, S)
+        mask = None if bool(real.all()) else real[:, None, None, :]
+        x = self.encoder_embed(src, positions)
+        for layer in self.encoder_layers:
+            x = layer(x, mask, positions)
+        if self.encoder_norm is not None:
+            x = self.encoder_norm(x)
+        return Memory(lengths=src_lengths, states=x, mask=real)
+
+    # -- decoder ---------------------------------------------------------------------------
+
+    def _cross_mask(self, memory: Memory) -> Tensor | None:
+        return None if bool(memory.mask.all()) else memory.mask[:, None, None, :]
+
+    def _decoder_out(self, x: Tensor) -> Tensor:
+        if self.decoder_norm is not None:
+            x = self.decoder_norm(x)
+        return self.logits(x)
+
+    def start(self, memory: Memory, capacity: int = 64) -> DecoderState:
+        """An empty decoder cache for the rows of ``memory``; cross-attention keys and values
+        are projected here once."""
+        B = memory.states.shape[0]
+        cross = [layer.cross.project_memory(memory.states) for layer in self.decoder_layers]
+        zeros = torch.zeros(B, dtype=torch.long, device=memory.states.device)
+        return DecoderState(
+            keys=self._empty_cache(B, capacity, memory.states),
+            values=self._empty_cache(B, capacity, memory.states),
+            lengths=zeros,
+            base=zeros.clone(),
+            cross_keys=[k for k, _ in cross],
+            cross_values=[v for _, v in cross],
+            cross_mask=self._cross_mask(memory),
+        )
+
+    def step(self, state: DecoderState, tokens: Tensor, n_new: Tensor | None = None) -> Tensor:
+        """Append tokens (B, K) to each row's cache; return logits (B, K, V).
+
+        Only the first ``n_new[b]`` tokens of row b count: the row's length grows
+        by that much, and the rest are stale slots that later steps overwrite.
+        """
+        K = tokens.shape[1]
+        plan = plan_step(state, K)
+        positions = new_token_positions(state.lengths, K)  # (B, K)
+        x = self.decoder_embed(tokens, positions)
+        for i, layer in enumerate(self.decoder_layers):
+            cross_kv = (state.cross_keys[i], state.cross_values[i])
+            x = layer.forward_cached(
+                x, state.keys[i], state.values[i], plan, positions, cross_kv, state.cross_mask
+            )
+        state.lengths = state.lengths + (K if n_new is None else n_new)
+        return self._decoder_out(x)
+
+    # -- training --------------------------------------------------------------------------
+
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher-forced logits (B, T, V) for decoder inputs tgt_in (B, T), no cache."""
+        memory = self.encode(src, src_lengths)
+        B, T = tgt_in.shape
+        positions = torch.arange(T, device=tgt_in.device).expand(B, T)
+        mask = causal_mask(T, tgt_in.device)
+        cross_mask = self._cross_mask(memory)
+        x = self.decoder_embed(tgt_in, positions)
+        for layer in self.decoder_layers:
+            cross_kv = layer.cross.project_memory(memory.states)
+            x = layer(x, mask, positions, cross_kv, cross_mask)
+        return self._decoder_out(x)

@@ -1,0 +1,126 @@
+"""``seqweave train``: set up data, tokenizer, model and optimizer, then run the loop.
+
+>>> from seqweave.config import load_config      # doctest: +SKIP
+>>> best = train(load_config("gec.toml"))         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from seqweave.config import ExperimentConfig, ModelConfig, to_dict
+from seqweave.data.readers import read_examples
+from seqweave.device import resolve_device
+from seqweave.errors import ConfigError
+from seqweave.models import build_model
+from seqweave.tokenizers import Tokenizer, build_tokenizer
+from seqweave.train.data import tokenize_set
+from seqweave.train.distributed import Distributed
+from seqweave.train.loop import Trainer, learning_rate, make_optimizer
+from seqweave.train.report import TrainingLog
+from seqweave.train.resume import Progress, load_checkpoint
+
+TOKENIZER_DIR = "tokenizer"
+
+
+def resolve_model_config(cfg: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:
+    """The model config with the vocabulary and special ids taken from the tokenizer."""
+    return dataclasses.replace(
+        cfg,
+        vocab_size=tokenizer.vocab_size,
+        pad_id=tokenizer.pad_id,
+        bos_id=tokenizer.bos_id,
+        eos_id=tokenizer.eos_id,
+        decoder_start_id=tokenizer.bos_id,
+    )
+
+
+def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed) -> Tokenizer:
+    """Build the tokenizer once on rank 0 and share it through the output directory."""
+    path = out_dir / TOKENIZER_DIR
+    if dist.is_main:
+        texts = [text for e in examples for text in (e.source, e.target or "")]
+        t = cfg.tokenizer
+        tokenizer = build_tokenizer(t.kind, texts, t.vocab_size, t.task_tokens, t.alphabet or None)
+        tokenizer.save(path)
+    dist.barrier()
+    return Tokenizer.load(path)
+
+
+def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
+    """Train as configured; returns the directory of the best model.
+
+    Raises:
+        ConfigError: missing training data, or ``resume`` with nothing to resume.
+        DataError: a malformed data file (the message names file and line).
+    """
+    if not cfg.data.train:
+        raise ConfigError(
+            "data.train is not set: give the training file in the config or with "
+            "--set data.train=PATH"
+        )
+    device = resolve_device(cfg.train.device)
+    dist = Distributed.from_environment(device.type)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    out_dir = Path(cfg.train.out_dir)
+    last = out_dir / "last"
+    if resume and not last.exists():
+        raise ConfigError(f"--resume: no checkpoint at {last}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    train_examples = read_examples(cfg.data.train)
+    valid_examples = read_examples(cfg.data.valid) if cfg.data.valid else []
+    tokenizer = Tokenizer.load(last) if resume else _tokenizer(cfg, train_examples, out_dir, dist)
+    model_cfg = resolve_model_config(cfg.model, tokenizer)
+    cfg = dataclasses.replace(cfg, model=model_cfg)
+
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(model_cfg).to(device)
+    optimizer = make_optimizer(model, cfg.train)
+    progress = load_checkpoint(last.resolve(), model, optimizer) if resume else Progress()
+
+    train_set = tokenize_set("train", train_examples, tokenizer, model_cfg, cfg.data)
+    valid_set = (
+        tokenize_set("valid", valid_examples, tokenizer, model_cfg, cfg.data)
+        if valid_examples
+        else None
+    )
+    log = TrainingLog(out_dir, cfg.train.max_steps, progress.step, dist.is_main, cfg.train.progress)
+    for data in (train_set, valid_set):
+        if data is not None:
+            log.message(f"{data.name}: {data.report.describe()}")
+    if not train_set.sources:
+        raise ConfigError(f"no training example is within the length limits ({cfg.data.train})")
+    if dist.is_main:
+        (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    log.message(
+        f"model: {sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{model_cfg.architecture}, device {device}, {dist.world_size} process(es)"
+    )
+    trainer = Trainer(
+        config=cfg,
+        model=model,
+        wrapped=dist.wrap(model, device),
+        optimizer=optimizer,
+        tokenizer=tokenizer,
+        train_set=train_set,
+        valid_set=valid_set,
+        dist=dist,
+        device=device,
+        log=log,
+        progress=progress,
+    )
+    try:
+        trainer.run()
+    finally:
+        dist.close()
+    return out_dir / "best"
+
+
+__all__ = ["learning_rate", "resolve_model_config", "train"]

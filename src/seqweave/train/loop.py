@@ -1,0 +1,220 @@
+"""The training loop: token-budget batches, AdamW, schedules, validation, checkpoints.
+
+Runs in one process or under ``torchrun`` with DistributedDataParallel: every
+rank builds the same batches from the same seed and trains on its shard of
+each; the loss is normalised by the token count of the whole global batch, so
+the update equals the single-process update on the same batch. Only rank 0
+logs, validates and writes checkpoints; the others wait at a barrier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seqweave.checkpoint import point_link, prune_checkpoints
+from seqweave.config import DecodeConfig, ExperimentConfig
+from seqweave.data.batching import shard, token_batches
+from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.train.data import Batch, TokenizedSet, collate
+from seqweave.train.distributed import Distributed
+from seqweave.train.report import TrainingLog
+from seqweave.train.resume import Progress, save_checkpoint
+from seqweave.train.validate import validate
+
+
+def learning_rate(step: int, cfg) -> float:
+    """Learning rate for update number ``step`` (1-based)."""
+    warmup = max(1, cfg.warmup_steps)
+    if cfg.schedule == "inverse_sqrt":
+        return cfg.lr * min(step / warmup, math.sqrt(warmup / max(step, 1)))
+    if step <= cfg.warmup_steps:
+        return cfg.lr * step / warmup
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+    """AdamW; biases, norms and embeddings' padding row follow the usual no-decay rule for
+    one-dimensional parameters."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+@dataclass
+class Trainer:
+    config: ExperimentConfig
+    model: torch.nn.Module  # the bare model (validation, checkpoints)
+    wrapped: torch.nn.Module  # what the forward pass runs: DDP or the model itself
+    optimizer: torch.optim.Optimizer
+    tokenizer: object
+    train_set: TokenizedSet
+    valid_set: TokenizedSet | None
+    dist: Distributed
+    device: torch.device
+    log: TrainingLog
+    progress: Progress
+
+    def run(self) -> None:
+        cfg = self.config.train
+        started = time.monotonic()
+        window_loss, window_tokens, window_start = 0.0, 0, time.monotonic()
+        while not self._finished(started):
+            batches = self._epoch_batches()
+            while self.progress.batch_in_epoch < len(batches) and not self._finished(started):
+                first = self.progress.batch_in_epoch
+                group = batches[first : first + cfg.accumulate]
+                loss_sum, tokens = self._update(group)
+                self.progress.batch_in_epoch += len(group)
+                self.progress.step += 1
+                window_loss += loss_sum
+                window_tokens += tokens
+                lr = self.optimizer.param_groups[0]["lr"]
+                elapsed = max(time.monotonic() - window_start, 1e-9)
+                self.log.advance(loss_sum / max(tokens, 1), window_tokens / elapsed, lr)
+                if self.progress.step % cfg.log_every == 0:
+                    self.log.write(
+                        {
+                            "kind": "train",
+                            "step": self.progress.step,
+                            "epoch": self.progress.epoch,
+                            "loss": window_loss / max(window_tokens, 1),
+                            "lr": lr,
+                            "tokens_per_second": window_tokens / elapsed,
+                            "elapsed_seconds": time.monotonic() - started,
+                        }
+                    )
+                    window_loss, window_tokens, window_start = 0.0, 0, time.monotonic()
+                if self.progress.step % cfg.validate_every == 0:
+                    self.checkpoint()
+            if self.progress.batch_in_epoch >= len(batches):
+                self.progress.epoch += 1
+                self.progress.batch_in_epoch = 0
+        if self.progress.step % cfg.validate_every != 0:
+            self.checkpoint()
+        self.log.close()
+        self.log.plot()
+
+    def _finished(self, started: float) -> bool:
+        cfg = self.config.train
+        if self.progress.step >= cfg.max_steps:
+            return True
+        if cfg.max_epochs and self.progress.epoch >= cfg.max_epochs:
+            return True
+        return bool(cfg.max_minutes) and time.monotonic() - started > 60 * cfg.max_minutes
+
+    def _epoch_batches(self) -> list[list[int]]:
+        data = self.config.data
+        return token_batches(
+            self.train_set.lengths(),
+            data.max_tokens,
+            data.max_sentences or None,
+            shuffle=True,
+            seed=self.config.train.seed * 100_003 + self.progress.epoch,
+        )
+
+    def _update(self, group: list[list[int]]) -> tuple[float, int]:
+        """One optimizer update over ``group`` micro-batches; returns (summed loss, tokens)."""
+        cfg = self.config.train
+        lr = learning_rate(self.progress.step + 1, cfg)
+        for param_group in self.optimizer.param_groups:
+            param_group["lr"] = lr
+        targets = self.train_set.targets
+        total_tokens = sum(len(targets[i]) + 1 for batch in group for i in batch)
+        self.wrapped.train()
+        loss_sum = torch.zeros((), device=self.device)
+        for n, batch in enumerate(group):
+            local = shard(batch, self.dist.rank, self.dist.world_size)
+            weight = self.dist.world_size / total_tokens
+            if not local:  # this rank has no example: join the gradient sync with weight 0
+                local, weight = batch[:1], 0.0
+            micro = self._collate(local)
+            sync = n == len(group) - 1
+            with self._no_sync(sync), self._autocast():
+                logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
+                loss, _ = label_smoothed_nll(
+                    logits, micro.tgt_out, self.model.config.pad_id, cfg.label_smoothing
+                )
+            (loss * weight).backward()
+            loss_sum += loss.detach() * (weight > 0)
+        if cfg.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(self.dist.sum(loss_sum)), total_tokens
+
+    def _collate(self, indices: list[int]) -> Batch:
+        data = self.train_set
+        batch = collate(
+            [data.sources[i] for i in indices],
+            [data.targets[i] for i in indices],
+            self.model.config,
+        )
+        return batch.to(self.device)
+
+    def _no_sync(self, sync: bool):
+        if sync or not hasattr(self.wrapped, "no_sync"):
+            return contextlib.nullcontext()
+        return self.wrapped.no_sync()
+
+    def _autocast(self):
+        precision = self.config.train.precision
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def checkpoint(self) -> None:
+        """Validate, write a checkpoint, and move ``best`` if it improved (rank 0 only)."""
+        if self.dist.is_main:
+            result = self._validate()
+            out_dir = Path(self.config.train.out_dir)
+            score = result.get("score")
+            improved = score is not None and (
+                self.progress.best_score is None or score > self.progress.best_score
+            )
+            if improved:
+                self.progress.best_score, self.progress.best_step = score, self.progress.step
+            decode = DecodeConfig(max_new_tokens=self._max_new_tokens())
+            final = save_checkpoint(
+                out_dir,
+                self.model,
+                self.tokenizer,
+                self.optimizer,
+                self.progress,
+                self.config,
+                decode,
+            )
+            if improved or not (out_dir / "best").exists():
+                point_link(out_dir / "best", final)
+            prune_checkpoints(out_dir, self.config.train.keep_checkpoints)
+        self.dist.barrier()
+
+    def _max_new_tokens(self) -> int:
+        longest = max((len(t) for t in self.train_set.targets), default=64)
+        return min(self.model.config.max_positions, 2 * longest + 10)
+
+    def _validate(self) -> dict:
+        if self.valid_set is None:
+            return {}
+        result = validate(
+            self.model, self.tokenizer, self.valid_set, self.config, self._max_new_tokens()
+        )
+        record = {"kind": "valid", "step": self.progress.step, **result}
+        self.log.write(record)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float))
+        self.log.message(f"step {self.progress.step}: {shown}")
+        return result

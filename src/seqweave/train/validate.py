@@ -1,0 +1,65 @@
+"""Validation: loss over the whole validation set, and the task metric on decoded outputs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from seqweave.config import DecodeConfig, ExperimentConfig
+from seqweave.data.batching import token_batches
+from seqweave.decoding import decode_many
+from seqweave.metrics import compute_metric
+from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.train.data import TokenizedSet, collate
+
+
+def references(example) -> list[str]:
+    """All references of an example: its ``references`` field if present, else its target."""
+    refs = example.extra.get("references")
+    if isinstance(refs, list) and refs and all(isinstance(r, str) for r in refs):
+        return refs
+    return [example.target or ""]
+
+
+@torch.inference_mode()
+def validation_loss(model, data: TokenizedSet, cfg: ExperimentConfig) -> dict[str, float]:
+    model.eval()
+    device = model.device
+    loss_sum = nll_sum = 0.0
+    tokens = 0
+    for batch in token_batches(data.lengths(), cfg.data.max_tokens, shuffle=False):
+        b = collate(
+            [data.sources[i] for i in batch], [data.targets[i] for i in batch], model.config
+        )
+        b = b.to(device)
+        logits = model(b.src, b.src_lengths, b.tgt_in)
+        loss, nll = label_smoothed_nll(
+            logits, b.tgt_out, model.config.pad_id, cfg.train.label_smoothing
+        )
+        loss_sum += float(loss)
+        nll_sum += float(nll)
+        tokens += b.num_tokens
+    nll = nll_sum / max(tokens, 1)
+    return {"valid_loss": loss_sum / max(tokens, 1), "valid_nll": nll, "valid_ppl": math.exp(nll)}
+
+
+def validate(model, tokenizer, data: TokenizedSet, cfg: ExperimentConfig, max_new_tokens: int):
+    """Loss, and the configured metric on up to ``valid_decode_limit`` greedy outputs.
+
+    ``score`` is what picks the best checkpoint: the metric, or minus the loss
+    when the metric is ``none``.
+    """
+    result = validation_loss(model, data, cfg)
+    metric = cfg.train.metric
+    limit = cfg.train.valid_decode_limit
+    if metric == "none" or limit <= 0:
+        return {**result, "score": -result["valid_loss"]}
+    examples = data.examples[:limit]
+    decode = DecodeConfig(decoder="greedy", max_new_tokens=max_new_tokens, batch_size=64)
+    outputs = decode_many(model, data.sources[:limit], decode)
+    hypotheses = tokenizer.decode_batch([o.tokens for o in outputs])
+    sources = [e.source for e in examples]
+    scores = compute_metric(metric, hypotheses, [references(e) for e in examples], sources)
+    headline = next(iter(scores))
+    return {**result, **{f"valid_{k}": v for k, v in scores.items()}, "score": scores[headline]}

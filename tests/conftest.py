@@ -1,0 +1,124 @@
+"""Shared fixtures: tiny models (d=16, 2 layers, vocab 50) that make the suite run in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqweave.config import ModelConfig
+from seqweave.models import build_model
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+VOCAB = 50
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    values = dict(
+        vocab_size=VOCAB,
+        d_model=16,
+        num_heads=2,
+        encoder_layers=2,
+        decoder_layers=2,
+        ffn_dim=32,
+        dropout=0.0,
+        max_positions=128,
+    )
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
+def tiny_model(seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    return build_model(tiny_config(**overrides)).eval()
+
+
+def random_sources(generator: torch.Generator, count: int, low: int = 2, high: int = 12):
+    """Token lists over the non-special ids 4..VOCAB-1, each ending with eos (2)."""
+    sources = []
+    for _ in range(count):
+        length = int(torch.randint(low, high + 1, (1,), generator=generator))
+        ids = torch.randint(4, VOCAB, (length,), generator=generator).tolist()
+        sources.append([*ids, 2])
+    return sources
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("the shared data directory (../shared next to the repository) is absent")
+    return SHARED
+
+
+def edit_task_pair(rng) -> dict[str, str]:
+    """A copy-mostly task over letters: 'a' becomes 'b', 'c' is dropped, 'd' is doubled."""
+    source = "".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 14)))
+    target = source.replace("a", "b").replace("c", "").replace("d", "dd")
+    return {"source": source, "target": target}
+
+
+def write_edit_task(directory: Path, n_train: int = 3000, n_valid: int = 100, seed: int = 0):
+    import json
+    import random
+
+    rng = random.Random(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", n_train), ("valid", n_valid)):
+        with (directory / f"{name}.jsonl").open("w") as handle:
+            for _ in range(n):
+                handle.write(json.dumps(edit_task_pair(rng)) + "\n")
+    return directory / "train.jsonl", directory / "valid.jsonl"
+
+
+def train_tiny(directory: Path, architecture: str, steps: int = 500):
+    """Train a small model on the edit task with the real trainer; returns its best directory."""
+    from seqweave.config import (
+        DataConfig,
+        ExperimentConfig,
+        ModelConfig,
+        TokenizerConfig,
+        TrainConfig,
+    )
+    from seqweave.train import train
+
+    train_file, valid_file = write_edit_task(directory / "data")
+    cfg = ExperimentConfig(
+        model=ModelConfig(
+            architecture=architecture,
+            d_model=48,
+            num_heads=4,
+            encoder_layers=2,
+            decoder_layers=2 if architecture == "transformer" else 3,
+            position="sinusoidal" if architecture == "transformer" else "rope",
+            ffn_dim=96,
+            dropout=0.0,
+            max_positions=96,
+        ),
+        tokenizer=TokenizerConfig(kind="alphabet", alphabet="abcdefghij"),
+        data=DataConfig(train=str(train_file), valid=str(valid_file), max_tokens=1024),
+        train=TrainConfig(
+            out_dir=str(directory / architecture),
+            max_steps=steps,
+            validate_every=steps,
+            warmup_steps=50,
+            lr=3e-3,
+            label_smoothing=0.0,
+            metric="exact",
+            progress=False,
+            log_every=50,
+        ),
+    )
+    return train(cfg)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """Trained small models of both architectures, as loaded ``Seq2Seq`` objects."""
+    import seqweave
+
+    root = tmp_path_factory.mktemp("trained")
+    return {
+        architecture: seqweave.load(train_tiny(root, architecture))
+        for architecture in ("transformer", "prefix_lm")
+    }

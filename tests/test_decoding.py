@@ -1,0 +1,149 @@
+"""Greedy, beam search and sampling over the decoder-state API."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seqweave.config import DecodeConfig
+from seqweave.decoding import decode_batch, decode_many
+from seqweave.decoding.sampling import filter_logits
+from seqweave.errors import ConfigError
+from tests.conftest import edit_task_pair, random_sources, tiny_model
+from tests.lossless import assert_lossless
+
+ARCHITECTURES = ["transformer", "prefix_lm"]
+
+
+def greedy(model, sources, **kw):
+    cfg = DecodeConfig(decoder="greedy", max_new_tokens=kw.pop("max_new_tokens", 12), **kw)
+    return [g.tokens for g in decode_batch(model, sources, cfg)]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_batched_greedy_equals_one_by_one_random_model(architecture):
+    model = tiny_model(architecture=architecture)
+    sources = random_sources(torch.Generator().manual_seed(0), 16)
+    batched = greedy(model, sources, max_new_tokens=20)
+    for source, tokens in zip(sources, batched, strict=True):
+        (alone,) = greedy(model, [source], max_new_tokens=20)
+        assert_lossless(model, source, alone, tokens)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_batched_greedy_equals_one_by_one_trained_model(trained, architecture):
+    """A trained model ends rows at different steps, so rows leave the batch mid-way."""
+    model = trained[architecture]
+    rng = random.Random(1)
+    sources = model.encode_sources([edit_task_pair(rng)["source"] for _ in range(24)])
+    batched = greedy(model.network, sources, max_new_tokens=40)
+    assert len({len(t) for t in batched}) > 5, "rows should finish at different lengths"
+    for source, tokens in zip(sources, batched, strict=True):
+        (alone,) = greedy(model.network, [source], max_new_tokens=40)
+        assert_lossless(model.network, source, alone, tokens)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_greedy_matches_uncached_argmax(architecture):
+    model = tiny_model(architecture=architecture)
+    (source,) = random_sources(torch.Generator().manual_seed(1), 1)
+    (tokens,) = greedy(model, [source], max_new_tokens=10)
+    prefix = []
+    with torch.no_grad():
+        for _ in range(10):
+            tgt = torch.tensor([[model.config.decoder_start_id, *prefix]])
+            logits = model(torch.tensor([source]), torch.tensor([len(source)]), tgt)
+            prefix.append(int(logits[0, -1].argmax()))
+    assert tokens == prefix
+
+
+def test_max_new_tokens_and_end_token():
+    model = tiny_model(final_logits_bias=True)
+    sources = random_sources(torch.Generator().manual_seed(2), 4)
+    outputs = decode_batch(model, sources, DecodeConfig(max_new_tokens=5))
+    assert all(len(o.tokens) == 5 and not o.finished for o in outputs)
+    model.final_logits_bias[2] = 100.0  # the end token always wins
+    outputs = decode_batch(model, sources, DecodeConfig(max_new_tokens=5))
+    assert all(o.tokens == [] and o.finished for o in outputs)
+    assert all(o.stats.passes == 1 for o in outputs)
+
+
+def test_decode_many_keeps_input_order():
+    model = tiny_model()
+    sources = random_sources(torch.Generator().manual_seed(3), 9)
+    cfg = DecodeConfig(max_new_tokens=6, batch_size=4)
+    many = [g.tokens for g in decode_many(model, sources, cfg)]
+    for source, tokens in zip(sources, many, strict=True):
+        assert_lossless(model, source, greedy(model, [source], max_new_tokens=6)[0], tokens)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_beam_of_width_one_equals_greedy(architecture):
+    model = tiny_model(architecture=architecture, final_logits_bias=True)
+    model.final_logits_bias[2] = 1.5
+    sources = random_sources(torch.Generator().manual_seed(4), 8)
+    beam = decode_batch(
+        model, sources, DecodeConfig(decoder="beam", beam_size=1, max_new_tokens=15)
+    )
+    for source, output in zip(sources, beam, strict=True):
+        (alone,) = greedy(model, [source], max_new_tokens=15)
+        assert_lossless(model, source, alone, output.tokens)
+
+
+def test_batched_beam_equals_beam_one_by_one():
+    model = tiny_model(final_logits_bias=True)
+    model.final_logits_bias[2] = 1.0
+    sources = random_sources(torch.Generator().manual_seed(5), 6)
+    cfg = DecodeConfig(decoder="beam", beam_size=3, max_new_tokens=10)
+    batched = decode_batch(model, sources, cfg)
+    for source, output in zip(sources, batched, strict=True):
+        (alone,) = decode_batch(model, [source], cfg)
+        assert alone.tokens == output.tokens
+        assert math.isclose(alone.score, output.score, abs_tol=1e-4)
+
+
+def test_unknown_decoder_is_an_error():
+    with pytest.raises(ConfigError, match="unknown decoder"):
+        decode_batch(tiny_model(), [[5, 2]], DecodeConfig(decoder="magic"))
+
+
+def test_sampling_is_seeded_and_degenerates_to_greedy():
+    model = tiny_model()
+    sources = random_sources(torch.Generator().manual_seed(6), 4)
+    cfg = DecodeConfig(decoder="sample", max_new_tokens=8, seed=7)
+    first = [g.tokens for g in decode_batch(model, sources, cfg)]
+    again = [g.tokens for g in decode_batch(model, sources, cfg)]
+    other = [
+        g.tokens
+        for g in decode_batch(
+            model, sources, DecodeConfig(decoder="sample", max_new_tokens=8, seed=8)
+        )
+    ]
+    assert first == again
+    assert first != other
+    reference = greedy(model, sources, max_new_tokens=8)
+    for settings_ in (dict(top_k=1), dict(temperature=0.0), dict(top_p=1e-6)):
+        cfg = DecodeConfig(decoder="sample", max_new_tokens=8, seed=1, **settings_)
+        assert [g.tokens for g in decode_batch(model, sources, cfg)] == reference, settings_
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    logits=st.lists(st.floats(-20, 20), min_size=2, max_size=30),
+    top_k=st.integers(0, 40),
+    top_p=st.floats(0.01, 1.0),
+)
+def test_filter_logits_keeps_the_best_and_the_nucleus(logits, top_k, top_p):
+    x = torch.tensor([logits])
+    kept = torch.isfinite(filter_logits(x, top_k, top_p))[0]
+    assert kept[int(x.argmax())]
+    if top_k:
+        assert int(kept.sum()) <= max(top_k, 1) or len(set(logits)) < len(logits)
+    if top_k == 0 and top_p < 1.0:
+        probs = x.softmax(-1)[0]
+        assert float(probs[kept].sum()) >= min(top_p, 1.0) - 1e-5
