@@ -34,14 +34,18 @@ class ModelConfig:
     encoder_layers: int = 3
     decoder_layers: int = 3
     ffn_dim: int = 1024
-    dropout: float = 0.1
+    dropout: float = 0.1  # on embeddings and sublayer outputs
     attention_dropout: float = 0.0
+    activation_dropout: float = 0.0  # inside the feed-forward block
     activation: str = "gelu"  # relu | gelu | gelu_tanh | silu
     norm: str = "pre"  # pre (pre-LN, final layer norm) | post (post-LN, as BART and Marian)
     position: str = "sinusoidal"  # sinusoidal | learned | rope
     max_positions: int = 1024
     position_offset: int = 0  # BART's learned positions start at index 2
-    scale_embedding: bool = False  # multiply token embeddings by sqrt(d_model)
+    # Token embeddings start with std d_model**-0.5 (so tied output logits start near unit
+    # scale) and are multiplied by sqrt(d_model) on input, so they are not drowned by the
+    # unit-amplitude sinusoidal positions (Vaswani et al. 2017).
+    scale_embedding: bool = True
     embedding_layer_norm: bool = False  # layer norm right after the embeddings (BART)
     share_embeddings: bool = True  # encoder and decoder share one token embedding
     tie_output: bool = True  # output projection is the decoder's token embedding

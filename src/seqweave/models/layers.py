@@ -133,7 +133,7 @@ class EncoderLayer(nn.Module):
         pre = cfg.norm == "pre"
         self.attn = SelfAttention(cfg.d_model, cfg.num_heads, cfg.attention_dropout, rope)
         self.attn_res = Residual(cfg.d_model, pre, cfg.dropout, cfg.layer_norm_eps)
-        self.ffn = FeedForward(cfg.d_model, cfg.ffn_dim, cfg.activation, cfg.dropout)
+        self.ffn = FeedForward(cfg.d_model, cfg.ffn_dim, cfg.activation, cfg.activation_dropout)
         self.ffn_res = Residual(cfg.d_model, pre, cfg.dropout, cfg.layer_norm_eps)
 
     def forward(self, x: Tensor, mask: Tensor | None, position_ids: Tensor | None) -> Tensor:
@@ -155,7 +155,7 @@ class DecoderLayer(nn.Module):
         self.cross_res = (
             Residual(cfg.d_model, pre, cfg.dropout, cfg.layer_norm_eps) if cross else None
         )
-        self.ffn = FeedForward(cfg.d_model, cfg.ffn_dim, cfg.activation, cfg.dropout)
+        self.ffn = FeedForward(cfg.d_model, cfg.ffn_dim, cfg.activation, cfg.activation_dropout)
         self.ffn_res = Residual(cfg.d_model, pre, cfg.dropout, cfg.layer_norm_eps)
 
     def _rest(self, x: Tensor, cross_kv: tuple[Tensor, Tensor] | None, cross_mask) -> Tensor:
