@@ -173,3 +173,26 @@ def test_position_past_max_positions_is_an_error():
 def test_invalid_model_config_is_rejected(overrides, message):
     with pytest.raises(ConfigError, match=message):
         tiny_config(**overrides)
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "prefix_lm"])
+def test_packed_step_matches_dense_step_at_real_positions(architecture):
+    """A step whose rows bring few real tokens runs packed; its logits at real positions
+    and its cache must match a step where every position is real."""
+    from seqweave.models.state import plan_step
+
+    model = tiny_model(architecture=architecture)
+    src, lengths, tgt = ragged_batch(5)
+    n_new = torch.tensor([6, 1, 2])
+    with torch.no_grad():
+        memory = model.encode(src, lengths)
+        packed_state, dense_state = model.start(memory), model.start(memory)
+        assert plan_step(model.start(memory), 6, n_new).packed is not None
+        packed = model.step(packed_state, tgt[:, :6], n_new)
+        dense = model.step(dense_state, tgt[:, :6])
+        model.rollback(dense_state, n_new)
+        for row, real in enumerate(n_new.tolist()):
+            torch.testing.assert_close(packed[row, :real], dense[row, :real], atol=ATOL, rtol=0)
+        after_packed = model.step(packed_state, tgt[:, 6:7])
+        after_dense = model.step(dense_state, tgt[:, 6:7])
+    torch.testing.assert_close(after_packed, after_dense, atol=ATOL, rtol=0)

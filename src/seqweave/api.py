@@ -11,19 +11,21 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+import tokenizers
 import torch
 
 from seqweave.checkpoint import (
     load_decode_config,
     load_model_config,
     load_weights,
+    require_weights,
     save_model_dir,
 )
 from seqweave.config import DecodeConfig, ModelConfig
 from seqweave.data.framing import frame_source, max_source_tokens
 from seqweave.decoding import Generation, decode_many
 from seqweave.device import resolve_device
-from seqweave.errors import CheckpointError
+from seqweave.errors import CheckpointError, ConfigError
 from seqweave.models import Seq2SeqBase, build_model
 from seqweave.tokenizers import Tokenizer
 
@@ -42,6 +44,20 @@ class Seq2Seq:
         self.network = network
         self.tokenizer = tokenizer
         self.decode_config = decode
+        self.draft: Seq2Seq | None = None
+
+    def attach_draft(self, draft: Seq2Seq) -> None:
+        """Use ``draft`` for speculative decoding (``decoder="spec"``).
+
+        Raises:
+            ConfigError: the draft model reads or writes tokens differently.
+        """
+        if draft.tokenizer.backend.get_vocab() != self.tokenizer.backend.get_vocab():
+            raise ConfigError("the draft model's tokenizer differs from the model's")
+        for name in ("pad_id", "eos_id", "decoder_start_id", "source_bos"):
+            if getattr(draft.config, name) != getattr(self.config, name):
+                raise ConfigError(f"the draft model's {name} differs from the model's")
+        self.draft = draft
 
     @property
     def config(self) -> ModelConfig:
@@ -60,9 +76,9 @@ class Seq2Seq:
     def generate_tokens(self, texts: Sequence[str], **overrides) -> list[Generation]:
         """Decode texts; keyword arguments override fields of the default DecodeConfig."""
         self.network.eval()
-        return decode_many(
-            self.network, self.encode_sources(texts), self.decode_settings(**overrides)
-        )
+        settings = self.decode_settings(**overrides)
+        draft = self.draft.network if self.draft is not None else None
+        return decode_many(self.network, self.encode_sources(texts), settings, draft)
 
     def generate(self, texts: Sequence[str], **overrides) -> list[str]:
         outputs = self.generate_tokens(texts, **overrides)
@@ -70,6 +86,22 @@ class Seq2Seq:
 
     def save(self, directory: str | Path) -> Path:
         return save_model_dir(directory, self.network, self.tokenizer, self.decode_config)
+
+
+def load_tokenizer(directory: Path, config: ModelConfig) -> Tokenizer:
+    """The directory's tokenizer, with its special tokens named by the ids in ``config``
+    (a Marian vocabulary has no ``<s>``; its start and end tokens are both ``</s>``)."""
+    names = {}
+    try:
+        backend = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
+    except Exception:  # Tokenizer.load below reports what is wrong with the file
+        backend = None
+    if backend is not None:
+        for role in ("pad", "bos", "eos"):
+            token = backend.id_to_token(getattr(config, f"{role}_id"))
+            if token is not None:
+                names[role] = token
+    return Tokenizer.load(directory, **names)
 
 
 def load(directory: str | Path, device: str = "cpu") -> Seq2Seq:
@@ -83,8 +115,9 @@ def load(directory: str | Path, device: str = "cpu") -> Seq2Seq:
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"model directory {directory} does not exist")
+    require_weights(directory)
     config = load_model_config(directory)
-    tokenizer = Tokenizer.load(directory)
+    tokenizer = load_tokenizer(directory, config)
     if tokenizer.vocab_size > config.vocab_size:
         raise CheckpointError(
             f"{directory}: tokenizer has {tokenizer.vocab_size} tokens but the model only "

@@ -79,8 +79,15 @@ def save_model_dir(
     write_json(directory / CONFIG_FILE, to_dict(model.config))
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_model(model, str(tmp)))
     atomic_write(directory / TOKENIZER_FILE, lambda tmp: tokenizer.backend.save(str(tmp)))
-    write_json(directory / GENERATION_FILE, to_dict(decode or DecodeConfig()))
+    write_json(directory / GENERATION_FILE, changed_fields(decode or DecodeConfig()))
     return directory
+
+
+def changed_fields(config) -> dict[str, Any]:
+    """The fields that differ from the defaults: what a model directory pins down, so that
+    settings it never chose follow the library's defaults."""
+    default = to_dict(type(config)())
+    return {k: v for k, v in to_dict(config).items() if v != default[k]}
 
 
 def _refuse_pickles(directory: Path) -> None:
@@ -121,12 +128,18 @@ def load_decode_config(directory: Path) -> DecodeConfig:
         raise CheckpointError(f"{path}: {error}") from None
 
 
-def load_weights(model: torch.nn.Module, directory: Path) -> None:
-    """Load ``model.safetensors`` into ``model`` strictly (every tensor, every shape)."""
+def require_weights(directory: Path) -> Path:
+    """The weights file of a model directory; a directory with only pickles is refused."""
     path = directory / WEIGHTS_FILE
     if not path.exists():
         _refuse_pickles(directory)
         raise CheckpointError(f"{path} is missing")
+    return path
+
+
+def load_weights(model: torch.nn.Module, directory: Path) -> None:
+    """Load ``model.safetensors`` into ``model`` strictly (every tensor, every shape)."""
+    path = require_weights(directory)
     try:
         missing, unexpected = load_model(model, str(path), strict=False)
     except (SafetensorError, OSError) as error:

@@ -43,9 +43,10 @@ class ModelConfig:
     max_positions: int = 1024
     position_offset: int = 0  # BART's learned positions start at index 2
     # Token embeddings start with std d_model**-0.5 (so tied output logits start near unit
-    # scale) and are multiplied by sqrt(d_model) on input, so they are not drowned by the
-    # unit-amplitude sinusoidal positions (Vaswani et al. 2017).
-    scale_embedding: bool = True
+    # scale). With sinusoidal positions they are multiplied by sqrt(d_model) on input so
+    # that the unit-amplitude positions do not drown them (Vaswani et al. 2017); with RoPE
+    # or learned positions nothing needs balancing. None picks by position.
+    scale_embedding: bool | None = None
     embedding_layer_norm: bool = False  # layer norm right after the embeddings (BART)
     share_embeddings: bool = True  # encoder and decoder share one token embedding
     tie_output: bool = True  # output projection is the decoder's token embedding
@@ -57,6 +58,13 @@ class ModelConfig:
     eos_id: int = 2
     decoder_start_id: int = 1
     source_bos: bool = False  # sources are framed as [bos] text [eos] (BART) or text [eos]
+
+    @property
+    def scales_embedding(self) -> bool:
+        """``scale_embedding`` as set, or by position when left as None."""
+        if self.scale_embedding is None:
+            return self.position == "sinusoidal"
+        return self.scale_embedding
 
     def __post_init__(self) -> None:
         choices = {
@@ -136,11 +144,16 @@ class DecodeConfig:
     batch_size: int = 32
     beam_size: int = 4
     length_penalty: float = 1.0
-    early_stopping: bool = True
+    early_stopping: bool = False  # True: stop at beam_size finished hypotheses
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
     seed: int = 0
+    draft_len: int = 64  # iad: most source tokens drafted per row and pass
+    draft_tokens_per_pass: int = 64  # iad: draft budget shared by the rows of a batch
+    ngram: int = 1  # iad: generated tokens matched against the source to realign after an edit
+    draft_k: int = 4  # spec: draft tokens per pass to start with (adapted per row)
+    max_draft_k: int = 16  # spec: upper bound for the adapted k
 
 
 @dataclass(frozen=True)
@@ -164,7 +177,8 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "") -> T:
     kwargs = {}
     for key, value in values.items():
         if key not in hints:
-            raise ConfigError(f"unknown key {where}{key!r}; valid keys: {', '.join(sorted(names))}")
+            valid = ", ".join(sorted(names))
+            raise ConfigError(f"unknown key {where + key!r}; valid keys: {valid}")
         kwargs[key] = _coerce(value, hints[key], f"{where}{key}")
     return cls(**kwargs)
 
@@ -186,7 +200,9 @@ def _coerce(value: Any, kind: Any, name: str) -> Any:
             raise ConfigError(f"{name} must have {len(args)} items, got {len(value)}")
         return tuple(_coerce(v, a, name) for v, a in zip(value, args, strict=True))
     if origin in (typing.Union, types.UnionType):
-        return value
+        if value is None and type(None) in typing.get_args(kind):
+            return None
+        return _coerce(value, _non_none(kind), name)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind in (int, float, str, bool) and not (
@@ -194,6 +210,12 @@ def _coerce(value: Any, kind: Any, name: str) -> Any:
     ):
         raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")
     return value
+
+
+def _non_none(kind: Any) -> Any:
+    """The one non-None member of an optional type, e.g. bool for ``bool | None``."""
+    (member,) = [a for a in typing.get_args(kind) if a is not type(None)]
+    return member
 
 
 def parse_override(text: str) -> tuple[list[str], str]:
@@ -206,6 +228,10 @@ def parse_override(text: str) -> tuple[list[str], str]:
 
 def _parse_value(raw: str, kind: Any, name: str) -> Any:
     """Parse an override string by the type of the field it sets."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if raw.lower() in ("none", "null"):
+            return None
+        return _parse_value(raw, _non_none(kind), name)
     if kind is bool:
         lowered = raw.lower()
         if lowered not in ("true", "false", "1", "0", "yes", "no"):
@@ -227,9 +253,14 @@ def _parse_value(raw: str, kind: Any, name: str) -> Any:
         item_kinds = [args[0]] * len(parts) if args[-1] is Ellipsis else list(args)
         if len(item_kinds) != len(parts):
             raise ConfigError(f"{name} must have {len(item_kinds)} comma-separated items")
-        return tuple(
-            _parse_value(p.strip("'\""), k, name) for p, k in zip(parts, item_kinds, strict=True)
-        )
+        return tuple(_parse_value(p, k, name) for p, k in zip(parts, item_kinds, strict=True))
+    return _unquote(raw)
+
+
+def _unquote(raw: str) -> str:
+    """``"text"`` or ``'text'`` -> text, as a shell user would expect from --set."""
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
     return raw
 
 
@@ -265,6 +296,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
             values = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {error.start})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
     config = from_dict(ExperimentConfig, values)

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from seqweave.commands.options import add_decode_arguments, decode_overrides
+from seqweave.commands.options import add_decode_arguments, decode_overrides, load_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,10 +65,9 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import seqweave
     from seqweave.data.readers import read_examples
 
-    model = seqweave.load(args.model, device=args.device)
+    model = load_model(args)
     examples = read_examples(args.data)
     if args.limit:
         examples = examples[: args.limit]

@@ -14,7 +14,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from seqweave.commands.options import add_decode_arguments, decode_overrides
+from seqweave.commands.options import add_decode_arguments, decode_overrides, load_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,10 +41,9 @@ def summarize(outputs) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import seqweave
     from seqweave.data.readers import read_input_file, read_inputs
 
-    model = seqweave.load(args.model, device=args.device)
+    model = load_model(args)
     if args.input:
         examples, kind = read_input_file(args.input)
     else:

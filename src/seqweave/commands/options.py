@@ -16,10 +16,29 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, help="most tokens generated per input")
     parser.add_argument("--beam-size", type=int)
     parser.add_argument("--length-penalty", type=float)
+    parser.add_argument(
+        "--early-stopping",
+        action=argparse.BooleanOptionalAction,
+        help="beam: stop an input once it has beam-size finished hypotheses",
+    )
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--top-k", type=int)
     parser.add_argument("--top-p", type=float)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--draft-model", help="spec: a smaller model with the same tokenizer")
+    parser.add_argument("--draft-k", type=int, help="spec: draft tokens per pass to start with")
+    parser.add_argument("--draft-len", type=int, help="iad: most source tokens drafted per pass")
+    parser.add_argument("--ngram", type=int, help="iad: tokens matched to realign after an edit")
+
+
+def load_model(args: argparse.Namespace):
+    """The model of ``--model``, with the draft model of ``--draft-model`` attached."""
+    import seqweave
+
+    model = seqweave.load(args.model, device=args.device)
+    if args.draft_model:
+        model.attach_draft(seqweave.load(args.draft_model, device=args.device))
+    return model
 
 
 def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -30,9 +49,13 @@ def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_new_tokens",
         "beam_size",
         "length_penalty",
+        "early_stopping",
         "temperature",
         "top_k",
         "top_p",
         "seed",
+        "draft_k",
+        "draft_len",
+        "ngram",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}

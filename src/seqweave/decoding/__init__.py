@@ -12,24 +12,40 @@ from collections.abc import Sequence
 import torch
 
 from seqweave.config import DecodeConfig
+from seqweave.decoding.aggressive import SourceDrafter
 from seqweave.decoding.beam import beam_search
 from seqweave.decoding.common import Generation, RowStats, length_budget, pad_batch
-from seqweave.decoding.loop import Event, collect, draft_verify
+from seqweave.decoding.loop import Event, argmax_choice, collect, draft_verify
 from seqweave.decoding.sampling import sampling_choice
+from seqweave.decoding.speculative import ModelDrafter
 from seqweave.errors import ConfigError
 
-DECODERS = ("greedy", "beam", "sample")
+DECODERS = ("greedy", "beam", "sample", "iad", "spec")
+LOSSLESS = ("iad", "spec")  # return exactly greedy's tokens
 
 
-def check_decoder(name: str) -> None:
+def check_decoder(name: str, draft_model=None) -> None:
     if name not in DECODERS:
         raise ConfigError(f"unknown decoder {name!r}; valid decoders: {', '.join(DECODERS)}")
+    if name == "spec" and draft_model is None:
+        raise ConfigError("decoder 'spec' needs a draft model (--draft-model DIR)")
+
+
+def make_drafter(cfg: DecodeConfig, sources: Sequence[Sequence[int]], draft_model=None):
+    """The drafter of an accelerated decoder, or None for plain decoding."""
+    if cfg.decoder == "iad":
+        return SourceDrafter(sources, cfg.draft_len, cfg.ngram, cfg.draft_tokens_per_pass)
+    if cfg.decoder == "spec":
+        return ModelDrafter(draft_model, sources, cfg.draft_k, cfg.max_draft_k)
+    return None
 
 
 @torch.inference_mode()
-def decode_batch(model, sources: Sequence[Sequence[int]], cfg: DecodeConfig) -> list[Generation]:
+def decode_batch(
+    model, sources: Sequence[Sequence[int]], cfg: DecodeConfig, draft_model=None
+) -> list[Generation]:
     """Decode one batch of token-id sources with ``cfg.decoder``."""
-    check_decoder(cfg.decoder)
+    check_decoder(cfg.decoder, draft_model)
     src, src_lengths = pad_batch(sources, model.config.pad_id, model.device)
     memory = model.encode(src, src_lengths)
     budgets = length_budget(model, src_lengths, cfg.max_new_tokens)
@@ -41,14 +57,16 @@ def decode_batch(model, sources: Sequence[Sequence[int]], cfg: DecodeConfig) -> 
         for output, row_stats in zip(outputs, stats, strict=True):
             output.stats = row_stats
         return outputs
-    choose = None
+    choose = argmax_choice
     if cfg.decoder == "sample":
         choose = sampling_choice(cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed)
-    events = draft_verify(model, memory, budgets, stats, **({"choose": choose} if choose else {}))
-    return collect(events, stats)
+    drafter = make_drafter(cfg, sources, draft_model)
+    return collect(draft_verify(model, memory, budgets, stats, drafter, choose), stats)
 
 
-def decode_many(model, sources: Sequence[Sequence[int]], cfg: DecodeConfig) -> list[Generation]:
+def decode_many(
+    model, sources: Sequence[Sequence[int]], cfg: DecodeConfig, draft_model=None
+) -> list[Generation]:
     """Decode all sources in batches of ``cfg.batch_size``, longest first, in input order."""
     if cfg.batch_size < 1:
         raise ConfigError(f"decode.batch_size must be >= 1, got {cfg.batch_size}")
@@ -56,15 +74,15 @@ def decode_many(model, sources: Sequence[Sequence[int]], cfg: DecodeConfig) -> l
     results: list[Generation | None] = [None] * len(sources)
     for start in range(0, len(order), cfg.batch_size):
         chunk = order[start : start + cfg.batch_size]
-        for i, output in zip(
-            chunk, decode_batch(model, [sources[i] for i in chunk], cfg), strict=True
-        ):
+        batch = [sources[i] for i in chunk]
+        for i, output in zip(chunk, decode_batch(model, batch, cfg, draft_model), strict=True):
             results[i] = output
     return results  # type: ignore[return-value]
 
 
 __all__ = [
     "DECODERS",
+    "LOSSLESS",
     "Event",
     "Generation",
     "RowStats",

@@ -8,10 +8,10 @@ last two only touch the cache, so they live here once.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
+from seqweave.models.layers import TransposedWeight, project
 from seqweave.models.state import DecoderState
 
 
@@ -23,6 +23,7 @@ class Seq2SeqBase(nn.Module):
         self.config = cfg
         self.output_tokens = output_tokens if cfg.tie_output else None
         self.output = None if cfg.tie_output else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self._output_transposed = TransposedWeight()
         if cfg.final_logits_bias:
             self.register_buffer("final_logits_bias", torch.zeros(cfg.vocab_size))
         else:
@@ -31,7 +32,7 @@ class Seq2SeqBase(nn.Module):
     def logits(self, x: Tensor) -> Tensor:
         """(B, T, D) -> (B, T, V)."""
         weight = self.output_tokens.weight if self.output is None else self.output.weight
-        return F.linear(x, weight, self.final_logits_bias)
+        return project(x, weight, self.final_logits_bias, self._output_transposed)
 
     def rollback(self, state: DecoderState, keep: Tensor) -> None:
         """Per row, forget cache entries past ``keep[b]`` decoded tokens."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
@@ -19,7 +20,7 @@ class Embedder(nn.Module):
     def __init__(self, cfg: ModelConfig, tokens: nn.Embedding):
         super().__init__()
         self.tokens = tokens
-        self.scale = embedding_scale(cfg.d_model, cfg.scale_embedding)
+        self.scale = embedding_scale(cfg.d_model, cfg.scales_embedding)
         self.positions = None
         self.rope = None
         if cfg.position == "rope":
@@ -31,17 +32,24 @@ class Embedder(nn.Module):
         self.norm = (
             nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.embedding_layer_norm else None
         )
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout_p = cfg.dropout
 
     def forward(self, tokens: Tensor, position_ids: Tensor) -> Tensor:
-        x = self.tokens(tokens)
+        x = F.embedding(tokens, self.tokens.weight)
         if self.scale != 1.0:
             x = x * self.scale
         if self.positions is not None:
-            x = x + self.positions(position_ids)
+            x = x + self.positions.forward(position_ids)
         if self.norm is not None:
-            x = self.norm(x)
-        return self.dropout(x)
+            n = self.norm
+            x = F.layer_norm(x, n.normalized_shape, n.weight, n.bias, n.eps)
+        if self.training and self.dropout_p > 0:
+            x = F.dropout(x, self.dropout_p, True)
+        return x
+
+    def rotary(self, position_ids: Tensor) -> tuple[Tensor, Tensor] | None:
+        """RoPE angles for position_ids (B, T), computed once per pass for all layers."""
+        return None if self.rope is None else self.rope.angles(position_ids)
 
 
 def token_embedding(cfg: ModelConfig) -> nn.Embedding:

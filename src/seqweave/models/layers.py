@@ -4,6 +4,12 @@ Each attention block has two paths. ``forward`` runs on whole sequences with
 an explicit mask (training, the encoder, and the uncached reference the tests
 compare against). ``forward_cached`` appends K new tokens per row to a
 :class:`~seqweave.models.state.DecoderState` and attends over the row's cache.
+
+Decoding on a CPU at batch 1 is bound by per-operation overhead, not by
+arithmetic (a pass of a small model is a few MFLOP), so the blocks call
+``torch.nn.functional`` directly on their parameters, call each other's methods
+rather than ``Module.__call__``, skip dropout outside training and take RoPE
+angles computed once per step.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqweave.models.positions import RotaryPositions, rotate
+from seqweave.models.positions import rotate
 from seqweave.models.state import StepPlan
 
 ACTIVATIONS = {
@@ -22,43 +28,89 @@ ACTIVATIONS = {
     "silu": F.silu,
 }
 
+Rotary = tuple[Tensor, Tensor] | None  # cos, sin of shape (B, 1, T, Dh), or no RoPE
+
+
+class TransposedWeight:
+    """A (in, out) contiguous copy of a (out, in) weight, for inference.
+
+    Small-batch matmuls on the CPU run ~30% faster as ``x @ W_t`` with a
+    contiguous ``W_t`` than as ``F.linear(x, W)``. The copy is refreshed whenever
+    the weight changes (its version counter moves), so training and loading
+    weights need no bookkeeping.
+    """
+
+    def __init__(self):
+        self.copy: Tensor | None = None
+        self.key: tuple[int, int] | None = None
+
+    def get(self, weight: Tensor) -> Tensor:
+        key = (id(weight), weight._version)
+        if self.key != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self.copy = weight.detach().t().contiguous()
+            self.key = key
+        return self.copy
+
+
+def project(x: Tensor, weight: Tensor, bias: Tensor | None, cache: TransposedWeight) -> Tensor:
+    """x @ weight.T + bias; without autograd, through the transposed copy."""
+    if torch.is_grad_enabled():
+        return F.linear(x, weight, bias)
+    flat = x.reshape(-1, x.shape[-1])
+    wt = cache.get(weight)
+    out = torch.addmm(bias, flat, wt) if bias is not None else flat @ wt
+    return out.view(*x.shape[:-1], wt.shape[1])
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` with the fast inference path of :func:`project`."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__(in_features, out_features, bias)
+        self.transposed = TransposedWeight()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return project(x, self.weight, self.bias, self.transposed)
+
+
+def linear(layer: Linear, x: Tensor) -> Tensor:
+    return layer.forward(x)
+
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a fused q/k/v projection."""
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float, rope: RotaryPositions | None):
+    def __init__(self, d_model: int, num_heads: int, dropout: float):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = d_model // num_heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.qkv = Linear(d_model, 3 * d_model)
+        self.out = Linear(d_model, d_model)
         self.dropout = dropout
-        self.rope = rope
 
-    def _project(self, x: Tensor, position_ids: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        B, T, _ = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).unbind(2)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, Dh)
-        if self.rope is not None:
-            cos, sin = self.rope.angles(position_ids)
-            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+    def _split(self, qkv: Tensor, rotary: Rotary) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, T, 3D) -> q, k, v (B, H, T, Dh), rotated when RoPE is on."""
+        B, T, _ = qkv.shape
+        q, k, v = qkv.view(B, T, 3, self.num_heads, self.head_dim).unbind(2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if rotary is not None:
+            q, k = rotate(q, *rotary), rotate(k, *rotary)
         return q, k, v
 
-    def _merge(self, y: Tensor) -> Tensor:
-        B, H, T, Dh = y.shape
-        return self.out(y.transpose(1, 2).reshape(B, T, H * Dh))
-
-    def forward(self, x: Tensor, mask: Tensor | None, position_ids: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, rotary: Rotary) -> Tensor:
         """x (B, T, D); mask (B, 1, T, T) True = may attend."""
-        q, k, v = self._project(x, position_ids)
+        q, k, v = self._split(linear(self.qkv, x), rotary)
         p = self.dropout if self.training else 0.0
-        return self._merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return linear(self.out, _merge_heads(y))
 
     def forward_cached(
-        self, x: Tensor, keys: Tensor, values: Tensor, plan: StepPlan, position_ids: Tensor
+        self, x: Tensor, keys: Tensor, values: Tensor, plan: StepPlan, rotary: Rotary
     ) -> Tensor:
-        """x (B, K, D) new tokens; keys/values (B, H, capacity, Dh) are written in place."""
-        q, k, v = self._project(x, position_ids)
+        """x: new tokens, (B, K, D) or packed (N, D); keys/values (B, H, capacity, Dh) are
+        written in place."""
+        q, k, v = self._split(plan.dense(linear(self.qkv, x)), rotary)
         if plan.uniform_start is not None:
             end = plan.uniform_start + k.shape[2]
             keys[:, :, plan.uniform_start : end] = k
@@ -68,7 +120,7 @@ class SelfAttention(nn.Module):
             values[plan.batch_index, :, plan.slots] = v.transpose(1, 2)
         used_k, used_v = keys[:, :, : plan.used], values[:, :, : plan.used]
         y = F.scaled_dot_product_attention(q, used_k, used_v, attn_mask=plan.mask)
-        return self._merge(y)
+        return linear(self.out, plan.flat(_merge_heads(y)))
 
 
 class CrossAttention(nn.Module):
@@ -78,101 +130,118 @@ class CrossAttention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = d_model // num_heads
-        self.q = nn.Linear(d_model, d_model)
-        self.kv = nn.Linear(d_model, 2 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.q = Linear(d_model, d_model)
+        self.kv = Linear(d_model, 2 * d_model)
+        self.out = Linear(d_model, d_model)
         self.dropout = dropout
 
     def project_memory(self, memory: Tensor) -> tuple[Tensor, Tensor]:
         """memory (B, S, D) -> keys, values (B, H, S, Dh); done once per source."""
         B, S, _ = memory.shape
-        k, v = self.kv(memory).view(B, S, 2, self.num_heads, self.head_dim).unbind(2)
+        k, v = linear(self.kv, memory).view(B, S, 2, self.num_heads, self.head_dim).unbind(2)
         return k.transpose(1, 2), v.transpose(1, 2)
 
-    def forward(self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None) -> Tensor:
-        """x (B, T, D); mask (B, 1, 1, S) True at real source tokens."""
-        B, T, D = x.shape
-        q = self.q(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+    def forward(
+        self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, plan=None
+    ) -> Tensor:
+        """x (B, T, D), or packed (N, D) with the step's ``plan``; mask (B, 1, 1, S) True at
+        real source tokens."""
+        q = linear(self.q, x)
+        if plan is not None:
+            q = plan.dense(q)
+        B, T, _ = q.shape
+        q = q.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=p)
-        return self.out(y.transpose(1, 2).reshape(B, T, D))
+        y = _merge_heads(
+            F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=p)
+        )
+        return linear(self.out, y if plan is None else plan.flat(y))
 
 
 class FeedForward(nn.Module):
     def __init__(self, d_model: int, ffn_dim: int, activation: str, dropout: float):
         super().__init__()
-        self.fc1 = nn.Linear(d_model, ffn_dim)
-        self.fc2 = nn.Linear(ffn_dim, d_model)
+        self.fc1 = Linear(d_model, ffn_dim)
+        self.fc2 = Linear(ffn_dim, d_model)
         self.activation = ACTIVATIONS[activation]
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.dropout(self.activation(self.fc1(x))))
+        h = self.activation(linear(self.fc1, x))
+        if self.training and self.dropout > 0:
+            h = F.dropout(h, self.dropout, True)
+        return linear(self.fc2, h)
 
 
 class Residual(nn.Module):
-    """A sublayer with its layer norm and residual, pre-LN or post-LN."""
+    """A sublayer's layer norm and residual connection, pre-LN or post-LN."""
 
     def __init__(self, d_model: int, pre_norm: bool, dropout: float, eps: float):
         super().__init__()
         self.norm = nn.LayerNorm(d_model, eps=eps)
         self.pre_norm = pre_norm
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
+
+    def _norm(self, x: Tensor) -> Tensor:
+        norm = self.norm
+        return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
     def input(self, x: Tensor) -> Tensor:
-        return self.norm(x) if self.pre_norm else x
+        return self._norm(x) if self.pre_norm else x
 
     def output(self, x: Tensor, y: Tensor) -> Tensor:
-        x = x + self.dropout(y)
-        return x if self.pre_norm else self.norm(x)
+        if self.training and self.dropout > 0:
+            y = F.dropout(y, self.dropout, True)
+        return x + y if self.pre_norm else self._norm(x + y)
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, cfg, rope: RotaryPositions | None):
+    def __init__(self, cfg):
         super().__init__()
         pre = cfg.norm == "pre"
-        self.attn = SelfAttention(cfg.d_model, cfg.num_heads, cfg.attention_dropout, rope)
+        self.attn = SelfAttention(cfg.d_model, cfg.num_heads, cfg.attention_dropout)
         self.attn_res = Residual(cfg.d_model, pre, cfg.dropout, cfg.layer_norm_eps)
         self.ffn = FeedForward(cfg.d_model, cfg.ffn_dim, cfg.activation, cfg.activation_dropout)
         self.ffn_res = Residual(cfg.d_model, pre, cfg.dropout, cfg.layer_norm_eps)
 
-    def forward(self, x: Tensor, mask: Tensor | None, position_ids: Tensor | None) -> Tensor:
-        x = self.attn_res.output(x, self.attn(self.attn_res.input(x), mask, position_ids))
-        return self.ffn_res.output(x, self.ffn(self.ffn_res.input(x)))
+    def forward(self, x: Tensor, mask: Tensor | None, rotary: Rotary) -> Tensor:
+        x = self.attn_res.output(x, self.attn.forward(self.attn_res.input(x), mask, rotary))
+        return self.ffn_res.output(x, self.ffn.forward(self.ffn_res.input(x)))
 
 
 class DecoderLayer(nn.Module):
     """Self-attention, optional cross-attention (encoder-decoder only), feed-forward."""
 
-    def __init__(self, cfg, rope: RotaryPositions | None, cross: bool):
+    def __init__(self, cfg, cross: bool):
         super().__init__()
-        pre = cfg.norm == "pre"
-        self.attn = SelfAttention(cfg.d_model, cfg.num_heads, cfg.attention_dropout, rope)
-        self.attn_res = Residual(cfg.d_model, pre, cfg.dropout, cfg.layer_norm_eps)
-        self.cross = (
-            CrossAttention(cfg.d_model, cfg.num_heads, cfg.attention_dropout) if cross else None
-        )
-        self.cross_res = (
-            Residual(cfg.d_model, pre, cfg.dropout, cfg.layer_norm_eps) if cross else None
-        )
-        self.ffn = FeedForward(cfg.d_model, cfg.ffn_dim, cfg.activation, cfg.activation_dropout)
-        self.ffn_res = Residual(cfg.d_model, pre, cfg.dropout, cfg.layer_norm_eps)
+        pre, d, eps = cfg.norm == "pre", cfg.d_model, cfg.layer_norm_eps
+        self.attn = SelfAttention(d, cfg.num_heads, cfg.attention_dropout)
+        self.attn_res = Residual(d, pre, cfg.dropout, eps)
+        self.cross = CrossAttention(d, cfg.num_heads, cfg.attention_dropout) if cross else None
+        self.cross_res = Residual(d, pre, cfg.dropout, eps) if cross else None
+        self.ffn = FeedForward(d, cfg.ffn_dim, cfg.activation, cfg.activation_dropout)
+        self.ffn_res = Residual(d, pre, cfg.dropout, eps)
 
-    def _rest(self, x: Tensor, cross_kv: tuple[Tensor, Tensor] | None, cross_mask) -> Tensor:
+    def _rest(self, x: Tensor, cross_kv, cross_mask, plan=None) -> Tensor:
         if self.cross is not None:
-            keys, values = cross_kv
-            y = self.cross(self.cross_res.input(x), keys, values, cross_mask)
+            y = self.cross.forward(self.cross_res.input(x), *cross_kv, cross_mask, plan)
             x = self.cross_res.output(x, y)
-        return self.ffn_res.output(x, self.ffn(self.ffn_res.input(x)))
+        return self.ffn_res.output(x, self.ffn.forward(self.ffn_res.input(x)))
 
-    def forward(self, x, mask, position_ids, cross_kv=None, cross_mask=None) -> Tensor:
-        x = self.attn_res.output(x, self.attn(self.attn_res.input(x), mask, position_ids))
+    def forward(self, x, mask, rotary: Rotary, cross_kv=None, cross_mask=None) -> Tensor:
+        x = self.attn_res.output(x, self.attn.forward(self.attn_res.input(x), mask, rotary))
         return self._rest(x, cross_kv, cross_mask)
 
-    def forward_cached(self, x, keys, values, plan, position_ids, cross_kv=None, cross_mask=None):
-        y = self.attn.forward_cached(self.attn_res.input(x), keys, values, plan, position_ids)
+    def forward_cached(self, x, keys, values, plan, rotary: Rotary, cross_kv=None, cross_mask=None):
+        y = self.attn.forward_cached(self.attn_res.input(x), keys, values, plan, rotary)
         x = self.attn_res.output(x, y)
-        return self._rest(x, cross_kv, cross_mask)
+        return self._rest(x, cross_kv, cross_mask, plan)
+
+
+def _merge_heads(y: Tensor) -> Tensor:
+    """(B, H, T, Dh) -> (B, T, H * Dh)."""
+    B, H, T, Dh = y.shape
+    return y.transpose(1, 2).reshape(B, T, H * Dh)
 
 
 def padding_mask(lengths: Tensor, size: int) -> Tensor:

@@ -27,7 +27,7 @@ class PrefixLM(Seq2SeqBase):
         super().__init__(cfg, tokens)
         self.embed = Embedder(cfg, tokens)
         self.layers = nn.ModuleList(
-            DecoderLayer(cfg, self.embed.rope, cross=False) for _ in range(cfg.decoder_layers)
+            DecoderLayer(cfg, cross=False) for _ in range(cfg.decoder_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.norm == "pre" else None
 
@@ -56,9 +56,10 @@ class PrefixLM(Seq2SeqBase):
         )
         keys = self._empty_cache(B, S, self.embed.tokens.weight)
         values = self._empty_cache(B, S, self.embed.tokens.weight)
-        x = self.embed(src, positions)
+        x = self.embed.forward(src, positions)
+        rotary = self.embed.rotary(positions)
         for i, layer in enumerate(self.layers):
-            x = layer.forward_cached(x, keys[i], values[i], plan, positions)
+            x = layer.forward_cached(x, keys[i], values[i], plan, rotary)
         return Memory(lengths=src_lengths, keys=keys, values=values)
 
     def start(self, memory: Memory, capacity: int = 64) -> DecoderState:
@@ -77,15 +78,17 @@ class PrefixLM(Seq2SeqBase):
         )
 
     def step(self, state: DecoderState, tokens: Tensor, n_new: Tensor | None = None) -> Tensor:
-        """Append tokens (B, K) after each row's prefix and target so far; logits (B, K, V)."""
+        """Append tokens (B, K) after each row's prefix and target so far; logits (B, K, V),
+        unspecified past ``n_new[b]`` as in the encoder-decoder."""
         K = tokens.shape[1]
-        plan = plan_step(state, K)
+        plan = plan_step(state, K, n_new)
         positions = new_token_positions(state.base + state.lengths, K)
-        x = self.embed(tokens, positions)
+        x = plan.flat(self.embed.forward(tokens, positions))
+        rotary = self.embed.rotary(positions)
         for i, layer in enumerate(self.layers):
-            x = layer.forward_cached(x, state.keys[i], state.values[i], plan, positions)
+            x = layer.forward_cached(x, state.keys[i], state.values[i], plan, rotary)
         state.lengths = state.lengths + (K if n_new is None else n_new)
-        return self._out(x)
+        return plan.unpack(self._out(x))
 
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher-forced logits (B, T, V) of the target, no cache.
@@ -99,10 +102,11 @@ class PrefixLM(Seq2SeqBase):
         src_positions = torch.arange(S, device=device).expand(B, S)
         tgt_positions = new_token_positions(src_lengths, T)
         positions = torch.cat([src_positions, tgt_positions], dim=1)  # (B, S + T)
-        x = self.embed(torch.cat([src, tgt_in], dim=1), positions)
+        x = self.embed.forward(torch.cat([src, tgt_in], dim=1), positions)
+        rotary = self.embed.rotary(positions)
         mask = self._full_mask(src_lengths, S, T)
         for layer in self.layers:
-            x = layer(x, mask, positions)
+            x = layer.forward(x, mask, rotary)
         return self._out(x[:, S:])
 
     def _full_mask(self, src_lengths: Tensor, S: int, T: int) -> Tensor:

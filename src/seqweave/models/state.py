@@ -114,6 +114,11 @@ class StepPlan:
     ``slots`` (B, K) are the cache slots of the new tokens, ``used`` the number
     of cache slots the attention reads, ``mask`` (B, 1, K, used) is True where a
     query may attend (None when nothing needs masking).
+
+    When rows bring different numbers of real tokens (a draft of 12 beside a
+    draft of 0), ``packed`` lists the real positions of the flattened (B * K)
+    block: the position-wise work (projections, feed-forward, output layer) runs
+    on those alone, and only attention sees the padded (B, K) layout.
     """
 
     slots: Tensor
@@ -121,10 +126,39 @@ class StepPlan:
     mask: Tensor | None
     batch_index: Tensor  # (B, 1) row numbers, for indexed cache writes
     uniform_start: int | None  # first slot when every row writes at the same slots
+    packed: Tensor | None = None  # (N,) real positions in the flattened block
+
+    def flat(self, x: Tensor) -> Tensor:
+        """(B, K, ...) -> (N, ...) real positions only (identity when not packed)."""
+        if self.packed is None:
+            return x
+        return x.reshape(-1, *x.shape[2:]).index_select(0, self.packed)
+
+    def dense(self, x: Tensor) -> Tensor:
+        """(N, ...) -> (B, K, ...), zeros at padding (identity when not packed)."""
+        if self.packed is None:
+            return x
+        B, K = self.slots.shape
+        out = x.new_zeros(B * K, *x.shape[1:])
+        out.index_copy_(0, self.packed, x)
+        return out.view(B, K, *x.shape[1:])
+
+    def unpack(self, x: Tensor) -> Tensor:
+        """(N, ...) -> (B, K, ...) without clearing padding: its values are unspecified."""
+        if self.packed is None:
+            return x
+        B, K = self.slots.shape
+        out = x.new_empty(B * K, *x.shape[1:])
+        out.index_copy_(0, self.packed, x)
+        return out.view(B, K, *x.shape[1:])
 
 
-def plan_step(state: DecoderState, num_new: int) -> StepPlan:
-    """Plan the cache writes and the attention mask for K = ``num_new`` new tokens per row."""
+PACK_BELOW = 0.75  # pack a step when real tokens fill less than this share of the block
+
+
+def plan_step(state: DecoderState, num_new: int, n_new: Tensor | None = None) -> StepPlan:
+    """Plan the cache writes and the attention mask for K = ``num_new`` new tokens per row,
+    of which the first ``n_new[b]`` are real."""
     B = state.batch_size
     device = state.lengths.device
     start = state.base + state.lengths  # (B,)
@@ -141,4 +175,8 @@ def plan_step(state: DecoderState, num_new: int) -> StepPlan:
         mask = key_slots[None, None, :] <= slots[:, :, None]  # (B, K, used)
         mask = mask[:, None]
     batch_index = torch.arange(B, device=device)[:, None]
-    return StepPlan(slots, used, mask, batch_index, first if uniform else None)
+    packed = None
+    if n_new is not None and num_new > 1 and int(n_new.sum()) < PACK_BELOW * B * num_new:
+        real = offsets[None, :] < n_new[:, None]  # (B, K)
+        packed = real.reshape(-1).nonzero().squeeze(1)
+    return StepPlan(slots, used, mask, batch_index, first if uniform else None, packed)

@@ -24,12 +24,9 @@ class EncoderDecoder(Seq2SeqBase):
         super().__init__(cfg, decoder_tokens)
         self.encoder_embed = Embedder(cfg, encoder_tokens)
         self.decoder_embed = Embedder(cfg, decoder_tokens)
-        self.encoder_layers = nn.ModuleList(
-            EncoderLayer(cfg, self.encoder_embed.rope) for _ in range(cfg.encoder_layers)
-        )
+        self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
         self.decoder_layers = nn.ModuleList(
-            DecoderLayer(cfg, self.decoder_embed.rope, cross=True)
-            for _ in range(cfg.decoder_layers)
+            DecoderLayer(cfg, cross=True) for _ in range(cfg.decoder_layers)
         )
         pre = cfg.norm == "pre"
         eps = cfg.layer_norm_eps
@@ -44,9 +41,10 @@ class EncoderDecoder(Seq2SeqBase):
         positions = torch.arange(S, device=src.device).expand(B, S)
         real = padding_mask(src_lengths, S)  # (B, S)
         mask = None if bool(real.all()) else real[:, None, None, :]
-        x = self.encoder_embed(src, positions)
+        x = self.encoder_embed.forward(src, positions)
+        rotary = self.encoder_embed.rotary(positions)
         for layer in self.encoder_layers:
-            x = layer(x, mask, positions)
+            x = layer.forward(x, mask, rotary)
         if self.encoder_norm is not None:
             x = self.encoder_norm(x)
         return Memory(lengths=src_lengths, states=x, mask=real)
@@ -82,18 +80,20 @@ class EncoderDecoder(Seq2SeqBase):
 
         Only the first ``n_new[b]`` tokens of row b count: the row's length grows
         by that much, and the rest are stale slots that later steps overwrite.
+        Logits at those padding positions are unspecified.
         """
         K = tokens.shape[1]
-        plan = plan_step(state, K)
+        plan = plan_step(state, K, n_new)
         positions = new_token_positions(state.lengths, K)  # (B, K)
-        x = self.decoder_embed(tokens, positions)
+        x = plan.flat(self.decoder_embed.forward(tokens, positions))
+        rotary = self.decoder_embed.rotary(positions)
         for i, layer in enumerate(self.decoder_layers):
             cross_kv = (state.cross_keys[i], state.cross_values[i])
             x = layer.forward_cached(
-                x, state.keys[i], state.values[i], plan, positions, cross_kv, state.cross_mask
+                x, state.keys[i], state.values[i], plan, rotary, cross_kv, state.cross_mask
             )
         state.lengths = state.lengths + (K if n_new is None else n_new)
-        return self._decoder_out(x)
+        return plan.unpack(self._decoder_out(x))
 
     # -- training --------------------------------------------------------------------------
 
@@ -104,8 +104,9 @@ class EncoderDecoder(Seq2SeqBase):
         positions = torch.arange(T, device=tgt_in.device).expand(B, T)
         mask = causal_mask(T, tgt_in.device)
         cross_mask = self._cross_mask(memory)
-        x = self.decoder_embed(tgt_in, positions)
+        x = self.decoder_embed.forward(tgt_in, positions)
+        rotary = self.decoder_embed.rotary(positions)
         for layer in self.decoder_layers:
             cross_kv = layer.cross.project_memory(memory.states)
-            x = layer(x, mask, positions, cross_kv, cross_mask)
+            x = layer.forward(x, mask, rotary, cross_kv, cross_mask)
         return self._decoder_out(x)

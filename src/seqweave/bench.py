@@ -1,0 +1,252 @@
+"""Decoding benchmark: Hugging Face and seqweave decoders on the same weights, in one process.
+
+Every system decodes the same texts at every batch size; the runs are
+interleaved (repeat r runs every system once before repeat r + 1 starts) so a
+noisy machine slows them alike, and the median over repeats is reported. Each
+system's tokens are compared with Hugging Face greedy at batch 1, the
+reference; where they differ, the top-2 logit gap at the first difference says
+whether floating-point noise could explain it (a near-tie) or not.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+NEAR_TIE = 1e-4
+
+
+@dataclass
+class Run:
+    """What one system produced on all texts at one batch size."""
+
+    tokens: list[list[int]]
+    passes: list[int]  # decoder passes each row took part in
+    drafted: int = 0
+    accepted: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class System:
+    name: str
+    run: Callable[[Sequence[str], int], Run]
+    batch_sizes: tuple[int, ...] | None = None  # None: any
+
+
+@dataclass
+class Row:
+    system: str
+    batch_size: int
+    seconds: list[float] = field(default_factory=list)
+    result: Run | None = None
+
+
+def _batches(texts: Sequence[str], size: int) -> list[list[str]]:
+    return [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+
+
+# -- Hugging Face ----------------------------------------------------------------------------
+
+
+def hf_systems(hf_model, hf_tokenizer, max_new_tokens: int, lookup: int = 10) -> list[System]:
+    """HF greedy (any batch size) and HF prompt lookup (batch 1 only)."""
+    calls = {"n": 0}
+
+    def count(*_):
+        calls["n"] += 1
+
+    hf_model.get_decoder().register_forward_hook(count)
+    start = hf_model.config.decoder_start_token_id
+    eos = hf_model.config.eos_token_id
+
+    def generate(extra: dict) -> Callable[[Sequence[str], int], Run]:
+        def run(texts: Sequence[str], batch_size: int) -> Run:
+            tokens, passes = [], []
+            for batch in _batches(texts, batch_size):
+                inputs = hf_tokenizer(batch, return_tensors="pt", padding=True)
+                calls["n"] = 0
+                with torch.inference_mode():
+                    out = hf_model.generate(
+                        **inputs,
+                        do_sample=False,
+                        num_beams=1,
+                        max_new_tokens=max_new_tokens,
+                        **extra,
+                    )
+                for row in out.tolist():
+                    tokens.append(_strip(row, start, eos))
+                    passes.append(calls["n"])
+            return Run(tokens, passes)
+
+        return run
+
+    return [
+        System("hf_greedy", generate({})),
+        System("hf_prompt_lookup", generate({"prompt_lookup_num_tokens": lookup}), (1,)),
+    ]
+
+
+def _strip(row: list[int], start: int, eos: int) -> list[int]:
+    """HF output ids -> generated tokens before the end token."""
+    if row and row[0] == start:
+        row = row[1:]
+    return row[: row.index(eos)] if eos in row else row
+
+
+# -- seqweave --------------------------------------------------------------------------------
+
+
+def seqweave_systems(model, max_new_tokens: int, draft=None, **decode) -> list[System]:
+    """seqweave greedy, IAD and (with a draft model) speculative decoding."""
+    from seqweave.decoding import decode_many
+
+    def make(decoder: str) -> Callable[[Sequence[str], int], Run]:
+        def run(texts: Sequence[str], batch_size: int) -> Run:
+            cfg = model.decode_settings(
+                decoder=decoder, batch_size=batch_size, max_new_tokens=max_new_tokens, **decode
+            )
+            outputs = decode_many(model.network, model.encode_sources(texts), cfg, draft)
+            return Run(
+                [o.tokens for o in outputs],
+                [o.stats.passes for o in outputs],
+                sum(o.stats.drafted for o in outputs),
+                sum(o.stats.accepted for o in outputs),
+            )
+
+        return run
+
+    systems = [System("seqweave_greedy", make("greedy")), System("seqweave_iad", make("iad"))]
+    if draft is not None:
+        systems.append(System("seqweave_spec", make("spec")))
+    return systems
+
+
+# -- running and reporting -------------------------------------------------------------------
+
+
+def run_benchmark(
+    systems: Sequence[System], texts: Sequence[str], batch_sizes: Sequence[int], repeats: int
+) -> list[Row]:
+    """Run every (system, batch size) ``repeats`` times, interleaved; one warm-up run first."""
+    rows = [
+        Row(s.name, b)
+        for b in batch_sizes
+        for s in systems
+        if not s.batch_sizes or b in s.batch_sizes
+    ]
+    by_name = {s.name: s for s in systems}
+    warm = texts[: max(batch_sizes)]
+    for row in rows:
+        by_name[row.system].run(warm, row.batch_size)
+    for _ in range(repeats):
+        for row in rows:
+            started = time.perf_counter()
+            result = by_name[row.system].run(texts, row.batch_size)
+            result.seconds = time.perf_counter() - started
+            row.seconds.append(result.seconds)
+            row.result = result
+    return rows
+
+
+def summarize(rows: Sequence[Row], reference: list[list[int]], gap: Callable | None) -> list[dict]:
+    """One record per row: speed, passes, acceptance and identity with the reference."""
+    base = {r.batch_size: statistics.median(r.seconds) for r in rows if r.system == "hf_greedy"}
+    records = []
+    for row in rows:
+        run = row.result
+        seconds = statistics.median(row.seconds)
+        n = len(run.tokens)
+        differ = [i for i in range(n) if run.tokens[i] != reference[i]]
+        near_ties = sum(1 for i in differ if gap is not None and gap(i, run.tokens[i]) < NEAR_TIE)
+        records.append(
+            {
+                "system": row.system,
+                "batch_size": row.batch_size,
+                "sentences_per_second": n / seconds,
+                "tokens_per_second": sum(len(t) for t in run.tokens) / seconds,
+                "seconds_median": seconds,
+                "seconds": row.seconds,
+                "passes_per_sentence": sum(run.passes) / n,
+                "accepted_per_pass": (sum(len(t) + 1 for t in run.tokens))
+                / max(sum(run.passes), 1),
+                "draft_acceptance": run.accepted / run.drafted if run.drafted else None,
+                "identity": 1 - len(differ) / n,
+                "differences": len(differ),
+                "near_ties": near_ties,
+                "speedup_vs_hf_greedy": base[row.batch_size] / seconds
+                if row.batch_size in base
+                else None,
+            }
+        )
+    return records
+
+
+def first_difference_gap(model, sources: list[list[int]], reference: list[list[int]]):
+    """gap(i, tokens): the top-2 logit gap of the reference prefix at the first position
+    where ``tokens`` leaves ``reference[i]``, from an uncached forward pass."""
+
+    def gap(i: int, tokens: list[int]) -> float:
+        ref = reference[i]
+        k = next(
+            (j for j, (a, b) in enumerate(zip(ref, tokens, strict=False)) if a != b),
+            min(len(ref), len(tokens)),
+        )
+        src = torch.tensor([sources[i]], device=model.device)
+        tgt = torch.tensor([[model.config.decoder_start_id, *ref[:k]]], device=model.device)
+        with torch.inference_mode():
+            logits = model(src, torch.tensor([len(sources[i])], device=model.device), tgt)[0, -1]
+        top = logits.float().topk(2).values
+        return float(top[0] - top[1])
+
+    return gap
+
+
+def format_table(records: Sequence[dict]) -> str:
+    names = ("system", "batch", "sent/s", "tok/s", "passes", "tok/pass", "identity", "vs HF")
+    widths = (18, 5, 8, 8, 7, 8, 8, 6)
+    header = " ".join(
+        f"{n:<{w}}" if i == 0 else f"{n:>{w}}"
+        for i, (n, w) in enumerate(zip(names, widths, strict=True))
+    )
+    lines = [header, "-" * len(header)]
+    for r in records:
+        speedup = f"{r['speedup_vs_hf_greedy']:.2f}x" if r["speedup_vs_hf_greedy"] else "-"
+        lines.append(
+            f"{r['system']:<18} {r['batch_size']:>5} {r['sentences_per_second']:>8.1f} "
+            f"{r['tokens_per_second']:>8.0f} {r['passes_per_sentence']:>7.2f} "
+            f"{r['accepted_per_pass']:>8.2f} {r['identity']:>8.1%} {speedup:>6}"
+        )
+    return "\n".join(lines)
+
+
+def plot(records: Sequence[dict], path) -> None:
+    """Speed-up over HF greedy against batch size, and tokens per decoder pass."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in dict.fromkeys(r["system"] for r in records):
+        mine = [r for r in records if r["system"] == name]
+        sizes = [r["batch_size"] for r in mine]
+        left.plot(sizes, [r["speedup_vs_hf_greedy"] or 0 for r in mine], "o-", label=name)
+        right.plot(sizes, [r["accepted_per_pass"] for r in mine], "o-", label=name)
+    for axes, title in (
+        (left, "speed-up over HF greedy (same batch size)"),
+        (right, "tokens per decoder pass"),
+    ):
+        axes.set_xscale("log", base=2)
+        axes.set_xlabel("batch size")
+        axes.set_title(title)
+        axes.grid(alpha=0.3)
+    left.axhline(1.0, color="gray", linewidth=0.8)
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

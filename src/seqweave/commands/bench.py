@@ -1,0 +1,86 @@
+"""seqweave bench --hf-model DIR --data FILE [...]: HF vs seqweave decoders, same weights.
+
+Converts the Hugging Face checkpoint with ``import-hf`` (in a temporary
+directory), then runs, interleaved in one process: HF greedy, HF prompt lookup
+(batch 1), seqweave greedy, IAD and (with ``--draft-model``) speculative
+decoding, at each batch size. Prints a table, writes JSON and a PNG plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--hf-model", help="Hugging Face BART/Marian directory (needs transformers)"
+    )
+    source.add_argument("--model", help="a seqweave model directory (seqweave decoders only)")
+    parser.add_argument(
+        "--data", required=True, help="JSONL/TSV/text file; its sources are decoded"
+    )
+    parser.add_argument("--limit", type=int, default=200, help="sentences to decode")
+    parser.add_argument("--batch-sizes", default="1,8,32")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--draft-model", help="seqweave draft model for speculative decoding")
+    parser.add_argument("--draft-len", type=int, help="IAD: most source tokens drafted per pass")
+    parser.add_argument("--ngram", type=int, help="IAD: tokens matched to realign after an edit")
+    parser.add_argument("--output", default="bench.json", help="JSON result file")
+    parser.add_argument("--plot", help="PNG plot file (default: next to --output)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    import seqweave
+    from seqweave import bench
+    from seqweave.data.readers import read_examples
+
+    texts = [e.source for e in read_examples(args.data, require_target=False)][: args.limit]
+    sizes = [int(s) for s in args.batch_sizes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        systems = []
+        if args.hf_model:
+            from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+            from seqweave.models.hf_import import import_hf
+
+            model = seqweave.load(import_hf(args.hf_model, Path(tmp) / "model"))
+            hf_model = AutoModelForSeq2SeqLM.from_pretrained(args.hf_model).eval()
+            hf_tokenizer = AutoTokenizer.from_pretrained(args.hf_model)
+            systems += bench.hf_systems(hf_model, hf_tokenizer, args.max_new_tokens)
+        else:
+            model = seqweave.load(args.model)
+        draft = seqweave.load(args.draft_model).network if args.draft_model else None
+        options = {k: getattr(args, k) for k in ("draft_len", "ngram") if getattr(args, k)}
+        systems += bench.seqweave_systems(model, args.max_new_tokens, draft, **options)
+        rows = bench.run_benchmark(systems, texts, sizes, args.repeats)
+    reference_row = next(r for r in rows if r.batch_size == sizes[0])
+    reference = reference_row.result.tokens
+    gap = bench.first_difference_gap(model.network, model.encode_sources(texts), reference)
+    records = bench.summarize(rows, reference, gap)
+    print(bench.format_table(records))
+    result = {
+        "model": args.hf_model or args.model,
+        "data": args.data,
+        "sentences": len(texts),
+        "reference": f"{reference_row.system} at batch {reference_row.batch_size}",
+        "repeats": args.repeats,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}",
+        "records": records,
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    plot_path = Path(args.plot) if args.plot else output.with_suffix(".png")
+    bench.plot(records, plot_path)
+    print(f"wrote {output} and {plot_path}", file=sys.stderr)
+    return 0
