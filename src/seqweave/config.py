@@ -58,6 +58,7 @@ class ModelConfig:
     eos_id: int = 2
     decoder_start_id: int = 1
     source_bos: bool = False  # sources are framed as [bos] text [eos] (BART) or text [eos]
+    target_bos: bool = False  # targets are [bos] text [eos] and decoding starts from eos (BART)
 
     @property
     def scales_embedding(self) -> bool:
@@ -86,6 +87,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TokenizerConfig:
+    path: str = ""  # an existing tokenizer.json (or a model directory holding one): reuse it
     kind: str = "bpe"  # bpe | protein | dna | numbers | alphabet
     vocab_size: int = 8000
     min_frequency: int = 2

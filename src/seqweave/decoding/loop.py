@@ -89,13 +89,11 @@ def draft_verify(
     last = torch.full((len(rows),), cfg.decoder_start_id, dtype=torch.long, device=device)
     while rows:
         room = [budgets[b] - len(generated[b]) - 1 for b in rows]
-        drafts = drafter.propose(rows, [generated[b] for b in rows], room) if drafter else None
-        if drafts and any(drafts):
-            accepted, next_tokens = _verify(model, state, last, drafts)
+        if drafter is not None:
+            drafts = drafter.propose(rows, [generated[b] for b in rows], room)
         else:
-            logits = model.step(state, last[:, None])  # (B, 1, V)
-            next_tokens = choose(logits[:, 0])
-            drafts, accepted = [[] for _ in rows], [0] * len(rows)
+            drafts = [[] for _ in rows]
+        accepted, next_tokens = advance(model, state, last, drafts, choose)
         next_list = next_tokens.tolist()
         if drafter is not None:
             drafter.observe(accepted, next_list)
@@ -118,17 +116,29 @@ def draft_verify(
             last = next_tokens
 
 
-def _verify(model, state, last: Tensor, drafts: list[list[int]]) -> tuple[list[int], Tensor]:
-    """Feed [last, draft] per row in one pass; return accepted draft counts and next tokens."""
+def advance(
+    model, state, last: Tensor, drafts: list[list[int]], choose: Chooser = argmax_choice
+) -> tuple[list[int], Tensor]:
+    """One decoder pass for every row: feed its last token and its draft, accept the
+    longest draft prefix that agrees with the model's argmax, roll back the rest.
+
+    Returns the accepted draft count per row and each row's next token (B,): the
+    model's argmax after the accepted prefix, or for rows without a draft the
+    choice of ``choose`` (sampling rows must not draft). Used by the decode loop
+    and by the server's continuous batching alike.
+    """
     B = len(drafts)
-    draft_lens = torch.tensor([len(d) for d in drafts], dtype=torch.long)
-    K = int(draft_lens.max())
+    K = max((len(d) for d in drafts), default=0)
+    if K == 0:
+        logits = model.step(state, last[:, None])  # (B, 1, V)
+        return [0] * B, choose(logits[:, 0])
+    device = last.device
     padded = torch.zeros(B, K, dtype=torch.long)
     for i, d in enumerate(drafts):
         if d:
             padded[i, : len(d)] = torch.as_tensor(d, dtype=torch.long)
-    device = last.device
-    padded, draft_lens = padded.to(device), draft_lens.to(device)
+    draft_lens = torch.tensor([len(d) for d in drafts], dtype=torch.long, device=device)
+    padded = padded.to(device)
     tokens = torch.cat([last[:, None], padded], dim=1)  # (B, 1 + K)
     logits = model.step(state, tokens, draft_lens + 1)  # (B, 1 + K, V)
     predicted = logits.argmax(dim=-1)  # (B, 1 + K)
@@ -137,6 +147,8 @@ def _verify(model, state, last: Tensor, drafts: list[list[int]]) -> tuple[list[i
     accepted = agree.long().cumprod(dim=1).sum(dim=1)  # (B,) longest agreeing prefix
     model.rollback(state, state.lengths - (draft_lens - accepted))
     next_tokens = predicted.gather(1, accepted[:, None])[:, 0]
+    if choose is not argmax_choice:  # rows without a draft take the chooser's token
+        next_tokens = torch.where(draft_lens == 0, choose(logits[:, 0]), next_tokens)
     return accepted.tolist(), next_tokens
 
 

@@ -21,7 +21,7 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
-        ordered, order = torch.sort(logits, dim=-1, descending=True)
+        ordered, order = torch.sort(logits, dim=-1, descending=True, stable=True)
         cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
         outside = cumulative - ordered.softmax(dim=-1) >= top_p  # mass before this token
         outside[:, 0] = False

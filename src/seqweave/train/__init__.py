@@ -35,17 +35,23 @@ def resolve_model_config(cfg: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:
         pad_id=tokenizer.pad_id,
         bos_id=tokenizer.bos_id,
         eos_id=tokenizer.eos_id,
-        decoder_start_id=tokenizer.bos_id,
+        decoder_start_id=tokenizer.eos_id if cfg.target_bos else tokenizer.bos_id,
     )
 
 
 def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed) -> Tokenizer:
-    """Build the tokenizer once on rank 0 and share it through the output directory."""
+    """Build (or load, with ``tokenizer.path``) the tokenizer once on rank 0 and share it
+    through the output directory."""
     path = out_dir / TOKENIZER_DIR
+    t = cfg.tokenizer
     if dist.is_main:
-        texts = [text for e in examples for text in (e.source, e.target or "")]
-        t = cfg.tokenizer
-        tokenizer = build_tokenizer(t.kind, texts, t.vocab_size, t.task_tokens, t.alphabet or None)
+        if t.path:
+            tokenizer = Tokenizer.load(t.path)
+        else:
+            texts = [text for e in examples for text in (e.source, e.target or "")]
+            tokenizer = build_tokenizer(
+                t.kind, texts, t.vocab_size, t.task_tokens, t.alphabet or None
+            )
         tokenizer.save(path)
     dist.barrier()
     return Tokenizer.load(path)

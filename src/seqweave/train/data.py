@@ -47,7 +47,8 @@ def tokenize_set(
     """
     texts = [e.source for e in examples]
     sources = [frame_source(ids, model_cfg) for ids in tokenizer.encode_batch(texts)]
-    targets = tokenizer.encode_batch([e.target or "" for e in examples])
+    head = [model_cfg.bos_id] if model_cfg.target_bos else []
+    targets = [head + ids for ids in tokenizer.encode_batch([e.target or "" for e in examples])]
     max_src = min(data_cfg.max_source_len, model_cfg.max_positions)
     max_tgt = min(data_cfg.max_target_len, model_cfg.max_positions) - 1
     if model_cfg.architecture == "prefix_lm":
