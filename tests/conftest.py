@@ -115,12 +115,15 @@ def train_tiny(directory: Path, architecture: str, steps: int = 400):
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """Trained small models of both architectures, as loaded ``Seq2Seq`` objects."""
+def trained_dirs(tmp_path_factory):
+    """Directories of small models of both architectures, trained on the edit task."""
+    root = tmp_path_factory.mktemp("trained")
+    return {a: train_tiny(root, a) for a in ("transformer", "prefix_lm")}
+
+
+@pytest.fixture(scope="session")
+def trained(trained_dirs):
+    """The trained small models, as loaded ``Seq2Seq`` objects."""
     import seqweave
 
-    root = tmp_path_factory.mktemp("trained")
-    return {
-        architecture: seqweave.load(train_tiny(root, architecture))
-        for architecture in ("transformer", "prefix_lm")
-    }
+    return {architecture: seqweave.load(path) for architecture, path in trained_dirs.items()}

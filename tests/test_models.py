@@ -196,3 +196,29 @@ def test_packed_step_matches_dense_step_at_real_positions(architecture):
         after_packed = model.step(packed_state, tgt[:, 6:7])
         after_dense = model.step(dense_state, tgt[:, 6:7])
     torch.testing.assert_close(after_packed, after_dense, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "prefix_lm"])
+def test_extend_joins_rows_as_if_decoded_together(architecture):
+    """Continuous batching: a row that joins a running batch mid-way decodes exactly as
+    it would alone, and the running rows are not disturbed."""
+    model = tiny_model(architecture=architecture)
+    src, lengths, tgt = ragged_batch(6)
+    with torch.no_grad():
+        running = model.start(model.encode(src[:2], lengths[:2]), capacity=4)
+        model.step(running, tgt[:2, :5])  # two rows five tokens in; cache grows to 8
+        newcomer = model.start(model.encode(src[2:, : lengths[2]], lengths[2:]), capacity=2)
+        running.extend(newcomer)  # different capacity and memory length
+        got = model.step(running, torch.cat([tgt[:2, 5:6], tgt[2:, :1]]))
+        expected_old = model.step(_alone(model, src[:2], lengths[:2], tgt[:2, :5]), tgt[:2, 5:6])
+        alone = model.start(model.encode(src[2:, : lengths[2]], lengths[2:]))
+        expected_new = model.step(alone, tgt[2:, :1])
+    torch.testing.assert_close(got[:2], expected_old, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got[2:], expected_new, atol=ATOL, rtol=0)
+    assert running.lengths.tolist() == [6, 6, 1]
+
+
+def _alone(model, src, lengths, prefix):
+    state = model.start(model.encode(src, lengths))
+    model.step(state, prefix)
+    return state

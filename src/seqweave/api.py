@@ -30,10 +30,12 @@ from seqweave.models import Seq2SeqBase, build_model
 from seqweave.tokenizers import Tokenizer
 
 
-def source_ids(tokenizer: Tokenizer, config: ModelConfig, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of source texts, framed as the model was trained; sources longer than the
-    model's positions allow are cut to fit."""
-    limit = max_source_tokens(config)
+def source_ids(
+    tokenizer: Tokenizer, config: ModelConfig, texts: Sequence[str], clip: bool = True
+) -> list[list[int]]:
+    """Token ids of source texts, framed as the model was trained; with ``clip``, sources
+    longer than the model's positions allow are cut to fit."""
+    limit = max_source_tokens(config) if clip else None
     return [frame_source(ids, config, limit) for ids in tokenizer.encode_batch(list(texts))]
 
 
@@ -67,8 +69,8 @@ class Seq2Seq:
     def device(self) -> torch.device:
         return self.network.device
 
-    def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
-        return source_ids(self.tokenizer, self.config, texts)
+    def encode_sources(self, texts: Sequence[str], clip: bool = True) -> list[list[int]]:
+        return source_ids(self.tokenizer, self.config, texts, clip)
 
     def decode_settings(self, **overrides) -> DecodeConfig:
         return dataclasses.replace(self.decode_config, **overrides)

@@ -13,6 +13,7 @@ COMMANDS = {
     "generate": ("seqweave.commands.generate", "generate outputs for a file or stdin"),
     "eval": ("seqweave.commands.evaluate", "decode a data set and score it"),
     "bench": ("seqweave.commands.bench", "Hugging Face vs seqweave decoders on the same weights"),
+    "serve": ("seqweave.commands.serve", "serve a model over HTTP with continuous batching"),
     "import-hf": ("seqweave.commands.import_hf", "convert a Hugging Face BART/Marian checkpoint"),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }

@@ -98,6 +98,13 @@ class ModelDrafter:
         self.model.rollback(self.state, torch.tensor(keep, device=self.state.lengths.device))
         self.pending = pending
 
+    def extend(self, other: ModelDrafter) -> None:
+        """Take on the rows of another drafter over the same draft model (new requests
+        joining a running batch)."""
+        self.state.extend(other.state)
+        self.pending += other.pending
+        self.k += other.k
+
     def select(self, index: Sequence[int]) -> None:
         self.model.reorder(
             self.state, torch.tensor(index, dtype=torch.long, device=self.state.lengths.device)

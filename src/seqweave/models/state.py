@@ -63,6 +63,7 @@ class DecoderState:
     cross_keys: list[Tensor] = field(default_factory=list)
     cross_values: list[Tensor] = field(default_factory=list)
     cross_mask: Tensor | None = None
+    memory_lengths: Tensor | None = None  # (B,) real memory positions per row (enc-dec)
 
     @property
     def batch_size(self) -> int:
@@ -72,11 +73,12 @@ class DecoderState:
     def capacity(self) -> int:
         return int(self.keys[0].shape[2]) if self.keys else 0
 
-    def ensure_capacity(self, needed: int) -> None:
-        """Grow every layer's cache to at least ``needed`` slots (doubling, amortised)."""
+    def ensure_capacity(self, needed: int, exact: bool = False) -> None:
+        """Grow every layer's cache to at least ``needed`` slots (doubling, amortised;
+        to exactly ``needed`` with ``exact``)."""
         if needed <= self.capacity:
             return
-        size = max(needed, 2 * self.capacity)
+        size = needed if exact else max(needed, 2 * self.capacity)
         for cache in (self.keys, self.values):
             for i, old in enumerate(cache):
                 B, H, T, Dh = old.shape
@@ -102,8 +104,38 @@ class DecoderState:
         self.cross_values = [v.index_select(0, index) for v in self.cross_values]
         if self.cross_mask is not None:
             self.cross_mask = self.cross_mask.index_select(0, index)
+        if self.memory_lengths is not None:
+            self.memory_lengths = self.memory_lengths.index_select(0, index)
         self.lengths = self.lengths.index_select(0, index)
         self.base = self.base.index_select(0, index)
+
+    def extend(self, other: DecoderState) -> None:
+        """Append the rows of ``other`` (continuous batching: new requests join a running
+        batch). Caches and memories of different sizes are padded; padding is masked."""
+        capacity = max(self.capacity, other.capacity)
+        self.ensure_capacity(capacity, exact=True)
+        other.ensure_capacity(capacity, exact=True)
+        self.keys = [torch.cat([a, b]) for a, b in zip(self.keys, other.keys, strict=True)]
+        self.values = [torch.cat([a, b]) for a, b in zip(self.values, other.values, strict=True)]
+        if self.cross_keys:
+            size = max(self.cross_keys[0].shape[2], other.cross_keys[0].shape[2])
+            self.cross_keys = _cat_padded(self.cross_keys, other.cross_keys, size)
+            self.cross_values = _cat_padded(self.cross_values, other.cross_values, size)
+            self.memory_lengths = torch.cat([self.memory_lengths, other.memory_lengths])
+            real = torch.arange(size, device=self.lengths.device) < self.memory_lengths[:, None]
+            self.cross_mask = None if bool(real.all()) else real[:, None, None, :]
+        self.lengths = torch.cat([self.lengths, other.lengths])
+        self.base = torch.cat([self.base, other.base])
+
+
+def _cat_padded(first: list[Tensor], second: list[Tensor], size: int) -> list[Tensor]:
+    """Concatenate per-layer (B, H, S, Dh) tensors along B, zero-padding S to ``size``."""
+    out = []
+    for a, b in zip(first, second, strict=True):
+        a = torch.nn.functional.pad(a, (0, 0, 0, size - a.shape[2]))
+        b = torch.nn.functional.pad(b, (0, 0, 0, size - b.shape[2]))
+        out.append(torch.cat([a, b]))
+    return out
 
 
 @dataclass

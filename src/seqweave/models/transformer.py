@@ -73,6 +73,7 @@ class EncoderDecoder(Seq2SeqBase):
             cross_keys=[k for k, _ in cross],
             cross_values=[v for _, v in cross],
             cross_mask=self._cross_mask(memory),
+            memory_lengths=memory.lengths,
         )
 
     def step(self, state: DecoderState, tokens: Tensor, n_new: Tensor | None = None) -> Tensor:

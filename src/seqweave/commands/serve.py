@@ -1,0 +1,53 @@
+"""seqweave serve --model DIR [--host 127.0.0.1] [--port 8000] [--decoder iad|spec|greedy|beam]
+[--max-batch N] [--max-queue N]"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model directory")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--decoder",
+        default="iad",
+        choices=("iad", "spec", "greedy", "beam", "sample"),
+        help="default decoder of requests that name none",
+    )
+    parser.add_argument("--draft-model", help="draft model for decoder 'spec'")
+    parser.add_argument("--max-batch", type=int, default=32, help="rows decoded together")
+    parser.add_argument("--max-queue", type=int, default=256, help="waiting inputs before 429")
+    parser.add_argument("--max-input-tokens", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a 504")
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from seqweave.serve import ServeConfig, serve
+    from seqweave.serve.app import Limits
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.decoder == "spec" and not args.draft_model:
+        from seqweave.errors import ConfigError
+
+        raise ConfigError("--decoder spec needs --draft-model DIR")
+    limits = Limits(args.max_input_tokens, args.max_new_tokens, timeout=args.timeout)
+    serve(
+        ServeConfig(
+            args.model,
+            args.host,
+            args.port,
+            args.decoder,
+            args.draft_model,
+            args.max_batch,
+            args.max_queue,
+            args.device,
+            limits,
+        )
+    )
+    return 0

@@ -1,0 +1,88 @@
+"""``seqweave serve``: an HTTP server with continuous batching over the lossless decoders.
+
+The model loads in the background so ``/health`` answers (503, not ready) at
+once. SIGTERM or SIGINT drains: new requests get 503, requests in flight
+finish, then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from seqweave.serve.app import Limits, Server, create_app
+from seqweave.serve.engine import Engine
+
+log = logging.getLogger("seqweave.serve")
+
+
+@dataclass
+class ServeConfig:
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    decoder: str = "iad"
+    draft_model: str | None = None
+    max_batch: int = 32
+    max_queue: int = 256
+    device: str = "cpu"
+    limits: Limits | None = None
+    drain_seconds: float = 60.0
+
+
+def load_engine(server: Server, config: ServeConfig) -> None:
+    """Load the model (and draft model), start the engine and mark the server ready."""
+    import seqweave
+
+    model = seqweave.load(config.model, device=config.device)
+    draft = seqweave.load(config.draft_model, device=config.device) if config.draft_model else None
+    if draft is not None:
+        model.attach_draft(draft)
+    if server.limits.max_input_tokens > model.config.max_positions:
+        server.limits.max_input_tokens = model.config.max_positions
+    if server.limits.max_new_tokens > model.config.max_positions:
+        server.limits.max_new_tokens = model.config.max_positions
+    engine = Engine(model, config.max_batch, config.max_queue, draft)
+    engine.start()
+    server.attach(model, engine)
+    log.info("model %s loaded; ready", config.model)
+
+
+def build(config: ServeConfig):
+    """The ASGI app and its Server, with the model loading in a background thread."""
+    server = Server(config.limits or Limits(), config.decoder)
+    loader = threading.Thread(target=load_engine, args=(server, config), daemon=True)
+    return create_app(server, on_startup=loader.start), server
+
+
+def serve(config: ServeConfig) -> None:
+    """Run until SIGTERM/SIGINT, then drain and exit."""
+    import uvicorn
+
+    app, server = build(config)
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if server.draining:  # a second signal: stop now
+                return super().handle_exit(sig, frame)
+            server.draining = True
+            log.info("draining: finishing requests in flight, refusing new ones")
+
+            def drain() -> None:
+                if server.engine is not None:
+                    server.engine.close(drain=True, timeout=config.drain_seconds)
+                # stop without recording the signal: uvicorn would re-raise a recorded one
+                # on exit, and the process must end with status 0 after a clean drain
+                self.should_exit = True
+
+            threading.Thread(target=drain, daemon=True).start()
+
+    uv = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="info",
+        timeout_graceful_shutdown=config.drain_seconds,
+    )
+    DrainingServer(uv).run()

@@ -1,0 +1,329 @@
+"""Continuous batching over the decoder-state API.
+
+One engine thread owns the model and one running decoder state. Every
+iteration it admits waiting requests into the batch (encoding them and
+appending their rows with ``DecoderState.extend``), takes one decoder pass for
+all rows (``loop.advance``: each row feeds its last token and its own draft,
+and accepts its own number of tokens) and drops finished or abandoned rows
+with ``reorder``. Rows of different decoders share the pass: greedy rows
+draft nothing, IAD rows draft from their source, speculative rows from the
+draft model, sampling rows sample. Beam-search requests do not fit a row-wise
+batch (a request is several rows that reorder together); they run as their
+own batch between passes.
+
+Tokens are handed to each request's ``sink`` as they are accepted, from the
+engine thread; the HTTP layer turns them into responses or SSE events.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from seqweave.config import DecodeConfig
+from seqweave.decoding import decode_batch
+from seqweave.decoding.aggressive import SourceDrafter
+from seqweave.decoding.common import RowStats, length_budget, pad_batch
+from seqweave.decoding.loop import advance
+from seqweave.decoding.sampling import sampling_choice
+from seqweave.decoding.speculative import ModelDrafter
+
+log = logging.getLogger("seqweave.serve")
+
+Sink = Callable[[list[int], str | None], None]  # accepted tokens, finish reason or None
+
+
+class EngineFull(Exception):
+    """The waiting queue is full: the caller should retry later (HTTP 429)."""
+
+
+class EngineClosed(Exception):
+    """The engine is draining or stopped: no new work (HTTP 503)."""
+
+
+@dataclass
+class Options:
+    decoder: str = "iad"
+    max_new_tokens: int = 64
+    beam_size: int = 4
+    length_penalty: float = 1.0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Job:
+    """One input sequence in flight."""
+
+    source: list[int]
+    options: Options
+    sink: Sink
+    id: int = field(default_factory=itertools.count().__next__)
+    cancelled: bool = False
+    submitted: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    finished: float | None = None
+    stats: RowStats = field(default_factory=RowStats)
+
+
+@dataclass
+class _Row:
+    job: Job
+    budget: int
+    generated: list[int] = field(default_factory=list)
+    drafter: SourceDrafter | None = None
+    sampler: Callable | None = None
+
+
+class Engine:
+    def __init__(self, model, max_batch: int = 32, max_queue: int = 256, draft=None):
+        self.model = model  # a seqweave.Seq2Seq
+        self.network = model.network
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.draft = draft.network if draft is not None else None
+        self.decode_defaults = model.decode_config
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._lock = threading.Condition()
+        self._rows: list[_Row] = []
+        self._state = None
+        self._last: torch.Tensor | None = None
+        self._spec: ModelDrafter | None = None
+        self._closing = False
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="seqweave-engine", daemon=True)
+        self.on_pass: Callable[[int, int, int], None] | None = None  # rows, drafted, accepted
+
+    # -- public ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, jobs: list[Job]) -> None:
+        """Queue jobs (all or none). Raises EngineClosed or EngineFull."""
+        with self._lock:
+            if self._closing:
+                raise EngineClosed("the server is shutting down")
+            if len(self._waiting) + len(jobs) > self.max_queue:
+                raise EngineFull(f"{len(self._waiting)} requests waiting (limit {self.max_queue})")
+            self._waiting.extend(jobs)
+            self._lock.notify()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return len(self._rows)
+
+    @property
+    def idle(self) -> bool:
+        return not self._waiting and not self._rows
+
+    def close(self, drain: bool = True, timeout: float = 60.0) -> None:
+        """Stop taking work; with ``drain`` finish what is queued or running first."""
+        with self._lock:
+            self._closing = True
+            if not drain:
+                for job in self._waiting:
+                    job.sink([], "cancelled")
+                self._waiting.clear()
+            self._lock.notify()
+        deadline = time.monotonic() + timeout
+        while drain and not self.idle and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self._lock:
+            self._stopped = True
+            self._lock.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    # -- engine thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        torch.set_grad_enabled(False)
+        while True:
+            with self._lock:
+                while not self._waiting and not self._rows and not self._stopped:
+                    self._lock.wait(timeout=0.5)
+                if self._stopped:
+                    return
+                admitted = self._take_waiting()
+            try:
+                with torch.inference_mode():
+                    self._admit(admitted)
+                    if self._rows:
+                        self._pass()
+            except Exception:  # a failing batch must not take the server down
+                log.exception("decoding failed; the affected requests get an error")
+                self._fail_all()
+
+    def _take_waiting(self) -> list[Job]:
+        room = self.max_batch - len(self._rows)
+        taken = []
+        while self._waiting and (len(taken) < room or self._waiting[0].options.decoder == "beam"):
+            taken.append(self._waiting.popleft())
+        return taken
+
+    def _admit(self, jobs: list[Job]) -> None:
+        now = time.monotonic()
+        live = [j for j in jobs if not j.cancelled]
+        for job in jobs:
+            job.started = now
+            if job.cancelled:
+                job.sink([], "cancelled")
+        self._run_beams([j for j in live if j.options.decoder == "beam"])
+        rowwise = [j for j in live if j.options.decoder != "beam"]
+        if not rowwise:
+            return
+        src, lengths = pad_batch(
+            [j.source for j in rowwise], self.network.config.pad_id, self.network.device
+        )
+        state = self.network.start(self.network.encode(src, lengths))
+        budgets = [
+            length_budget(self.network, lengths[i : i + 1], j.options.max_new_tokens)[0]
+            for i, j in enumerate(rowwise)
+        ]
+        start = torch.full(
+            (len(rowwise),),
+            self.network.config.decoder_start_id,
+            dtype=torch.long,
+            device=self.network.device,
+        )
+        spec_jobs = [j for j in rowwise if j.options.decoder == "spec"]
+        if spec_jobs:
+            drafter = ModelDrafter(
+                self.draft,
+                [j.source for j in spec_jobs],
+                self.decode_defaults.draft_k,
+                self.decode_defaults.max_draft_k,
+            )
+            if self._spec is None:
+                self._spec = drafter
+            else:
+                self._spec.extend(drafter)
+        if self._state is None or not self._rows:
+            self._state, self._last = state, start
+        else:
+            self._state.extend(state)
+            self._last = torch.cat([self._last, start])
+        for job, budget in zip(rowwise, budgets, strict=True):
+            self._rows.append(self._new_row(job, budget))
+
+    def _new_row(self, job: Job, budget: int) -> _Row:
+        options, defaults = job.options, self.decode_defaults
+        row = _Row(job, budget)
+        if options.decoder == "iad":
+            row.drafter = SourceDrafter([job.source], defaults.draft_len, defaults.ngram)
+        elif options.decoder == "sample":
+            row.sampler = sampling_choice(
+                options.temperature, options.top_k, options.top_p, options.seed
+            )
+        return row
+
+    def _pass(self) -> None:
+        rows = self._rows
+        share = max(2, self.decode_defaults.draft_tokens_per_pass // len(rows))
+        drafts: list[list[int]] = [[] for _ in rows]
+        for i, row in enumerate(rows):
+            if row.drafter is not None:
+                room = min(share, row.budget - len(row.generated) - 1)
+                drafts[i] = row.drafter.propose([0], [row.generated], [room])[0]
+        spec = [i for i, row in enumerate(rows) if row.job.options.decoder == "spec"]
+        if spec:
+            rooms = [rows[i].budget - len(rows[i].generated) - 1 for i in spec]
+            proposed = self._spec.propose(spec, [rows[i].generated for i in spec], rooms)
+            for i, draft in zip(spec, proposed, strict=True):
+                drafts[i] = draft
+        accepted, next_tokens = advance(
+            self.network, self._state, self._last, drafts, self._chooser(rows)
+        )
+        next_list = next_tokens.tolist()
+        for i, row in enumerate(rows):
+            if row.drafter is not None:
+                row.drafter.observe([accepted[i]], [next_list[i]])
+        if spec:
+            self._spec.observe([accepted[i] for i in spec], [next_list[i] for i in spec])
+        if self.on_pass is not None:
+            self.on_pass(len(rows), sum(map(len, drafts)), sum(accepted))
+        self._last = next_tokens
+        keep = []
+        for i, row in enumerate(rows):
+            new = [*drafts[i][: accepted[i]], next_list[i]]
+            row.job.stats.passes += 1
+            row.job.stats.drafted += len(drafts[i])
+            row.job.stats.accepted += accepted[i]
+            finish = self._append(row, new)
+            if finish is None and not row.job.cancelled:
+                keep.append(i)
+        if len(keep) < len(rows):
+            self._compact(keep)
+
+    def _chooser(self, rows: list[_Row]):
+        samplers = [(i, row.sampler) for i, row in enumerate(rows) if row.sampler is not None]
+        if not samplers:
+            return lambda logits: logits.argmax(dim=-1)
+
+        def choose(logits: torch.Tensor) -> torch.Tensor:
+            tokens = logits.argmax(dim=-1)
+            for i, sampler in samplers:
+                tokens[i] = sampler(logits[i : i + 1])[0]
+            return tokens
+
+        return choose
+
+    def _append(self, row: _Row, new: list[int]) -> str | None:
+        """Hand a row's accepted tokens to its request; return its finish reason, if any."""
+        eos = self.network.config.eos_id
+        take = new[: row.budget - len(row.generated)]
+        finish = None
+        if eos in take:
+            take, finish = take[: take.index(eos)], "stop"
+        row.generated.extend(take)
+        if finish is None and len(row.generated) >= row.budget:
+            finish = "length"
+        if row.job.cancelled:
+            return "cancelled"
+        if finish is not None:
+            row.job.finished = time.monotonic()
+        row.job.sink(take, finish)
+        return finish
+
+    def _compact(self, keep: list[int]) -> None:
+        index = torch.tensor(keep, dtype=torch.long, device=self.network.device)
+        spec_before = [i for i, r in enumerate(self._rows) if r.job.options.decoder == "spec"]
+        self.network.reorder(self._state, index)
+        self._last = self._last.index_select(0, index)
+        if self._spec is not None:
+            kept = set(keep)
+            self._spec.select([n for n, i in enumerate(spec_before) if i in kept])
+        self._rows = [self._rows[i] for i in keep]
+
+    def _run_beams(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            o = job.options
+            cfg = DecodeConfig(
+                decoder="beam",
+                beam_size=o.beam_size,
+                length_penalty=o.length_penalty,
+                max_new_tokens=o.max_new_tokens,
+            )
+            (output,) = decode_batch(self.network, [job.source], cfg)
+            job.stats = output.stats
+            job.finished = time.monotonic()
+            job.sink(output.tokens, "stop" if output.finished else "length")
+
+    def _fail_all(self) -> None:
+        for row in self._rows:
+            row.job.sink([], "error")
+        self._rows, self._state, self._last, self._spec = [], None, None, None
