@@ -117,22 +117,30 @@ def draft_verify(
 
 
 def advance(
-    model, state, last: Tensor, drafts: list[list[int]], choose: Chooser = argmax_choice
+    model,
+    state,
+    last: Tensor,
+    drafts: list[list[int]],
+    choose: Chooser = argmax_choice,
+    idle: Tensor | None = None,
 ) -> tuple[list[int], Tensor]:
     """One decoder pass for every row: feed its last token and its draft, accept the
     longest draft prefix that agrees with the model's argmax, roll back the rest.
 
     Returns the accepted draft count per row and each row's next token (B,): the
     model's argmax after the accepted prefix, or for rows without a draft the
-    choice of ``choose`` (sampling rows must not draft). Used by the decode loop
-    and by the server's continuous batching alike.
+    choice of ``choose`` (sampling rows must not draft). Rows marked in ``idle``
+    (B,) bool take part without a real token: their cache does not grow and the
+    packed step spends no work on them (the server parks finished rows so). Used
+    by the decode loop and by the server's continuous batching alike.
     """
     B = len(drafts)
     K = max((len(d) for d in drafts), default=0)
-    if K == 0:
-        logits = model.step(state, last[:, None])  # (B, 1, V)
-        return [0] * B, choose(logits[:, 0])
     device = last.device
+    real = None if idle is None else (~idle).long()
+    if K == 0:
+        logits = model.step(state, last[:, None], real)  # (B, 1, V)
+        return [0] * B, choose(logits[:, 0])
     padded = torch.zeros(B, K, dtype=torch.long)
     for i, d in enumerate(drafts):
         if d:
@@ -140,12 +148,13 @@ def advance(
     draft_lens = torch.tensor([len(d) for d in drafts], dtype=torch.long, device=device)
     padded = padded.to(device)
     tokens = torch.cat([last[:, None], padded], dim=1)  # (B, 1 + K)
-    logits = model.step(state, tokens, draft_lens + 1)  # (B, 1 + K, V)
+    n_new = draft_lens + 1 if real is None else (draft_lens + 1) * real
+    logits = model.step(state, tokens, n_new)  # (B, 1 + K, V)
     predicted = logits.argmax(dim=-1)  # (B, 1 + K)
     valid = torch.arange(K, device=device)[None, :] < draft_lens[:, None]
     agree = (predicted[:, :K] == padded) & valid  # (B, K)
     accepted = agree.long().cumprod(dim=1).sum(dim=1)  # (B,) longest agreeing prefix
-    model.rollback(state, state.lengths - (draft_lens - accepted))
+    model.rollback(state, state.lengths - (n_new - 1 - accepted).clamp(min=0))
     next_tokens = predicted.gather(1, accepted[:, None])[:, 0]
     if choose is not argmax_choice:  # rows without a draft take the chooser's token
         next_tokens = torch.where(draft_lens == 0, choose(logits[:, 0]), next_tokens)

@@ -95,47 +95,67 @@ class DecoderState:
             )
         self.lengths = keep.clone()
 
+    def used(self, rows: Tensor | None = None) -> int:
+        """Cache slots holding real tokens in the longest of ``rows`` (all rows if None)."""
+        ends = self.base + self.lengths
+        if rows is not None:
+            ends = ends.index_select(0, rows)
+        return int(ends.max()) if ends.numel() else 0
+
     def reorder(self, index: Tensor) -> None:
-        """Keep rows ``index`` (B',) in that order; rows may repeat (beam search)."""
+        """Keep rows ``index`` (B',) in that order; rows may repeat (beam search).
+
+        Only the slots in use (plus some headroom) are copied, not the whole
+        capacity: continuous batching reorders whenever requests leave.
+        """
         index = index.to(self.lengths.device)
-        self.keys = [k.index_select(0, index) for k in self.keys]
-        self.values = [v.index_select(0, index) for v in self.values]
-        self.cross_keys = [k.index_select(0, index) for k in self.cross_keys]
-        self.cross_values = [v.index_select(0, index) for v in self.cross_values]
-        if self.cross_mask is not None:
-            self.cross_mask = self.cross_mask.index_select(0, index)
+        size = min(self.capacity, self.used(index) + HEADROOM)
+        self.keys = [k[:, :, :size].index_select(0, index) for k in self.keys]
+        self.values = [v[:, :, :size].index_select(0, index) for v in self.values]
         if self.memory_lengths is not None:
             self.memory_lengths = self.memory_lengths.index_select(0, index)
+            span = int(self.memory_lengths.max()) if len(index) else 0
+            self.cross_keys = [k[:, :, :span].index_select(0, index) for k in self.cross_keys]
+            self.cross_values = [v[:, :, :span].index_select(0, index) for v in self.cross_values]
+            self.cross_mask = _memory_mask(self.memory_lengths, span)
         self.lengths = self.lengths.index_select(0, index)
         self.base = self.base.index_select(0, index)
 
     def extend(self, other: DecoderState) -> None:
         """Append the rows of ``other`` (continuous batching: new requests join a running
-        batch). Caches and memories of different sizes are padded; padding is masked."""
-        capacity = max(self.capacity, other.capacity)
-        self.ensure_capacity(capacity, exact=True)
-        other.ensure_capacity(capacity, exact=True)
-        self.keys = [torch.cat([a, b]) for a, b in zip(self.keys, other.keys, strict=True)]
-        self.values = [torch.cat([a, b]) for a, b in zip(self.values, other.values, strict=True)]
-        if self.cross_keys:
-            size = max(self.cross_keys[0].shape[2], other.cross_keys[0].shape[2])
-            self.cross_keys = _cat_padded(self.cross_keys, other.cross_keys, size)
-            self.cross_values = _cat_padded(self.cross_values, other.cross_values, size)
+        batch). Caches and memories of different sizes are fitted to one size (only
+        slots in use are copied); padding is masked."""
+        size = max(self.used(), other.used()) + HEADROOM
+        self.keys = [_stack(a, b, size) for a, b in zip(self.keys, other.keys, strict=True)]
+        self.values = [_stack(a, b, size) for a, b in zip(self.values, other.values, strict=True)]
+        if self.memory_lengths is not None:
             self.memory_lengths = torch.cat([self.memory_lengths, other.memory_lengths])
-            real = torch.arange(size, device=self.lengths.device) < self.memory_lengths[:, None]
-            self.cross_mask = None if bool(real.all()) else real[:, None, None, :]
+            span = int(self.memory_lengths.max())
+            pairs = zip(self.cross_keys, other.cross_keys, strict=True)
+            self.cross_keys = [_stack(a, b, span) for a, b in pairs]
+            pairs = zip(self.cross_values, other.cross_values, strict=True)
+            self.cross_values = [_stack(a, b, span) for a, b in pairs]
+            self.cross_mask = _memory_mask(self.memory_lengths, span)
         self.lengths = torch.cat([self.lengths, other.lengths])
         self.base = torch.cat([self.base, other.base])
 
 
-def _cat_padded(first: list[Tensor], second: list[Tensor], size: int) -> list[Tensor]:
-    """Concatenate per-layer (B, H, S, Dh) tensors along B, zero-padding S to ``size``."""
-    out = []
-    for a, b in zip(first, second, strict=True):
-        a = torch.nn.functional.pad(a, (0, 0, 0, size - a.shape[2]))
-        b = torch.nn.functional.pad(b, (0, 0, 0, size - b.shape[2]))
-        out.append(torch.cat([a, b]))
+HEADROOM = 32  # spare cache slots kept when a state is copied
+
+
+def _stack(first: Tensor, second: Tensor, size: int) -> Tensor:
+    """Rows of two (B, H, T, Dh) tensors in one, their T cut or zero-padded to ``size``."""
+    B1, B2 = first.shape[0], second.shape[0]
+    out = first.new_zeros(B1 + B2, first.shape[1], size, first.shape[3])
+    out[:B1, :, : min(size, first.shape[2])] = first[:, :, :size]
+    out[B1:, :, : min(size, second.shape[2])] = second[:, :, :size]
     return out
+
+
+def _memory_mask(lengths: Tensor, span: int) -> Tensor | None:
+    """(B, 1, 1, span) True at real memory positions; None when no row is padded."""
+    real = torch.arange(span, device=lengths.device)[None, :] < lengths[:, None]
+    return None if bool(real.all()) else real[:, None, None, :]
 
 
 @dataclass
@@ -208,7 +228,7 @@ def plan_step(state: DecoderState, num_new: int, n_new: Tensor | None = None) ->
         mask = mask[:, None]
     batch_index = torch.arange(B, device=device)[:, None]
     packed = None
-    if n_new is not None and num_new > 1 and int(n_new.sum()) < PACK_BELOW * B * num_new:
+    if n_new is not None and int(n_new.sum()) < PACK_BELOW * B * num_new:
         real = offsets[None, :] < n_new[:, None]  # (B, K)
         packed = real.reshape(-1).nonzero().squeeze(1)
     return StepPlan(slots, used, mask, batch_index, first if uniform else None, packed)

@@ -40,6 +40,10 @@ log = logging.getLogger("seqweave.serve")
 Sink = Callable[[list[int], str | None], None]  # accepted tokens, finish reason or None
 
 
+ADMIT_GROUP = 4  # newcomers that join a busy batch at once
+ADMIT_AFTER = 0.02  # seconds a newcomer waits at most for others to join with
+
+
 class EngineFull(Exception):
     """The waiting queue is full: the caller should retry later (HTTP 429)."""
 
@@ -80,6 +84,7 @@ class _Row:
     job: Job
     budget: int
     generated: list[int] = field(default_factory=list)
+    done: bool = False  # finished or abandoned, parked until the next compaction
     drafter: SourceDrafter | None = None
     sampler: Callable | None = None
 
@@ -124,11 +129,11 @@ class Engine:
 
     @property
     def running(self) -> int:
-        return len(self._rows)
+        return sum(not row.done for row in self._rows)
 
     @property
     def idle(self) -> bool:
-        return not self._waiting and not self._rows
+        return not self._waiting and not self.running
 
     def close(self, drain: bool = True, timeout: float = 60.0) -> None:
         """Stop taking work; with ``drain`` finish what is queued or running first."""
@@ -154,7 +159,7 @@ class Engine:
         torch.set_grad_enabled(False)
         while True:
             with self._lock:
-                while not self._waiting and not self._rows and not self._stopped:
+                while not self._waiting and not self.running and not self._stopped:
                     self._lock.wait(timeout=0.5)
                 if self._stopped:
                     return
@@ -162,14 +167,20 @@ class Engine:
             try:
                 with torch.inference_mode():
                     self._admit(admitted)
-                    if self._rows:
+                    if self.running:
                         self._pass()
             except Exception:  # a failing batch must not take the server down
                 log.exception("decoding failed; the affected requests get an error")
                 self._fail_all()
 
     def _take_waiting(self) -> list[Job]:
-        room = self.max_batch - len(self._rows)
+        """Waiting jobs that join now. A busy batch lets newcomers gather for a moment
+        (``ADMIT_AFTER`` seconds, or ``ADMIT_GROUP`` of them): encoding them together
+        and extending the batch once costs far less than one by one."""
+        room = self.max_batch - self.running
+        gathering = self.running and 0 < len(self._waiting) < min(room, ADMIT_GROUP)
+        if gathering and time.monotonic() - self._waiting[0].submitted < ADMIT_AFTER:
+            return []
         taken = []
         while self._waiting and (len(taken) < room or self._waiting[0].options.decoder == "beam"):
             taken.append(self._waiting.popleft())
@@ -212,6 +223,8 @@ class Engine:
                 self._spec = drafter
             else:
                 self._spec.extend(drafter)
+        if any(row.done for row in self._rows):
+            self._compact()
         if self._state is None or not self._rows:
             self._state, self._last = state, start
         else:
@@ -233,41 +246,57 @@ class Engine:
 
     def _pass(self) -> None:
         rows = self._rows
-        share = max(2, self.decode_defaults.draft_tokens_per_pass // len(rows))
+        live = [i for i, row in enumerate(rows) if not row.done]
+        share = max(2, self.decode_defaults.draft_tokens_per_pass // max(len(live), 1))
         drafts: list[list[int]] = [[] for _ in rows]
-        for i, row in enumerate(rows):
+        for i in live:
+            row = rows[i]
             if row.drafter is not None:
                 room = min(share, row.budget - len(row.generated) - 1)
                 drafts[i] = row.drafter.propose([0], [row.generated], [room])[0]
-        spec = [i for i, row in enumerate(rows) if row.job.options.decoder == "spec"]
+        spec = self._spec_rows()
         if spec:
             rooms = [rows[i].budget - len(rows[i].generated) - 1 for i in spec]
             proposed = self._spec.propose(spec, [rows[i].generated for i in spec], rooms)
             for i, draft in zip(spec, proposed, strict=True):
                 drafts[i] = draft
+        idle = torch.tensor([row.done for row in rows], device=self.network.device)
         accepted, next_tokens = advance(
-            self.network, self._state, self._last, drafts, self._chooser(rows)
+            self.network, self._state, self._last, drafts, self._chooser(rows), idle
         )
         next_list = next_tokens.tolist()
-        for i, row in enumerate(rows):
-            if row.drafter is not None:
-                row.drafter.observe([accepted[i]], [next_list[i]])
         if spec:
             self._spec.observe([accepted[i] for i in spec], [next_list[i] for i in spec])
         if self.on_pass is not None:
-            self.on_pass(len(rows), sum(map(len, drafts)), sum(accepted))
+            self.on_pass(len(live), sum(map(len, drafts)), sum(accepted))
         self._last = next_tokens
-        keep = []
-        for i, row in enumerate(rows):
-            new = [*drafts[i][: accepted[i]], next_list[i]]
+        for i in live:
+            row = rows[i]
+            if row.drafter is not None:
+                row.drafter.observe([accepted[i]], [next_list[i]])
             row.job.stats.passes += 1
             row.job.stats.drafted += len(drafts[i])
             row.job.stats.accepted += accepted[i]
-            finish = self._append(row, new)
-            if finish is None and not row.job.cancelled:
-                keep.append(i)
-        if len(keep) < len(rows):
-            self._compact(keep)
+            finish = self._append(row, [*drafts[i][: accepted[i]], next_list[i]])
+            if finish is not None or row.job.cancelled:
+                self._retire(i)
+        if sum(row.done for row in rows) * 2 >= len(rows):
+            self._compact()
+
+    def _spec_rows(self) -> list[int]:
+        """Live speculative rows, in batch order: the draft model's rows, one to one."""
+        return [
+            i for i, r in enumerate(self._rows) if not r.done and r.job.options.decoder == "spec"
+        ]
+
+    def _retire(self, i: int) -> None:
+        """Park a finished row: it stays in the batch, idle (no work, no growth), until the
+        next compaction; a speculative row leaves the draft model at once."""
+        if self._rows[i].job.options.decoder == "spec":
+            before = self._spec_rows()
+            self._rows[i].done = True
+            self._spec.select([n for n, j in enumerate(before) if j != i])
+        self._rows[i].done = True
 
     def _chooser(self, rows: list[_Row]):
         samplers = [(i, row.sampler) for i, row in enumerate(rows) if row.sampler is not None]
@@ -299,14 +328,12 @@ class Engine:
         row.job.sink(take, finish)
         return finish
 
-    def _compact(self, keep: list[int]) -> None:
+    def _compact(self) -> None:
+        """Drop parked rows from the batch (one copy of the live rows' caches)."""
+        keep = [i for i, row in enumerate(self._rows) if not row.done]
         index = torch.tensor(keep, dtype=torch.long, device=self.network.device)
-        spec_before = [i for i, r in enumerate(self._rows) if r.job.options.decoder == "spec"]
         self.network.reorder(self._state, index)
         self._last = self._last.index_select(0, index)
-        if self._spec is not None:
-            kept = set(keep)
-            self._spec.select([n for n, i in enumerate(spec_before) if i in kept])
         self._rows = [self._rows[i] for i in keep]
 
     def _run_beams(self, jobs: list[Job]) -> None:
@@ -325,5 +352,6 @@ class Engine:
 
     def _fail_all(self) -> None:
         for row in self._rows:
-            row.job.sink([], "error")
+            if not row.done:
+                row.job.sink([], "error")
         self._rows, self._state, self._last, self._spec = [], None, None, None
