@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a 504")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve with Ray Serve (replicas on this machine or a Ray cluster)",
+    )
+    parser.add_argument("--replicas", type=int, default=1, help="with --ray: server replicas")
 
 
 def run(args: argparse.Namespace) -> int:

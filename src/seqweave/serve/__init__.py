@@ -49,11 +49,20 @@ def load_engine(server: Server, config: ServeConfig) -> None:
     log.info("model %s loaded; ready", config.model)
 
 
-def build(config: ServeConfig):
-    """The ASGI app and its Server, with the model loading in a background thread."""
+def build(config: ServeConfig, load_now: bool = False):
+    """The ASGI app and its Server. The model loads in a background thread, started when
+    the app starts (or at once with ``load_now``, for hosts that send no lifespan events)."""
     server = Server(config.limits or Limits(), config.decoder)
     loader = threading.Thread(target=load_engine, args=(server, config), daemon=True)
-    return create_app(server, on_startup=loader.start), server
+    started = threading.Lock()
+
+    def start_loading() -> None:
+        if started.acquire(blocking=False):  # once, whoever asks first
+            loader.start()
+
+    if load_now:
+        start_loading()
+    return create_app(server, on_startup=start_loading), server
 
 
 def serve(config: ServeConfig) -> None:
