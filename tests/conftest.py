@@ -44,6 +44,15 @@ def random_sources(generator: torch.Generator, count: int, low: int = 2, high: i
     return sources
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run faster on one thread, and much faster when the CPUs are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def shared() -> Path:
     if not SHARED.is_dir():

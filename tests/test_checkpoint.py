@@ -30,13 +30,7 @@ ALPHABET = "abcdefghij"
 FILES = ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run faster on one thread, and much faster when the CPUs are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tokenizer():

@@ -88,7 +88,7 @@ class PrefixLM(Seq2SeqBase):
         for i, layer in enumerate(self.layers):
             x = layer.forward_cached(x, state.keys[i], state.values[i], plan, rotary)
         state.lengths = state.lengths + (K if n_new is None else n_new)
-        return plan.unpack(self._out(x))
+        return plan.dense(self._out(x), clear=False)
 
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher-forced logits (B, T, V) of the target, no cache.

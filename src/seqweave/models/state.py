@@ -186,21 +186,13 @@ class StepPlan:
             return x
         return x.reshape(-1, *x.shape[2:]).index_select(0, self.packed)
 
-    def dense(self, x: Tensor) -> Tensor:
-        """(N, ...) -> (B, K, ...), zeros at padding (identity when not packed)."""
+    def dense(self, x: Tensor, clear: bool = True) -> Tensor:
+        """(N, ...) -> (B, K, ...) (identity when not packed); padding holds zeros, or with
+        ``clear=False`` unspecified values (for outputs nobody reads there)."""
         if self.packed is None:
             return x
         B, K = self.slots.shape
-        out = x.new_zeros(B * K, *x.shape[1:])
-        out.index_copy_(0, self.packed, x)
-        return out.view(B, K, *x.shape[1:])
-
-    def unpack(self, x: Tensor) -> Tensor:
-        """(N, ...) -> (B, K, ...) without clearing padding: its values are unspecified."""
-        if self.packed is None:
-            return x
-        B, K = self.slots.shape
-        out = x.new_empty(B * K, *x.shape[1:])
+        out = (x.new_zeros if clear else x.new_empty)(B * K, *x.shape[1:])
         out.index_copy_(0, self.packed, x)
         return out.view(B, K, *x.shape[1:])
 

@@ -94,7 +94,7 @@ class EncoderDecoder(Seq2SeqBase):
                 x, state.keys[i], state.values[i], plan, rotary, cross_kv, state.cross_mask
             )
         state.lengths = state.lengths + (K if n_new is None else n_new)
-        return plan.unpack(self._decoder_out(x))
+        return plan.dense(self._decoder_out(x), clear=False)
 
     # -- training --------------------------------------------------------------------------
 
