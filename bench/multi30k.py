@@ -1,6 +1,6 @@
 """Train the encoder-decoder on Multi30k EN->DE and report BLEU on test2016.
 
-    .venv/bin/python bench/multi30k.py [--minutes 45] [--skip-training]
+    .venv/bin/python bench/multi30k.py [--minutes 40] [--skip-training]
 
 Writes bench/results/multi30k.json (BLEU and chrF for greedy and beam 4, training
 time and steps, machine) and prints a table. Run from the repository root.
@@ -35,7 +35,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=45.0)
+    parser.add_argument("--minutes", type=float, default=40.0)
     parser.add_argument("--skip-training", action="store_true", help="score runs/multi30k/best")
     args = parser.parse_args()
     os.chdir(ROOT)
