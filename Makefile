@@ -18,13 +18,13 @@ demo: $(STAMP)
 	$(BIN)/seqweave demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench recipes
+	$(BIN)/ruff format --check src tests bench recipes
 	$(BIN)/python -m pytest -q
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench recipes
+	$(BIN)/ruff check --fix src tests bench recipes
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache runs

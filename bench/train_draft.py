@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 import seqweave
@@ -30,18 +29,10 @@ from seqweave.config import (
 )
 from seqweave.models.hf_import import import_hf
 from seqweave.train import train
+from seqweave.train.distil import write_distilled
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = "../shared/data/gec-synth/train.jsonl"
-
-
-def distil(target, sources: list[str], path: Path) -> None:
-    started = time.perf_counter()
-    outputs = target.generate(sources, decoder="iad", batch_size=32)
-    with path.open("w") as handle:
-        for source, output in zip(sources, outputs, strict=True):
-            handle.write(json.dumps({"source": source, "target": output}) + "\n")
-    print(f"distilled {len(sources)} outputs in {time.perf_counter() - started:.0f} s")
 
 
 def main() -> None:
@@ -60,8 +51,9 @@ def main() -> None:
     with open(SOURCES) as handle:
         lines = [json.loads(next(handle))["source"] for _ in range(args.sentences + 500)]
     if not (data / "train.jsonl").exists():
-        distil(target, lines[500:], data / "train.jsonl")
-        distil(target, lines[:500], data / "valid.jsonl")
+        for name, part in (("train", lines[500:]), ("valid", lines[:500])):
+            seconds = write_distilled(target, part, data / f"{name}.jsonl", 32, decoder="iad")
+            print(f"distilled {len(part)} outputs in {seconds:.0f} s")
     cfg = target.config
     config = ExperimentConfig(
         model=ModelConfig(

@@ -136,3 +136,55 @@ def trained(trained_dirs):
     import seqweave
 
     return {architecture: seqweave.load(path) for architecture, path in trained_dirs.items()}
+
+
+@pytest.fixture(scope="session")
+def nar_dir(trained, trained_dirs, tmp_path_factory):
+    """A NAR drafter distilled from the trained encoder-decoder's greedy outputs."""
+    import random
+
+    from seqweave.config import (
+        DataConfig,
+        ExperimentConfig,
+        ModelConfig,
+        TokenizerConfig,
+        TrainConfig,
+    )
+    from seqweave.train import train
+    from seqweave.train.distil import write_distilled
+
+    root = tmp_path_factory.mktemp("nar")
+    rng = random.Random(11)
+    target = trained["transformer"]
+    sources = [edit_task_pair(rng)["source"] for _ in range(1600)]
+    write_distilled(target, sources[100:], root / "train.jsonl")
+    write_distilled(target, sources[:100], root / "valid.jsonl")
+    cfg = ExperimentConfig(
+        model=ModelConfig(
+            architecture="nar_drafter",
+            draft_block=6,
+            d_model=48,
+            num_heads=4,
+            encoder_layers=2,
+            decoder_layers=2,
+            ffn_dim=96,
+            dropout=0.0,
+            max_positions=96,
+        ),
+        tokenizer=TokenizerConfig(path=str(trained_dirs["transformer"])),
+        data=DataConfig(
+            train=str(root / "train.jsonl"), valid=str(root / "valid.jsonl"), max_tokens=1024
+        ),
+        train=TrainConfig(
+            out_dir=str(root / "run"),
+            max_steps=300,
+            validate_every=300,
+            warmup_steps=50,
+            lr=3e-3,
+            label_smoothing=0.0,
+            metric="exact",  # a drafter is scored by its validation loss instead
+            progress=False,
+            log_every=100,
+        ),
+    )
+    return train(cfg)

@@ -162,18 +162,45 @@ def test_concurrent_clients_get_what_single_requests_get(server, texts):
         server.post("/v1/generate", {"inputs": t, "max_new_tokens": 60}).json()["outputs"][0]
         for t in texts
     ]
-    decoders = ["iad", "greedy", "spec"]
+    bodies = concurrent_requests(server, texts * 3, ["iad", "greedy", "spec"])
+    assert [b["outputs"][0] for b in bodies] == singles * 3
+
+
+def concurrent_requests(server, texts, decoders) -> list[dict]:
+    """One request per text from 8 threads, the decoders taken in turn; the responses."""
     with ThreadPoolExecutor(8) as pool:
         futures = [
             pool.submit(
                 server.post,
                 "/v1/generate",
-                {"inputs": t, "max_new_tokens": 60, "decoder": decoders[i % 3]},
+                {"inputs": t, "max_new_tokens": 60, "decoder": decoders[i % len(decoders)]},
             )
-            for i, t in enumerate(texts * 3)
+            for i, t in enumerate(texts)
         ]
-        outputs = [f.result().json()["outputs"][0] for f in futures]
-    assert outputs == singles * 3
+        return [f.result().json() for f in futures]
+
+
+@pytest.fixture(scope="module")
+def gad_server(model_dir, nar_dir):
+    limits = Limits(max_input_tokens=40, max_new_tokens=60, max_inputs=16, timeout=30)
+    config = ServeConfig(
+        str(model_dir), port=free_port(), decoder="gad", draft_model=str(nar_dir), limits=limits
+    )
+    running = RunningServer(config)
+    yield running
+    running.stop()
+
+
+def test_gad_rows_join_and_leave_a_running_batch_with_greedy_outputs(gad_server, texts):
+    """Concurrent GAD, IAD and greedy requests of different lengths share passes; the GAD
+    drafter gains and loses rows as requests come and go."""
+    bodies = concurrent_requests(gad_server, texts * 2, ["gad", "iad", "greedy"])
+    check_same(gad_server, texts * 2, [b["outputs"][0] for b in bodies])
+    gad_stats = [b["results"][0]["stats"] for i, b in enumerate(bodies) if i % 3 == 0]
+    assert sum(s["accepted"] for s in gad_stats) > 0
+    spec = gad_server.post("/v1/generate", {"inputs": "abc", "decoder": "spec"})
+    assert spec.status_code == 422
+    assert "needs the server to run with --draft-model of an autoregressive" in spec.text
 
 
 def sse_events(response) -> list[dict]:

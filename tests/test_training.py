@@ -252,3 +252,24 @@ def test_data_parallel_matches_single_process(data, tmp_path):
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4, msg=name)
     losses = train_losses(single)
     assert losses[3] < losses[1], "the runs must actually have trained"
+
+
+def test_init_from_copies_the_weights_that_fit_and_reports_the_rest(data, tmp_path, capsys):
+    """A nar_drafter with one more decoder layer starts from a trained encoder-decoder."""
+    import dataclasses
+
+    first = train(small_config(data, tmp_path / "a", max_steps=4, validate_every=4))
+    source = weights(first)
+    cfg = small_config(data, tmp_path / "b", max_steps=1, lr=0.0, init_from=str(first))
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, architecture="nar_drafter", decoder_layers=2)
+    )
+    started = weights(train(cfg))
+    assert "21 left as initialised: mask_vector, decoder_layers.1." in capsys.readouterr().out
+    shared = [n for n in source if n.startswith(("encoder_layers.", "decoder_layers.0."))]
+    assert shared
+    for name in shared:
+        torch.testing.assert_close(started[name], source[name], rtol=0, atol=0)
+    wrong = dataclasses.replace(cfg.model, d_model=24, ffn_dim=48)
+    with pytest.raises(seqweave.errors.ConfigError, match="no parameter fits"):
+        train(dataclasses.replace(cfg, model=wrong))

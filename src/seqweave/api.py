@@ -49,7 +49,9 @@ class Seq2Seq:
         self.draft: Seq2Seq | None = None
 
     def attach_draft(self, draft: Seq2Seq) -> None:
-        """Use ``draft`` for speculative decoding (``decoder="spec"``).
+        """Draft with ``draft``: a small autoregressive model for speculative decoding
+        (``decoder="spec"``) or a nar_drafter for generalized aggressive decoding
+        (``decoder="gad"``).
 
         Raises:
             ConfigError: the draft model reads or writes tokens differently.
@@ -79,7 +81,7 @@ class Seq2Seq:
         """Decode texts; keyword arguments override fields of the default DecodeConfig."""
         self.network.eval()
         settings = self.decode_settings(**overrides)
-        draft = self.draft.network if self.draft is not None else None
+        draft = self.draft.network.eval() if self.draft is not None else None
         return decode_many(self.network, self.encode_sources(texts), settings, draft)
 
     def generate(self, texts: Sequence[str], **overrides) -> list[str]:

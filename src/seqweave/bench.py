@@ -102,7 +102,8 @@ def _strip(row: list[int], start: int, eos: int) -> list[int]:
 
 
 def seqweave_systems(model, max_new_tokens: int, draft=None, **decode) -> list[System]:
-    """seqweave greedy, IAD and (with a draft model) speculative decoding."""
+    """seqweave greedy, IAD and, with a draft model, speculative decoding (an autoregressive
+    draft) or GAD (a nar_drafter)."""
     from seqweave.decoding import decode_many
 
     def make(decoder: str) -> Callable[[Sequence[str], int], Run]:
@@ -122,7 +123,8 @@ def seqweave_systems(model, max_new_tokens: int, draft=None, **decode) -> list[S
 
     systems = [System("seqweave_greedy", make("greedy")), System("seqweave_iad", make("iad"))]
     if draft is not None:
-        systems.append(System("seqweave_spec", make("spec")))
+        name = "gad" if draft.config.architecture == "nar_drafter" else "spec"
+        systems.append(System(f"seqweave_{name}", make(name)))
     return systems
 
 

@@ -27,7 +27,10 @@ T = TypeVar("T")
 class ModelConfig:
     """Architecture of a Transformer; also saved as a model directory's ``config.json``."""
 
-    architecture: str = "transformer"  # transformer (encoder-decoder) | prefix_lm (decoder-only)
+    # transformer (encoder-decoder) | prefix_lm (decoder-only) | nar_drafter (the block drafter
+    # of generalized aggressive decoding: an encoder-decoder that predicts draft_block tokens
+    # at once)
+    architecture: str = "transformer"
     vocab_size: int = 8000
     d_model: int = 256
     num_heads: int = 4
@@ -59,6 +62,7 @@ class ModelConfig:
     decoder_start_id: int = 1
     source_bos: bool = False  # sources are framed as [bos] text [eos] (BART) or text [eos]
     target_bos: bool = False  # targets are [bos] text [eos] and decoding starts from eos (BART)
+    draft_block: int = 8  # nar_drafter only: tokens predicted in one pass
 
     @property
     def scales_embedding(self) -> bool:
@@ -69,7 +73,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         choices = {
-            "architecture": ("transformer", "prefix_lm"),
+            "architecture": ("transformer", "prefix_lm", "nar_drafter"),
             "activation": ("relu", "gelu", "gelu_tanh", "silu"),
             "norm": ("pre", "post"),
             "position": ("sinusoidal", "learned", "rope"),
@@ -81,6 +85,8 @@ class ModelConfig:
             raise ConfigError(
                 f"model.d_model={self.d_model} is not divisible by model.num_heads={self.num_heads}"
             )
+        if self.draft_block < 1:
+            raise ConfigError(f"model.draft_block must be >= 1, got {self.draft_block}")
         if self.position == "rope" and (self.d_model // self.num_heads) % 2:
             raise ConfigError("model.position='rope' needs an even head dimension")
 
@@ -131,6 +137,9 @@ class TrainConfig:
     valid_decode_limit: int = 300  # sentences decoded for the validation metric
     keep_checkpoints: int = 2
     progress: bool = True
+    # A model directory whose weights start the model wherever parameter names and shapes
+    # agree (fine-tuning; a drafter starting from the model it drafts for). Not on --resume.
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
@@ -152,10 +161,15 @@ class DecodeConfig:
     top_p: float = 1.0
     seed: int = 0
     draft_len: int = 64  # iad: most source tokens drafted per row and pass
-    draft_tokens_per_pass: int = 64  # iad: draft budget shared by the rows of a batch
+    draft_tokens_per_pass: int = 64  # iad, gad: draft budget shared by the rows of a batch
     ngram: int = 1  # iad: generated tokens matched against the source to realign after an edit
     draft_k: int = 4  # spec: draft tokens per pass to start with (adapted per row)
     max_draft_k: int = 16  # spec: upper bound for the adapted k
+    # GAD++ relaxed acceptance (lossy): a draft token is accepted when it is among the
+    # verifier's relaxed_top best tokens and its log-probability is within relaxed_gap of
+    # the best one's. relaxed_top = 1 is exact verification: the output is greedy's.
+    relaxed_top: int = 1
+    relaxed_gap: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Converts the Hugging Face checkpoint with ``import-hf`` (in a temporary
 directory), then runs, interleaved in one process: HF greedy, HF prompt lookup
-(batch 1), seqweave greedy, IAD and (with ``--draft-model``) speculative
+(batch 1), seqweave greedy, IAD and (with ``--draft-model``) speculative or GAD
 decoding, at each batch size. Prints a table, writes JSON and a PNG plot.
 """
 
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--draft-model", help="seqweave draft model for speculative decoding")
+    parser.add_argument("--draft-model", help="a seqweave draft model (spec) or nar_drafter (gad)")
     parser.add_argument("--draft-len", type=int, help="IAD: most source tokens drafted per pass")
     parser.add_argument("--ngram", type=int, help="IAD: tokens matched to realign after an edit")
     parser.add_argument("--output", default="bench.json", help="JSON result file")

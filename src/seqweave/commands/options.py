@@ -25,10 +25,34 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int)
     parser.add_argument("--top-p", type=float)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--draft-model", help="spec: a smaller model with the same tokenizer")
+    parser.add_argument(
+        "--draft-model",
+        help="spec: a smaller model with the same tokenizer; gad: a nar_drafter model",
+    )
     parser.add_argument("--draft-k", type=int, help="spec: draft tokens per pass to start with")
     parser.add_argument("--draft-len", type=int, help="iad: most source tokens drafted per pass")
     parser.add_argument("--ngram", type=int, help="iad: tokens matched to realign after an edit")
+    parser.add_argument(
+        "--relaxed",
+        type=relaxed_option,
+        metavar="BETA,TAU",
+        help="GAD++ acceptance (lossy): accept a draft token among the verifier's BETA best "
+        "whose log-probability is within TAU of the best",
+    )
+
+
+def relaxed_option(text: str) -> tuple[int, float]:
+    """``beta,tau`` -> (beta, tau), for argparse."""
+    try:
+        beta, tau = text.split(",")
+        result = int(beta), float(tau)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected BETA,TAU such as 3,2.0 (an integer and a number), got {text!r}"
+        ) from None
+    if result[0] < 1 or result[1] < 0:
+        raise argparse.ArgumentTypeError(f"need BETA >= 1 and TAU >= 0, got {text!r}")
+    return result
 
 
 def load_model(args: argparse.Namespace):
@@ -58,4 +82,7 @@ def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "draft_len",
         "ngram",
     )
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if getattr(args, "relaxed", None) is not None:
+        overrides["relaxed_top"], overrides["relaxed_gap"] = args.relaxed
+    return overrides

@@ -1,4 +1,4 @@
-"""seqweave serve --model DIR [--host 127.0.0.1] [--port 8000] [--decoder iad|spec|greedy|beam]
+"""seqweave serve --model DIR [--host 127.0.0.1] [--port 8000] [--decoder iad|spec|gad|greedy|beam]
 [--max-batch N] [--max-queue N]"""
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decoder",
         default="iad",
-        choices=("iad", "spec", "greedy", "beam", "sample"),
+        choices=("iad", "spec", "gad", "greedy", "beam", "sample"),
         help="default decoder of requests that name none",
     )
-    parser.add_argument("--draft-model", help="draft model for decoder 'spec'")
+    parser.add_argument(
+        "--draft-model", help="draft model: autoregressive for 'spec', a nar_drafter for 'gad'"
+    )
     parser.add_argument("--max-batch", type=int, default=32, help="rows decoded together")
     parser.add_argument("--max-queue", type=int, default=256, help="waiting inputs before 429")
     parser.add_argument("--max-input-tokens", type=int, default=256)
@@ -38,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from seqweave.serve.app import Limits
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.decoder == "spec" and not args.draft_model:
+    if args.decoder in ("spec", "gad") and not args.draft_model:
         from seqweave.errors import ConfigError
 
-        raise ConfigError("--decoder spec needs --draft-model DIR")
+        raise ConfigError(f"--decoder {args.decoder} needs --draft-model DIR")
     limits = Limits(args.max_input_tokens, args.max_new_tokens, timeout=args.timeout)
     serve(
         ServeConfig(

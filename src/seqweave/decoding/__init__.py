@@ -15,20 +15,38 @@ from seqweave.config import DecodeConfig
 from seqweave.decoding.aggressive import SourceDrafter
 from seqweave.decoding.beam import beam_search
 from seqweave.decoding.common import Generation, RowStats, length_budget, pad_batch
-from seqweave.decoding.loop import Event, argmax_choice, collect, draft_verify
+from seqweave.decoding.generalized import BlockDrafter
+from seqweave.decoding.loop import Event, RelaxedAcceptance, argmax_choice, collect, draft_verify
 from seqweave.decoding.sampling import sampling_choice
 from seqweave.decoding.speculative import ModelDrafter
 from seqweave.errors import ConfigError
 
-DECODERS = ("greedy", "beam", "sample", "iad", "spec")
-LOSSLESS = ("iad", "spec")  # return exactly greedy's tokens
+DECODERS = ("greedy", "beam", "sample", "iad", "spec", "gad")
+LOSSLESS = ("iad", "spec", "gad")  # return exactly greedy's tokens (unless relaxed)
+DRAFTING = ("iad", "spec", "gad")
 
 
-def check_decoder(name: str, draft_model=None) -> None:
+def check_decoder(name: str, draft_model=None, relaxed_top: int = 1) -> None:
     if name not in DECODERS:
         raise ConfigError(f"unknown decoder {name!r}; valid decoders: {', '.join(DECODERS)}")
-    if name == "spec" and draft_model is None:
-        raise ConfigError("decoder 'spec' needs a draft model (--draft-model DIR)")
+    nar = draft_model is not None and draft_model.config.architecture == "nar_drafter"
+    if name == "spec" and (draft_model is None or nar):
+        raise ConfigError("decoder 'spec' needs an autoregressive draft model (--draft-model DIR)")
+    if name == "gad" and not nar:
+        raise ConfigError("decoder 'gad' needs a nar_drafter draft model (--draft-model DIR)")
+    if relaxed_top < 1:
+        raise ConfigError(f"decode.relaxed_top must be >= 1, got {relaxed_top}")
+    if relaxed_top > 1 and name not in DRAFTING:
+        raise ConfigError(
+            f"relaxed acceptance needs a drafting decoder ({', '.join(DRAFTING)}), not {name!r}"
+        )
+
+
+def relaxed_acceptance(cfg: DecodeConfig) -> RelaxedAcceptance | None:
+    """GAD++'s acceptance rule when ``relaxed_top`` > 1, else None (exact, lossless)."""
+    if cfg.relaxed_top <= 1:
+        return None
+    return RelaxedAcceptance(cfg.relaxed_top, cfg.relaxed_gap)
 
 
 def make_drafter(cfg: DecodeConfig, sources: Sequence[Sequence[int]], draft_model=None):
@@ -37,6 +55,8 @@ def make_drafter(cfg: DecodeConfig, sources: Sequence[Sequence[int]], draft_mode
         return SourceDrafter(sources, cfg.draft_len, cfg.ngram, cfg.draft_tokens_per_pass)
     if cfg.decoder == "spec":
         return ModelDrafter(draft_model, sources, cfg.draft_k, cfg.max_draft_k)
+    if cfg.decoder == "gad":
+        return BlockDrafter(draft_model, sources, cfg.draft_tokens_per_pass)
     return None
 
 
@@ -45,7 +65,7 @@ def decode_batch(
     model, sources: Sequence[Sequence[int]], cfg: DecodeConfig, draft_model=None
 ) -> list[Generation]:
     """Decode one batch of token-id sources with ``cfg.decoder``."""
-    check_decoder(cfg.decoder, draft_model)
+    check_decoder(cfg.decoder, draft_model, cfg.relaxed_top)
     src, src_lengths = pad_batch(sources, model.config.pad_id, model.device)
     memory = model.encode(src, src_lengths)
     budgets = length_budget(model, src_lengths, cfg.max_new_tokens)
@@ -61,7 +81,8 @@ def decode_batch(
     if cfg.decoder == "sample":
         choose = sampling_choice(cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed)
     drafter = make_drafter(cfg, sources, draft_model)
-    return collect(draft_verify(model, memory, budgets, stats, drafter, choose), stats)
+    events = draft_verify(model, memory, budgets, stats, drafter, choose, relaxed_acceptance(cfg))
+    return collect(events, stats)
 
 
 def decode_many(
@@ -85,6 +106,7 @@ __all__ = [
     "LOSSLESS",
     "Event",
     "Generation",
+    "RelaxedAcceptance",
     "RowStats",
     "decode_batch",
     "decode_many",

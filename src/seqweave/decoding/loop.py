@@ -33,6 +33,25 @@ def argmax_choice(logits: Tensor) -> Tensor:
     return logits.argmax(dim=-1)
 
 
+@dataclass(frozen=True)
+class RelaxedAcceptance:
+    """GAD++ verification (Ge et al. 2022), lossy: a draft token is accepted where it is
+    among the verifier's ``top`` best tokens and its log-probability is at most ``gap``
+    below the best token's. More tokens are accepted per pass; the output is no longer
+    greedy's."""
+
+    top: int
+    gap: float
+
+    def __call__(self, logits: Tensor, drafts: Tensor) -> Tensor:
+        """logits (B, K, V), drafts (B, K) -> (B, K) bool, True where a draft is accepted."""
+        logp = logits.float().log_softmax(dim=-1)
+        best = logp.topk(self.top, dim=-1)  # (B, K, top)
+        in_top = (best.indices == drafts[..., None]).any(dim=-1)
+        close = best.values[..., 0] - logp.gather(-1, drafts[..., None])[..., 0] <= self.gap
+        return in_top & close
+
+
 @dataclass
 class Event:
     """Tokens a row accepted in one pass (without the end token).
@@ -71,10 +90,12 @@ def draft_verify(
     stats: list[RowStats],
     drafter: Drafter | None = None,
     choose: Chooser = argmax_choice,
+    relaxed: RelaxedAcceptance | None = None,
 ) -> Iterator[list[Event]]:
     """Decode every row of ``memory``, yielding the events of each pass.
 
     ``budgets[b]`` is the most tokens row b may generate; ``stats[b]`` is filled in.
+    ``relaxed`` replaces exact verification by GAD++'s (lossy).
     """
     cfg = model.config
     device = memory.lengths.device
@@ -93,7 +114,7 @@ def draft_verify(
             drafts = drafter.propose(rows, [generated[b] for b in rows], room)
         else:
             drafts = [[] for _ in rows]
-        accepted, next_tokens = advance(model, state, last, drafts, choose)
+        accepted, next_tokens = advance(model, state, last, drafts, choose, relaxed=relaxed)
         next_list = next_tokens.tolist()
         if drafter is not None:
             drafter.observe(accepted, next_list)
@@ -123,6 +144,7 @@ def advance(
     drafts: list[list[int]],
     choose: Chooser = argmax_choice,
     idle: Tensor | None = None,
+    relaxed: RelaxedAcceptance | None = None,
 ) -> tuple[list[int], Tensor]:
     """One decoder pass for every row: feed its last token and its draft, accept the
     longest draft prefix that agrees with the model's argmax, roll back the rest.
@@ -132,7 +154,8 @@ def advance(
     choice of ``choose`` (sampling rows must not draft). Rows marked in ``idle``
     (B,) bool take part without a real token: their cache does not grow and the
     packed step spends no work on them (the server parks finished rows so). Used
-    by the decode loop and by the server's continuous batching alike.
+    by the decode loop and by the server's continuous batching alike. ``relaxed``
+    accepts draft tokens by GAD++'s rule instead of exact agreement (lossy).
     """
     B = len(drafts)
     K = max((len(d) for d in drafts), default=0)
@@ -152,7 +175,10 @@ def advance(
     logits = model.step(state, tokens, n_new)  # (B, 1 + K, V)
     predicted = logits.argmax(dim=-1)  # (B, 1 + K)
     valid = torch.arange(K, device=device)[None, :] < draft_lens[:, None]
-    agree = (predicted[:, :K] == padded) & valid  # (B, K)
+    if relaxed is None:
+        agree = (predicted[:, :K] == padded) & valid  # (B, K)
+    else:
+        agree = relaxed(logits[:, :K], padded) & valid
     accepted = agree.long().cumprod(dim=1).sum(dim=1)  # (B,) longest agreeing prefix
     model.rollback(state, state.lengths - (n_new - 1 - accepted).clamp(min=0))
     next_tokens = predicted.gather(1, accepted[:, None])[:, 0]

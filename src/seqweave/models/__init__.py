@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from seqweave.config import ModelConfig
 from seqweave.models.base import Seq2SeqBase
+from seqweave.models.nar_drafter import NARDrafter
 from seqweave.models.prefix_lm import PrefixLM
 from seqweave.models.state import DecoderState, Memory
 from seqweave.models.transformer import EncoderDecoder
@@ -11,6 +12,7 @@ from seqweave.models.transformer import EncoderDecoder
 MODELS: dict[str, type[Seq2SeqBase]] = {
     "transformer": EncoderDecoder,
     "prefix_lm": PrefixLM,
+    "nar_drafter": NARDrafter,
 }
 
 
@@ -24,6 +26,7 @@ __all__ = [
     "DecoderState",
     "EncoderDecoder",
     "Memory",
+    "NARDrafter",
     "PrefixLM",
     "Seq2SeqBase",
     "build_model",

@@ -83,10 +83,28 @@ class EncoderDecoder(Seq2SeqBase):
         by that much, and the rest are stale slots that later steps overwrite.
         Logits at those padding positions are unspecified.
         """
+        x, plan = self._extend_cache(state, tokens, n_new)
+        return plan.dense(self._decoder_out(x), clear=False)
+
+    def _extend_cache(
+        self,
+        state: DecoderState,
+        tokens: Tensor,
+        n_new: Tensor | None,
+        embedded: Tensor | None = None,
+        positions: Tensor | None = None,
+    ):
+        """The decoder layers of ``step``: write the new tokens to the cache and return
+        their final hidden states (packed as the step's plan says) and the plan.
+        ``embedded`` and ``positions`` replace the tokens' own embeddings and position
+        ids (GAD's drafter feeds mask slots this way)."""
         K = tokens.shape[1]
         plan = plan_step(state, K, n_new)
-        positions = new_token_positions(state.lengths, K)  # (B, K)
-        x = plan.flat(self.decoder_embed.forward(tokens, positions))
+        if positions is None:
+            positions = new_token_positions(state.lengths, K)  # (B, K)
+        if embedded is None:
+            embedded = self.decoder_embed.forward(tokens, positions)
+        x = plan.flat(embedded)
         rotary = self.decoder_embed.rotary(positions)
         for i, layer in enumerate(self.decoder_layers):
             cross_kv = (state.cross_keys[i], state.cross_values[i])
@@ -94,7 +112,7 @@ class EncoderDecoder(Seq2SeqBase):
                 x, state.keys[i], state.values[i], plan, rotary, cross_kv, state.cross_mask
             )
         state.lengths = state.lengths + (K if n_new is None else n_new)
-        return plan.dense(self._decoder_out(x), clear=False)
+        return x, plan
 
     # -- training --------------------------------------------------------------------------
 

@@ -79,9 +79,13 @@ class Server:
                 f"max_new_tokens={options.max_new_tokens} is over the limit "
                 f"of {self.limits.max_new_tokens}",
             )
-        if options.decoder == "spec" and self.engine.draft is None:
+        if options.decoder in ("spec", "gad") and options.decoder != self.engine.draft_decoder:
+            kind = "an autoregressive" if options.decoder == "spec" else "a nar_drafter"
             raise ApiError(
-                422, "invalid_request", "decoder 'spec' needs the server to run with --draft-model"
+                422,
+                "invalid_request",
+                f"decoder {options.decoder!r} needs the server to run with --draft-model "
+                f"of {kind} model",
             )
         sources = self.model.encode_sources(texts, clip=False)
         for i, source in enumerate(sources):

@@ -6,8 +6,9 @@ appending their rows with ``DecoderState.extend``), takes one decoder pass for
 all rows (``loop.advance``: each row feeds its last token and its own draft,
 and accepts its own number of tokens) and drops finished or abandoned rows
 with ``reorder``. Rows of different decoders share the pass: greedy rows
-draft nothing, IAD rows draft from their source, speculative rows from the
-draft model, sampling rows sample. Beam-search requests do not fit a row-wise
+draft nothing, IAD rows draft from their source, speculative or GAD rows from
+the draft model (an autoregressive one or a nar_drafter, whichever the server
+was given), sampling rows sample. Beam-search requests do not fit a row-wise
 batch (a request is several rows that reorder together); they run as their
 own batch between passes.
 
@@ -31,6 +32,7 @@ from seqweave.config import DecodeConfig
 from seqweave.decoding import decode_batch
 from seqweave.decoding.aggressive import SourceDrafter
 from seqweave.decoding.common import RowStats, length_budget, pad_batch
+from seqweave.decoding.generalized import BlockDrafter
 from seqweave.decoding.loop import advance
 from seqweave.decoding.sampling import sampling_choice
 from seqweave.decoding.speculative import ModelDrafter
@@ -96,13 +98,18 @@ class Engine:
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.draft = draft.network if draft is not None else None
+        # the decoder whose rows draft with the draft model: one drafter for all its rows
+        self.draft_decoder = None
+        if self.draft is not None:
+            nar = self.draft.config.architecture == "nar_drafter"
+            self.draft_decoder = "gad" if nar else "spec"
         self.decode_defaults = model.decode_config
         self._waiting: collections.deque[Job] = collections.deque()
         self._lock = threading.Condition()
         self._rows: list[_Row] = []
         self._state = None
         self._last: torch.Tensor | None = None
-        self._spec: ModelDrafter | None = None
+        self._drafter: ModelDrafter | BlockDrafter | None = None
         self._closing = False
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="seqweave-engine", daemon=True)
@@ -211,18 +218,17 @@ class Engine:
             dtype=torch.long,
             device=self.network.device,
         )
-        spec_jobs = [j for j in rowwise if j.options.decoder == "spec"]
-        if spec_jobs:
-            drafter = ModelDrafter(
-                self.draft,
-                [j.source for j in spec_jobs],
-                self.decode_defaults.draft_k,
-                self.decode_defaults.max_draft_k,
-            )
-            if self._spec is None:
-                self._spec = drafter
+        drafting = [j.source for j in rowwise if j.options.decoder == self.draft_decoder]
+        if drafting:
+            defaults = self.decode_defaults
+            if self.draft_decoder == "gad":
+                drafter = BlockDrafter(self.draft, drafting, defaults.draft_tokens_per_pass)
             else:
-                self._spec.extend(drafter)
+                drafter = ModelDrafter(self.draft, drafting, defaults.draft_k, defaults.max_draft_k)
+            if self._drafter is None:
+                self._drafter = drafter
+            else:
+                self._drafter.extend(drafter)
         if any(row.done for row in self._rows):
             self._compact()
         if self._state is None or not self._rows:
@@ -254,19 +260,19 @@ class Engine:
             if row.drafter is not None:
                 room = min(share, row.budget - len(row.generated) - 1)
                 drafts[i] = row.drafter.propose([0], [row.generated], [room])[0]
-        spec = self._spec_rows()
-        if spec:
-            rooms = [rows[i].budget - len(rows[i].generated) - 1 for i in spec]
-            proposed = self._spec.propose(spec, [rows[i].generated for i in spec], rooms)
-            for i, draft in zip(spec, proposed, strict=True):
+        shared = self._drafting_rows()
+        if shared:
+            rooms = [rows[i].budget - len(rows[i].generated) - 1 for i in shared]
+            proposed = self._drafter.propose(shared, [rows[i].generated for i in shared], rooms)
+            for i, draft in zip(shared, proposed, strict=True):
                 drafts[i] = draft
         idle = torch.tensor([row.done for row in rows], device=self.network.device)
         accepted, next_tokens = advance(
             self.network, self._state, self._last, drafts, self._chooser(rows), idle
         )
         next_list = next_tokens.tolist()
-        if spec:
-            self._spec.observe([accepted[i] for i in spec], [next_list[i] for i in spec])
+        if shared:
+            self._drafter.observe([accepted[i] for i in shared], [next_list[i] for i in shared])
         if self.on_pass is not None:
             self.on_pass(len(live), sum(map(len, drafts)), sum(accepted))
         self._last = next_tokens
@@ -283,19 +289,21 @@ class Engine:
         if sum(row.done for row in rows) * 2 >= len(rows):
             self._compact()
 
-    def _spec_rows(self) -> list[int]:
-        """Live speculative rows, in batch order: the draft model's rows, one to one."""
+    def _drafting_rows(self) -> list[int]:
+        """Live rows that draft with the draft model, in batch order: the drafter's rows,
+        one to one."""
+        decoder = self.draft_decoder
         return [
-            i for i, r in enumerate(self._rows) if not r.done and r.job.options.decoder == "spec"
+            i for i, r in enumerate(self._rows) if not r.done and r.job.options.decoder == decoder
         ]
 
     def _retire(self, i: int) -> None:
         """Park a finished row: it stays in the batch, idle (no work, no growth), until the
-        next compaction; a speculative row leaves the draft model at once."""
-        if self._rows[i].job.options.decoder == "spec":
-            before = self._spec_rows()
+        next compaction; a row that drafts with the draft model leaves its drafter at once."""
+        if self._rows[i].job.options.decoder == self.draft_decoder:
+            before = self._drafting_rows()
             self._rows[i].done = True
-            self._spec.select([n for n, j in enumerate(before) if j != i])
+            self._drafter.select([n for n, j in enumerate(before) if j != i])
         self._rows[i].done = True
 
     def _chooser(self, rows: list[_Row]):
@@ -354,4 +362,4 @@ class Engine:
         for row in self._rows:
             if not row.done:
                 row.job.sink([], "error")
-        self._rows, self._state, self._last, self._spec = [], None, None, None
+        self._rows, self._state, self._last, self._drafter = [], None, None, None

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Decoder = Literal["greedy", "iad", "spec", "beam", "sample"]
+Decoder = Literal["greedy", "iad", "spec", "gad", "beam", "sample"]
 
 
 class GenerateRequest(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from seqweave.checkpoint import load_model_config, load_weights
 from seqweave.config import ExperimentConfig, ModelConfig, to_dict
 from seqweave.data.readers import read_examples
 from seqweave.device import resolve_device
@@ -88,6 +89,8 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
 
     torch.manual_seed(cfg.train.seed)
     model = build_model(model_cfg).to(device)
+    if cfg.train.init_from and not resume:
+        _initialise(model, Path(cfg.train.init_from), dist.is_main)
     optimizer = make_optimizer(model, cfg.train)
     progress = load_checkpoint(last.resolve(), model, optimizer) if resume else Progress()
 
@@ -130,3 +133,28 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
 
 
 __all__ = ["learning_rate", "resolve_model_config", "train"]
+
+
+def _initialise(model: torch.nn.Module, directory: Path, announce: bool) -> None:
+    """Copy the weights of the model in ``directory`` into ``model`` where names and shapes
+    agree, and say what was copied and what was left as initialised."""
+    source = build_model(load_model_config(directory))
+    load_weights(source, directory)
+    theirs = source.state_dict()
+    copied, left = 0, []
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name in theirs and theirs[name].shape == tensor.shape:
+                tensor.copy_(theirs[name])
+                copied += 1
+            else:
+                left.append(name)
+    if copied == 0:
+        raise ConfigError(f"train.init_from={directory}: no parameter fits this model")
+    if announce:
+        shown = ", ".join(left[:6]) + (" ..." if len(left) > 6 else "")
+        print(
+            f"initialised {copied} tensors from {directory}"
+            + (f"; {len(left)} left as initialised: {shown}" if left else ""),
+            flush=True,
+        )
