@@ -289,3 +289,11 @@ def test_eval_rejects_an_unknown_metric(tmp_path):
     assert "usage: seqweave eval" in result.stderr
     assert "argument --metric: invalid choice: 'meteor'" in result.stderr
     assert not (tmp_path / "eval.json").exists()
+
+
+@pytest.mark.parametrize("decoder", ["spec", "gad"])
+def test_serve_with_a_drafting_decoder_needs_a_draft_model(tmp_path, decoder):
+    result = seqweave_cli("serve", "--model", tmp_path, "--decoder", decoder, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"error: --decoder {decoder} needs --draft-model DIR" in result.stderr
+    assert "Traceback" not in result.stderr
