@@ -69,6 +69,7 @@ def hf_systems(hf_model, hf_tokenizer, max_new_tokens: int, lookup: int = 10) ->
             tokens, passes = [], []
             for batch in _batches(texts, batch_size):
                 inputs = hf_tokenizer(batch, return_tensors="pt", padding=True)
+                inputs = inputs.to(hf_model.device)
                 calls["n"] = 0
                 with torch.inference_mode():
                     out = hf_model.generate(

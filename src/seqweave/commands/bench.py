@@ -32,19 +32,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draft-model", help="a seqweave draft model (spec) or nar_drafter (gad)")
     parser.add_argument("--draft-len", type=int, help="IAD: most source tokens drafted per pass")
     parser.add_argument("--ngram", type=int, help="IAD: tokens matched to realign after an edit")
+    parser.add_argument(
+        "--draft-tokens-per-pass", type=int, help="IAD, GAD: draft budget shared by a batch's rows"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--output", default="bench.json", help="JSON result file")
     parser.add_argument("--plot", help="PNG plot file (default: next to --output)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     import seqweave
     from seqweave import bench
     from seqweave.data.readers import read_examples
+    from seqweave.device import resolve_device
 
     texts = [e.source for e in read_examples(args.data, require_target=False)][: args.limit]
     sizes = [int(s) for s in args.batch_sizes.split(",")]
+    device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         systems = []
         if args.hf_model:
@@ -52,14 +56,18 @@ def run(args: argparse.Namespace) -> int:
 
             from seqweave.models.hf_import import import_hf
 
-            model = seqweave.load(import_hf(args.hf_model, Path(tmp) / "model"))
-            hf_model = AutoModelForSeq2SeqLM.from_pretrained(args.hf_model).eval()
+            model = seqweave.load(import_hf(args.hf_model, Path(tmp) / "model"), str(device))
+            hf_model = AutoModelForSeq2SeqLM.from_pretrained(args.hf_model).eval().to(device)
             hf_tokenizer = AutoTokenizer.from_pretrained(args.hf_model)
             systems += bench.hf_systems(hf_model, hf_tokenizer, args.max_new_tokens)
         else:
-            model = seqweave.load(args.model)
-        draft = seqweave.load(args.draft_model).network if args.draft_model else None
-        options = {k: getattr(args, k) for k in ("draft_len", "ngram") if getattr(args, k)}
+            model = seqweave.load(args.model, str(device))
+        draft = seqweave.load(args.draft_model, str(device)).network if args.draft_model else None
+        options = {
+            k: getattr(args, k)
+            for k in ("draft_len", "ngram", "draft_tokens_per_pass")
+            if getattr(args, k)
+        }
         systems += bench.seqweave_systems(model, args.max_new_tokens, draft, **options)
         rows = bench.run_benchmark(systems, texts, sizes, args.repeats)
     reference_row = next(r for r in rows if r.batch_size == sizes[0])
@@ -73,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
         "sentences": len(texts),
         "reference": f"{reference_row.system} at batch {reference_row.batch_size}",
         "repeats": args.repeats,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}",
+        "machine": _machine(device),
         "records": records,
     }
     output = Path(args.output)
@@ -84,3 +91,14 @@ def run(args: argparse.Namespace) -> int:
     bench.plot(records, plot_path)
     print(f"wrote {output} and {plot_path}", file=sys.stderr)
     return 0
+
+
+def _machine(device) -> str:
+    """The device the figures were measured on, for the JSON record."""
+    import torch
+
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = f"{platform.machine()}, {torch.get_num_threads()} threads"
+    return f"{where}, torch {torch.__version__}"
