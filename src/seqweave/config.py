@@ -29,7 +29,8 @@ class ModelConfig:
 
     # transformer (encoder-decoder) | prefix_lm (decoder-only) | nar_drafter (the block drafter
     # of generalized aggressive decoding: an encoder-decoder that predicts draft_block tokens
-    # at once)
+    # at once) | nar_editor (revises the previous translation in a few parallel passes, for
+    # simultaneous re-translation)
     architecture: str = "transformer"
     vocab_size: int = 8000
     d_model: int = 256
@@ -73,7 +74,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         choices = {
-            "architecture": ("transformer", "prefix_lm", "nar_drafter"),
+            "architecture": ("transformer", "prefix_lm", "nar_drafter", "nar_editor"),
             "activation": ("relu", "gelu", "gelu_tanh", "silu"),
             "norm": ("pre", "post"),
             "position": ("sinusoidal", "learned", "rope"),
@@ -140,12 +141,17 @@ class TrainConfig:
     # A model directory whose weights start the model wherever parameter names and shapes
     # agree (fine-tuning; a drafter starting from the model it drafts for). Not on --resume.
     init_from: str = ""
+    # nar_editor only: weight of the output-length loss (one cross-entropy per sentence),
+    # added to the summed token loss
+    length_weight: float = 1.0
 
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
         _check_choice("train.schedule", self.schedule, ("inverse_sqrt", "cosine", "constant"))
         if self.accumulate < 1:
             raise ConfigError(f"train.accumulate must be >= 1, got {self.accumulate}")
+        if not self.length_weight >= 0:
+            raise ConfigError(f"train.length_weight must be >= 0, got {self.length_weight}")
 
 
 @dataclass(frozen=True)

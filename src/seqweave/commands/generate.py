@@ -4,6 +4,14 @@ Plain-text input gives plain-text output, one line per input line, in order
 (a blank input line gives a blank output line). JSON Lines input (every line
 an object with a ``source``) gives JSON Lines output: each input object with
 an added ``output`` (and ``stats`` with ``--stats``).
+
+``--stream-source`` simulates simultaneous translation: each input's words
+arrive one at a time and the translation is redone after each word, by the
+model from scratch or, with ``--editor DIR``, by a nar_editor revising the
+previous translation (``seqweave.streaming``). The output is JSON Lines, one
+object per update: ``input`` (its line index), ``source_words``, ``output``,
+``passes``, ``erased`` (tokens of the previous output taken back) and
+``seconds``; ``--stats`` adds average lagging and normalized erasure.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from seqweave.commands.options import add_decode_arguments, decode_overrides, load_model
+from seqweave.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="output file (default: stdout)")
     parser.add_argument(
         "--stats", action="store_true", help="report decoder passes and draft tokens accepted"
+    )
+    parser.add_argument(
+        "--stream-source",
+        action="store_true",
+        help="re-translate after each source word; JSON Lines output, one object per update",
+    )
+    parser.add_argument("--editor", help="--stream-source: a nar_editor model revises outputs")
+    parser.add_argument(
+        "--edit-passes", type=int, default=2, help="--stream-source --editor: passes per update"
     )
 
 
@@ -43,11 +61,17 @@ def summarize(outputs) -> str:
 def run(args: argparse.Namespace) -> int:
     from seqweave.data.readers import read_input_file, read_inputs
 
+    if (args.editor or args.edit_passes != 2) and not args.stream_source:
+        raise ConfigError("--editor and --edit-passes only apply with --stream-source")
+    if args.edit_passes < 1:
+        raise ConfigError(f"--edit-passes must be >= 1, got {args.edit_passes}")
     model = load_model(args)
     if args.input:
         examples, kind = read_input_file(args.input)
     else:
         examples, kind = read_inputs(sys.stdin, "<stdin>")
+    if args.stream_source:
+        return stream(args, model, [e.source for e in examples])
     wanted = [i for i, e in enumerate(examples) if e.source.strip() or kind == "jsonl"]
     outputs = model.generate_tokens([examples[i].source for i in wanted], **decode_overrides(args))
     texts = model.tokenizer.decode_batch([o.tokens for o in outputs])
@@ -68,4 +92,46 @@ def run(args: argparse.Namespace) -> int:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     if args.stats:
         print(summarize(outputs), file=sys.stderr)
+    return 0
+
+
+def stream(args: argparse.Namespace, model, sources: list[str]) -> int:
+    """``--stream-source``: one JSON line per update of every input."""
+    import seqweave
+    from seqweave.streaming import retranslate, source_words, stream_metrics
+
+    editor = seqweave.load(args.editor, device=args.device) if args.editor else None
+    if editor is not None and editor.tokenizer.backend.get_vocab() != (
+        model.tokenizer.backend.get_vocab()
+    ):
+        raise ConfigError("the editor's tokenizer differs from the model's")
+    decode = decode_overrides(args)
+    streams = []
+    sink = Path(args.output).open("w", encoding="utf-8") if args.output else nullcontext(sys.stdout)  # noqa: SIM115
+    with sink as out:
+        for index, source in enumerate(sources):
+            words = source_words(source)
+            if not words:
+                continue
+            updates = list(retranslate(model, words, editor, args.edit_passes, **decode))
+            for update in updates:
+                record = {
+                    "input": index,
+                    "source_words": update.source_words,
+                    "output": model.tokenizer.decode(update.tokens),
+                    "passes": update.passes,
+                    "erased": update.erased,
+                    "seconds": round(update.seconds, 6),
+                }
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            streams.append(updates)
+    if args.stats and streams:
+        metrics = stream_metrics(streams)
+        print(
+            f"{len(streams)} inputs, {metrics['updates']} updates, "
+            f"{metrics['passes_per_update']:.2f} decoder passes per update, "
+            f"average lagging {metrics['average_lagging']:.2f} words, "
+            f"normalized erasure {metrics['normalized_erasure']:.3f}",
+            file=sys.stderr,
+        )
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from seqweave.config import ModelConfig
 from seqweave.models.base import Seq2SeqBase
 from seqweave.models.nar_drafter import NARDrafter
+from seqweave.models.nar_editor import NAREditor
 from seqweave.models.prefix_lm import PrefixLM
 from seqweave.models.state import DecoderState, Memory
 from seqweave.models.transformer import EncoderDecoder
@@ -13,6 +14,7 @@ MODELS: dict[str, type[Seq2SeqBase]] = {
     "transformer": EncoderDecoder,
     "prefix_lm": PrefixLM,
     "nar_drafter": NARDrafter,
+    "nar_editor": NAREditor,
 }
 
 
@@ -27,6 +29,7 @@ __all__ = [
     "EncoderDecoder",
     "Memory",
     "NARDrafter",
+    "NAREditor",
     "PrefixLM",
     "Seq2SeqBase",
     "build_model",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from seqweave.checkpoint import point_link, prune_checkpoints
 from seqweave.config import DecodeConfig, ExperimentConfig
@@ -144,10 +145,7 @@ class Trainer:
             micro = self._collate(local)
             sync = n == len(group) - 1
             with self._no_sync(sync), self._autocast():
-                logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
-                loss, _ = label_smoothed_nll(
-                    logits, micro.tgt_out, self.model.config.pad_id, cfg.label_smoothing
-                )
+                loss = self._loss(micro)
             (loss * weight).backward()
             loss_sum += loss.detach() * (weight > 0)
         if cfg.clip_norm > 0:
@@ -155,6 +153,22 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return float(self.dist.sum(loss_sum)), total_tokens
+
+    def _loss(self, micro: Batch) -> torch.Tensor:
+        """The summed training loss of one micro-batch (through the wrapped model, so that
+        data-parallel gradients synchronise)."""
+        cfg, model_cfg = self.config.train, self.model.config
+        if model_cfg.architecture == "nar_editor":
+            logits, length_logits = self.wrapped(
+                micro.src, micro.src_lengths, micro.tgt_in, with_length=True
+            )
+            lengths = (micro.tgt_out != model_cfg.pad_id).sum(1)
+            length_loss = F.cross_entropy(length_logits.float(), lengths, reduction="sum")
+        else:
+            logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
+            length_loss = 0.0
+        loss, _ = label_smoothed_nll(logits, micro.tgt_out, model_cfg.pad_id, cfg.label_smoothing)
+        return loss + cfg.length_weight * length_loss
 
     def _collate(self, indices: list[int]) -> Batch:
         data = self.train_set

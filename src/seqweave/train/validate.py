@@ -48,13 +48,13 @@ def validate(model, tokenizer, data: TokenizedSet, cfg: ExperimentConfig, max_ne
     """Loss, and the configured metric on up to ``valid_decode_limit`` greedy outputs.
 
     ``score`` is what picks the best checkpoint: the metric, or minus the loss
-    when the metric is ``none`` (and for a nar_drafter, which drafts but does not
-    decode on its own).
+    when the metric is ``none`` (and for a nar_drafter or nar_editor, which do not
+    decode token by token).
     """
     result = validation_loss(model, data, cfg)
     metric = cfg.train.metric
     limit = cfg.train.valid_decode_limit
-    if metric == "none" or limit <= 0 or model.config.architecture == "nar_drafter":
+    if metric == "none" or limit <= 0 or model.config.architecture.startswith("nar_"):
         return {**result, "score": -result["valid_loss"]}
     examples = data.examples[:limit]
     decode = DecodeConfig(decoder="greedy", max_new_tokens=max_new_tokens, batch_size=64)
