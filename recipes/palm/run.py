@@ -48,7 +48,6 @@ CIPHER = dict(zip(LETTERS, "dgjacfibeh", strict=True))  # a fixed permutation
 # model variants at about equal parameter counts (counts are reported in results.json)
 VARIANTS = {
     "cipher": {
-        "encoder-decoder": ["model.architecture=transformer"],
         "prefix LM": ["model.architecture=prefix_lm", "model.decoder_layers=5"],
         "PALM": [
             "model.architecture=prefix_lm",
@@ -56,9 +55,9 @@ VARIANTS = {
             "model.decoder_layers=3",
             "model.ffn_dim=172",
         ],
+        "encoder-decoder": ["model.architecture=transformer"],
     },
     "multi30k": {
-        "encoder-decoder": ["model.architecture=transformer"],
         "prefix LM": ["model.architecture=prefix_lm", "model.decoder_layers=7"],
         "PALM": [
             "model.architecture=prefix_lm",
@@ -66,6 +65,7 @@ VARIANTS = {
             "model.decoder_layers=5",
             "model.ffn_dim=564",
         ],
+        "encoder-decoder": ["model.architecture=transformer"],
     },
 }
 DIRS = {"encoder-decoder": "encdec", "prefix LM": "prefix_lm", "PALM": "palm"}
