@@ -12,6 +12,12 @@ from seqweave.models import build_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 VOCAB = 50
+# every model kind on the decoder-state API, as ModelConfig overrides
+MODEL_KINDS = {
+    "transformer": dict(architecture="transformer"),
+    "prefix_lm": dict(architecture="prefix_lm"),
+    "palm": dict(architecture="prefix_lm", partial_attention=True),
+}
 
 
 def tiny_config(**overrides) -> ModelConfig:

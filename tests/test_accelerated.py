@@ -15,7 +15,7 @@ from seqweave.decoding.aggressive import SourceDrafter
 from seqweave.decoding.common import RowStats, length_budget, pad_batch
 from seqweave.decoding.loop import collect, draft_verify
 from seqweave.errors import ConfigError
-from tests.conftest import VOCAB, edit_task_pair, random_sources, tiny_model
+from tests.conftest import MODEL_KINDS, VOCAB, edit_task_pair, random_sources, tiny_model
 from tests.lossless import assert_lossless
 
 ARCHITECTURES = ["transformer", "prefix_lm"]
@@ -54,9 +54,9 @@ class PerturbedDrafter:
         pass
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_any_draft_gives_greedy_tokens_with_ragged_acceptance(architecture):
-    model = tiny_model(architecture=architecture)
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_any_draft_gives_greedy_tokens_with_ragged_acceptance(kind):
+    model = tiny_model(**MODEL_KINDS[kind])
     sources = random_sources(torch.Generator().manual_seed(0), 12)
     cfg = DecodeConfig(max_new_tokens=16)
     reference = tokens(decode_batch(model, sources, cfg))
@@ -80,10 +80,10 @@ def test_any_draft_gives_greedy_tokens_with_ragged_acceptance(architecture):
     batch=st.integers(1, 6),
     draft_len=st.integers(1, 20),
     ngram=st.integers(1, 3),
-    architecture=st.sampled_from(ARCHITECTURES),
+    kind=st.sampled_from(sorted(MODEL_KINDS)),
 )
-def test_iad_equals_greedy_on_random_models(seed, batch, draft_len, ngram, architecture):
-    model = tiny_model(seed=seed % 4, architecture=architecture)
+def test_iad_equals_greedy_on_random_models(seed, batch, draft_len, ngram, kind):
+    model = tiny_model(seed=seed % 4, **MODEL_KINDS[kind])
     sources = random_sources(torch.Generator().manual_seed(seed), batch, high=16)
     reference = tokens(decode_batch(model, sources, DecodeConfig(max_new_tokens=20)))
     cfg = DecodeConfig(decoder="iad", max_new_tokens=20, draft_len=draft_len, ngram=ngram)

@@ -14,7 +14,7 @@ from seqweave.config import DecodeConfig
 from seqweave.decoding import decode_batch, decode_many
 from seqweave.decoding.sampling import filter_logits
 from seqweave.errors import ConfigError
-from tests.conftest import edit_task_pair, random_sources, tiny_model
+from tests.conftest import MODEL_KINDS, edit_task_pair, random_sources, tiny_model
 from tests.lossless import assert_lossless
 
 ARCHITECTURES = ["transformer", "prefix_lm"]
@@ -25,9 +25,9 @@ def greedy(model, sources, **kw):
     return [g.tokens for g in decode_batch(model, sources, cfg)]
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_batched_greedy_equals_one_by_one_random_model(architecture):
-    model = tiny_model(architecture=architecture)
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_batched_greedy_equals_one_by_one_random_model(kind):
+    model = tiny_model(**MODEL_KINDS[kind])
     sources = random_sources(torch.Generator().manual_seed(0), 16)
     batched = greedy(model, sources, max_new_tokens=20)
     for source, tokens in zip(sources, batched, strict=True):
@@ -48,9 +48,9 @@ def test_batched_greedy_equals_one_by_one_trained_model(trained, architecture):
         assert_lossless(model.network, source, alone, tokens)
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_greedy_matches_uncached_argmax(architecture):
-    model = tiny_model(architecture=architecture)
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_greedy_matches_uncached_argmax(kind):
+    model = tiny_model(**MODEL_KINDS[kind])
     (source,) = random_sources(torch.Generator().manual_seed(1), 1)
     (tokens,) = greedy(model, [source], max_new_tokens=10)
     prefix = []
@@ -82,9 +82,9 @@ def test_decode_many_keeps_input_order():
         assert_lossless(model, source, greedy(model, [source], max_new_tokens=6)[0], tokens)
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_beam_of_width_one_equals_greedy(architecture):
-    model = tiny_model(architecture=architecture, final_logits_bias=True)
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_beam_of_width_one_equals_greedy(kind):
+    model = tiny_model(**MODEL_KINDS[kind], final_logits_bias=True)
     model.final_logits_bias[2] = 1.5
     sources = random_sources(torch.Generator().manual_seed(4), 8)
     beam = decode_batch(

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from seqweave.decoding.common import pad_batch
 from seqweave.errors import ConfigError
-from tests.conftest import VOCAB, random_sources, tiny_config, tiny_model
+from tests.conftest import MODEL_KINDS, VOCAB, random_sources, tiny_config, tiny_model
 
 VARIANTS = [
-    dict(architecture=a, position=p, norm=n)
-    for a, p, n in itertools.product(
-        ["transformer", "prefix_lm"], ["sinusoidal", "learned", "rope"], ["pre", "post"]
+    dict(**MODEL_KINDS[k], position=p, norm=n)
+    for k, p, n in itertools.product(
+        MODEL_KINDS, ["sinusoidal", "learned", "rope"], ["pre", "post"]
     )
 ]
 EXTRA_VARIANTS = [
@@ -68,9 +68,9 @@ def test_k_token_step_equals_k_single_steps(variant):
     torch.testing.assert_close(blocks, singles, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("architecture", ["transformer", "prefix_lm"])
-def test_ragged_rollback_then_restep_equals_never_stepping(architecture):
-    model = tiny_model(architecture=architecture)
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_ragged_rollback_then_restep_equals_never_stepping(kind):
+    model = tiny_model(**MODEL_KINDS[kind])
     src, lengths, tgt = ragged_batch(2)
     noise = torch.randint(4, VOCAB, (3, 5))
     with torch.no_grad():
@@ -88,10 +88,10 @@ def test_ragged_rollback_then_restep_equals_never_stepping(architecture):
     torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("architecture", ["transformer", "prefix_lm"])
-def test_ragged_step_rows_match_rows_decoded_alone(architecture):
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_ragged_step_rows_match_rows_decoded_alone(kind):
     """Rows at different lengths in one step see only their own cache."""
-    model = tiny_model(architecture=architecture)
+    model = tiny_model(**MODEL_KINDS[kind])
     src, lengths, tgt = ragged_batch(3)
     with torch.no_grad():
         state = model.start(model.encode(src, lengths))
@@ -107,9 +107,9 @@ def test_ragged_step_rows_match_rows_decoded_alone(architecture):
             torch.testing.assert_close(got[row : row + 1], expected, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("architecture", ["transformer", "prefix_lm"])
-def test_reorder_gathers_rows(architecture):
-    model = tiny_model(architecture=architecture)
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_reorder_gathers_rows(kind):
+    model = tiny_model(**MODEL_KINDS[kind])
     src, lengths, tgt = ragged_batch(4)
     with torch.no_grad():
         state = model.start(model.encode(src, lengths))
@@ -127,10 +127,10 @@ def test_reorder_gathers_rows(architecture):
 @given(
     seed=st.integers(0, 10_000),
     pad=st.integers(1, 6),
-    architecture=st.sampled_from(["transformer", "prefix_lm"]),
+    kind=st.sampled_from(sorted(MODEL_KINDS)),
 )
-def test_padding_never_changes_outputs(seed, pad, architecture):
-    model = tiny_model(seed=seed % 3, architecture=architecture)
+def test_padding_never_changes_outputs(seed, pad, kind):
+    model = tiny_model(seed=seed % 3, **MODEL_KINDS[kind])
     generator = torch.Generator().manual_seed(seed)
     (source,) = random_sources(generator, 1)
     tgt = torch.randint(4, VOCAB, (1, 5), generator=generator)
@@ -175,13 +175,13 @@ def test_invalid_model_config_is_rejected(overrides, message):
         tiny_config(**overrides)
 
 
-@pytest.mark.parametrize("architecture", ["transformer", "prefix_lm"])
-def test_packed_step_matches_dense_step_at_real_positions(architecture):
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_packed_step_matches_dense_step_at_real_positions(kind):
     """A step whose rows bring few real tokens runs packed; its logits at real positions
     and its cache must match a step where every position is real."""
     from seqweave.models.state import plan_step
 
-    model = tiny_model(architecture=architecture)
+    model = tiny_model(**MODEL_KINDS[kind])
     src, lengths, tgt = ragged_batch(5)
     n_new = torch.tensor([6, 1, 2])
     with torch.no_grad():
@@ -198,11 +198,11 @@ def test_packed_step_matches_dense_step_at_real_positions(architecture):
     torch.testing.assert_close(after_packed, after_dense, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("architecture", ["transformer", "prefix_lm"])
-def test_extend_joins_rows_as_if_decoded_together(architecture):
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_extend_joins_rows_as_if_decoded_together(kind):
     """Continuous batching: a row that joins a running batch mid-way decodes exactly as
     it would alone, and the running rows are not disturbed."""
-    model = tiny_model(architecture=architecture)
+    model = tiny_model(**MODEL_KINDS[kind])
     src, lengths, tgt = ragged_batch(6)
     with torch.no_grad():
         running = model.start(model.encode(src[:2], lengths[:2]), capacity=4)

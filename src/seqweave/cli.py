@@ -12,6 +12,10 @@ COMMANDS = {
     "train": ("seqweave.commands.train", "train a model from a TOML config"),
     "generate": ("seqweave.commands.generate", "generate outputs for a file or stdin"),
     "eval": ("seqweave.commands.evaluate", "decode a data set and score it"),
+    "analyze": (
+        "seqweave.commands.analyze",
+        "per target step: attention on the source and sensitivity to it",
+    ),
     "bench": ("seqweave.commands.bench", "Hugging Face vs seqweave decoders on the same weights"),
     "serve": ("seqweave.commands.serve", "serve a model over HTTP with continuous batching"),
     "import-hf": ("seqweave.commands.import_hf", "convert a Hugging Face BART/Marian checkpoint"),

@@ -57,6 +57,10 @@ class ModelConfig:
     final_logits_bias: bool = False
     layer_norm_eps: float = 1e-5
     prefix_attention: str = "bidirectional"  # prefix_lm only: bidirectional | causal
+    # prefix_lm only: the partial-attention LM (PALM, Fu et al. 2023). Every layer adds a
+    # sublayer in which target tokens attend to the source alone; target positions restart
+    # at 0 and a segment embedding tells source from target. Needs a bidirectional prefix.
+    partial_attention: bool = False
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
@@ -64,6 +68,13 @@ class ModelConfig:
     source_bos: bool = False  # sources are framed as [bos] text [eos] (BART) or text [eos]
     target_bos: bool = False  # targets are [bos] text [eos] and decoding starts from eos (BART)
     draft_block: int = 8  # nar_drafter only: tokens predicted in one pass
+
+    @property
+    def shares_positions(self) -> bool:
+        """Whether source and target share one position range (a plain prefix LM: the
+        target continues after the source), so that their lengths add up against
+        ``max_positions``."""
+        return self.architecture == "prefix_lm" and not self.partial_attention
 
     @property
     def scales_embedding(self) -> bool:
@@ -85,6 +96,16 @@ class ModelConfig:
         if self.d_model % self.num_heads:
             raise ConfigError(
                 f"model.d_model={self.d_model} is not divisible by model.num_heads={self.num_heads}"
+            )
+        if self.partial_attention and self.architecture != "prefix_lm":
+            raise ConfigError(
+                "model.partial_attention is a prefix_lm option, but model.architecture="
+                f"{self.architecture!r}"
+            )
+        if self.partial_attention and self.prefix_attention != "bidirectional":
+            raise ConfigError(
+                "model.partial_attention needs model.prefix_attention='bidirectional' "
+                "(PALM reads the source bidirectionally)"
             )
         if self.draft_block < 1:
             raise ConfigError(f"model.draft_block must be >= 1, got {self.draft_block}")

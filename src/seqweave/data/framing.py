@@ -17,4 +17,4 @@ def frame_source(ids: list[int], cfg: ModelConfig, limit: int | None = None) -> 
 def max_source_tokens(cfg: ModelConfig) -> int:
     """The longest framed source the model's positions allow (a prefix LM keeps room for
     at least one target position)."""
-    return cfg.max_positions - 1 if cfg.architecture == "prefix_lm" else cfg.max_positions
+    return cfg.max_positions - 1 if cfg.shares_positions else cfg.max_positions

@@ -53,7 +53,7 @@ def length_budget(model, src_lengths: Tensor, max_new_tokens: int) -> list[int]:
     budgets = []
     for length in src_lengths.tolist():
         # the start token and all but the last generated token are fed at positions
-        # 0 .. n - 1 (after the prefix, for a prefix LM)
-        room = cfg.max_positions - (length if cfg.architecture == "prefix_lm" else 0)
+        # 0 .. n - 1 (after the prefix, for a plain prefix LM)
+        room = cfg.max_positions - (length if cfg.shares_positions else 0)
         budgets.append(max(0, min(max_new_tokens, room)))
     return budgets

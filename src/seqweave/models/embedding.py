@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -33,18 +34,33 @@ class Embedder(nn.Module):
             nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.embedding_layer_norm else None
         )
         self.dropout_p = cfg.dropout
+        # PALM's segment embedding: row 0 marks source tokens, row 1 target tokens
+        self.segments = None
+        if cfg.partial_attention:
+            self.segments = nn.Parameter(torch.empty(2, cfg.d_model))
+            nn.init.normal_(self.segments, std=self.scale * cfg.d_model**-0.5)
+        # analysis only: a list that receives each output, to take gradients against
+        self.probe: list | None = None
 
-    def forward(self, tokens: Tensor, position_ids: Tensor) -> Tensor:
+    def forward(
+        self, tokens: Tensor, position_ids: Tensor, segment_ids: Tensor | None = None
+    ) -> Tensor:
+        """tokens, position_ids (B, T); segment_ids (T,) or (B, T), needed exactly when
+        the model has a segment embedding."""
         x = F.embedding(tokens, self.tokens.weight)
         if self.scale != 1.0:
             x = x * self.scale
         if self.positions is not None:
             x = x + self.positions.forward(position_ids)
+        if self.segments is not None:
+            x = x + self.segments[segment_ids]
         if self.norm is not None:
             n = self.norm
             x = F.layer_norm(x, n.normalized_shape, n.weight, n.bias, n.eps)
         if self.training and self.dropout_p > 0:
             x = F.dropout(x, self.dropout_p, True)
+        if self.probe is not None:
+            self.probe.append(x)
         return x
 
     def rotary(self, position_ids: Tensor) -> tuple[Tensor, Tensor] | None:

@@ -10,6 +10,11 @@ arithmetic (a pass of a small model is a few MFLOP), so the blocks call
 ``torch.nn.functional`` directly on their parameters, call each other's methods
 rather than ``Module.__call__``, skip dropout outside training and take RoPE
 angles computed once per step.
+
+For analysis (``seqweave.analysis``), an attention module whose ``probe`` is a
+list computes its weights explicitly on the uncached path and appends
+``(probs, values)`` to it; with ``probe = None`` (always, outside analysis)
+the fused kernel runs as usual.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ class SelfAttention(nn.Module):
         self.qkv = Linear(d_model, 3 * d_model)
         self.out = Linear(d_model, d_model)
         self.dropout = dropout
+        self.probe: list | None = None
 
     def _split(self, qkv: Tensor, rotary: Rotary) -> tuple[Tensor, Tensor, Tensor]:
         """(B, T, 3D) -> q, k, v (B, H, T, Dh), rotated when RoPE is on."""
@@ -102,7 +108,7 @@ class SelfAttention(nn.Module):
         """x (B, T, D); mask (B, 1, T, T) True = may attend."""
         q, k, v = self._split(linear(self.qkv, x), rotary)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        y = attend(q, k, v, mask, p, self.probe)
         return linear(self.out, _merge_heads(y))
 
     def forward_cached(
@@ -134,6 +140,7 @@ class CrossAttention(nn.Module):
         self.kv = Linear(d_model, 2 * d_model)
         self.out = Linear(d_model, d_model)
         self.dropout = dropout
+        self.probe: list | None = None
 
     def project_memory(self, memory: Tensor) -> tuple[Tensor, Tensor]:
         """memory (B, S, D) -> keys, values (B, H, S, Dh); done once per source."""
@@ -152,9 +159,7 @@ class CrossAttention(nn.Module):
         B, T, _ = q.shape
         q = q.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
         p = self.dropout if self.training else 0.0
-        y = _merge_heads(
-            F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=p)
-        )
+        y = _merge_heads(attend(q, keys, values, mask, p, self.probe))
         return linear(self.out, y if plan is None else plan.flat(y))
 
 
@@ -236,6 +241,58 @@ class DecoderLayer(nn.Module):
         y = self.attn.forward_cached(self.attn_res.input(x), keys, values, plan, rotary)
         x = self.attn_res.output(x, y)
         return self._rest(x, cross_kv, cross_mask, plan)
+
+
+class PartialAttentionLayer(DecoderLayer):
+    """A PALM layer (Fu et al. 2023): self-attention over source and target, then a
+    partial-attention sublayer in which target tokens attend to the source alone, then
+    the feed-forward block.
+
+    The partial attention reads the source's hidden states *of the same layer*: its keys
+    and values project the states that enter this layer's self-attention (after its
+    input norm), so the source stays in view at every depth instead of only through
+    the target's own, ever longer, self-attention context. Source tokens skip the
+    sublayer (for them it would repeat the self-attention). It has the shape of an
+    encoder-decoder's cross-attention and reuses that module.
+    """
+
+    def __init__(self, cfg):
+        super().__init__(cfg, cross=True)
+
+    def forward_source_cached(self, x: Tensor, keys: Tensor, values: Tensor, plan, rotary):
+        """The source (B, S, D) through the layer, prefilling the self-attention cache;
+        returns its output and the partial-attention keys and values (B, H, S, Dh)."""
+        h = self.attn_res.input(x)
+        partial_kv = self.cross.project_memory(h)
+        x = self.attn_res.output(x, self.attn.forward_cached(h, keys, values, plan, rotary))
+        return self.ffn_res.output(x, self.ffn.forward(self.ffn_res.input(x))), partial_kv
+
+    def forward_joint(self, x: Tensor, mask, rotary: Rotary, S: int, source_mask) -> Tensor:
+        """Uncached [source ; target] (B, S + T, D): the source's S positions come first;
+        ``source_mask`` (B, 1, 1, S) marks its real tokens (None: all real)."""
+        h = self.attn_res.input(x)
+        partial_kv = self.cross.project_memory(h[:, :S])
+        x = self.attn_res.output(x, self.attn.forward(h, mask, rotary))
+        target = x[:, S:]
+        y = self.cross.forward(self.cross_res.input(target), *partial_kv, source_mask)
+        x = torch.cat([x[:, :S], self.cross_res.output(target, y)], dim=1)
+        return self.ffn_res.output(x, self.ffn.forward(self.ffn_res.input(x)))
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float, probe):
+    """Scaled dot-product attention of q (B, H, T, Dh) over k, v (B, H, S, Dh).
+
+    With a ``probe`` list the weights (B, H, T, S) are computed explicitly and appended
+    with the values, for analysis; dropout is then skipped (analyse in eval mode).
+    """
+    if probe is None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = scores.softmax(dim=-1)
+    probe.append((probs, v))
+    return probs @ v
 
 
 def _merge_heads(y: Tensor) -> Tensor:

@@ -34,6 +34,8 @@ class Memory:
     mask: Tensor | None = None  # (B, S) bool, True = real token
     keys: list[Tensor] = field(default_factory=list)  # per layer (B, H, S, Dh)
     values: list[Tensor] = field(default_factory=list)
+    cross_keys: list[Tensor] = field(default_factory=list)  # per layer (B, H, S, Dh)
+    cross_values: list[Tensor] = field(default_factory=list)
 
     def select(self, index: Tensor) -> Memory:
         """The memory of rows ``index`` (B',), in that order."""
@@ -43,6 +45,8 @@ class Memory:
             mask=None if self.mask is None else self.mask.index_select(0, index),
             keys=[k.index_select(0, index) for k in self.keys],
             values=[v.index_select(0, index) for v in self.values],
+            cross_keys=[k.index_select(0, index) for k in self.cross_keys],
+            cross_values=[v.index_select(0, index) for v in self.cross_values],
         )
 
 
@@ -51,7 +55,8 @@ class DecoderState:
     """Per-row self-attention cache plus whatever the model attends to besides.
 
     ``cross_keys``/``cross_values`` are the encoder-decoder's per-layer
-    projections of the memory, (B, H, S, Dh), computed once in ``start``;
+    projections of the memory (or a partial-attention LM's of its source),
+    (B, H, S, Dh), computed once in ``encode`` or ``start``;
     ``cross_mask`` (B, 1, 1, S) masks padded source positions, or is None when
     no row is padded.
     """

@@ -51,7 +51,7 @@ def tokenize_set(
     targets = [head + ids for ids in tokenizer.encode_batch([e.target or "" for e in examples])]
     max_src = min(data_cfg.max_source_len, model_cfg.max_positions)
     max_tgt = min(data_cfg.max_target_len, model_cfg.max_positions) - 1
-    if model_cfg.architecture == "prefix_lm":
+    if model_cfg.shares_positions:
         max_src = min(max_src, model_cfg.max_positions // 2)
         max_tgt = min(max_tgt, model_cfg.max_positions - max_src - 1)
     kept, report = filter_by_length(
