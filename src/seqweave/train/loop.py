@@ -20,6 +20,7 @@ import torch
 from seqweave.checkpoint import point_link, prune_checkpoints
 from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.batching import shard, token_batches
+from seqweave.objectives.actions import action_guided_loss
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.train.data import Batch, TokenizedSet, collate
 from seqweave.train.distributed import Distributed
@@ -144,10 +145,7 @@ class Trainer:
             micro = self._collate(local)
             sync = n == len(group) - 1
             with self._no_sync(sync), self._autocast():
-                logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
-                loss, _ = label_smoothed_nll(
-                    logits, micro.tgt_out, self.model.config.pad_id, cfg.label_smoothing
-                )
+                loss = self._loss(micro)
             (loss * weight).backward()
             loss_sum += loss.detach() * (weight > 0)
         if cfg.clip_norm > 0:
@@ -155,6 +153,25 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return float(self.dist.sum(loss_sum)), total_tokens
+
+    def _loss(self, micro: Batch):
+        """The summed training loss of one micro-batch (through the wrapped model, so that
+        data-parallel gradients synchronise)."""
+        cfg, model_cfg = self.config.train, self.model.config
+        if model_cfg.action_head:
+            outputs = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in, actions=True)
+            loss, _ = action_guided_loss(
+                outputs,
+                micro.tgt_out,
+                model_cfg.pad_id,
+                model_cfg.skip_id,
+                cfg.label_smoothing,
+                cfg.action_weight,
+            )
+            return loss
+        logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
+        loss, _ = label_smoothed_nll(logits, micro.tgt_out, model_cfg.pad_id, cfg.label_smoothing)
+        return loss
 
     def _collate(self, indices: list[int]) -> Batch:
         data = self.train_set
