@@ -325,3 +325,39 @@ def test_trained_action_model_leaves_clean_input_alone(tmp_path, one_torch_threa
     assert model.generate(clean, decoder="iad") == clean
     edited = model.generate_tokens(["abhcd"])[0].tokens
     assert skip_id in edited and model.tokenizer.decode(edited) == "abcd"
+
+
+def test_server_engine_decodes_action_rows_joining_a_running_batch(one_torch_thread):
+    """Continuous batching (extend, parked rows, compaction) keeps every row's pointer:
+    rows submitted one after another give greedy's tokens, with IAD and greedy mixed."""
+    import threading
+
+    from seqweave.api import Seq2Seq
+    from seqweave.serve.engine import Engine, Job, Options
+
+    model = action_model(1, copy_bias=4.0)
+    sources = random_sources(torch.Generator().manual_seed(9), 8, high=14)
+    engine = Engine(Seq2Seq(model, None, DecodeConfig()), max_batch=4)
+    results = {i: [] for i in range(len(sources))}
+    finished = threading.Semaphore(0)
+
+    def sink(i):
+        def collect(tokens, finish):
+            results[i].extend(tokens)
+            if finish is not None:
+                finished.release()
+
+        return collect
+
+    engine.start()
+    try:
+        for i, source in enumerate(sources):
+            decoder = "iad" if i % 2 else "greedy"
+            engine.submit([Job(source, Options(decoder=decoder, max_new_tokens=20), sink(i))])
+        for _ in sources:
+            assert finished.acquire(timeout=60)
+    finally:
+        engine.close(drain=False)
+    for i, source in enumerate(sources):
+        (greedy,) = decode_batch(model, [source], DecodeConfig(max_new_tokens=20))
+        assert_lossless(model, source, greedy.tokens, results[i])
