@@ -68,6 +68,12 @@ class ModelConfig:
     source_bos: bool = False  # sources are framed as [bos] text [eos] (BART) or text [eos]
     target_bos: bool = False  # targets are [bos] text [eos] and decoding starts from eos (BART)
     draft_block: int = 8  # nar_drafter only: tokens predicted in one pass
+    # Sequence-to-action (Li et al. 2022), transformer only: a head on the decoder states
+    # predicts SKIP / COPY / GEN against a source pointer, fused with the token distribution
+    # (seqweave.models.seq2action). skip_id is the <skip> token; training sets it from the
+    # tokenizer (-1: not yet known).
+    action_head: bool = False
+    skip_id: int = -1
 
     @property
     def shares_positions(self) -> bool:
@@ -111,6 +117,16 @@ class ModelConfig:
             raise ConfigError(f"model.draft_block must be >= 1, got {self.draft_block}")
         if self.position == "rope" and (self.d_model // self.num_heads) % 2:
             raise ConfigError("model.position='rope' needs an even head dimension")
+        if self.action_head and self.architecture != "transformer":
+            raise ConfigError(
+                f"model.action_head needs model.architecture='transformer', "
+                f"not {self.architecture!r}"
+            )
+        if not -1 <= self.skip_id < self.vocab_size:
+            raise ConfigError(
+                f"model.skip_id={self.skip_id} is not a token id of the vocabulary "
+                f"(0..{self.vocab_size - 1}, or -1 for not set)"
+            )
 
 
 @dataclass(frozen=True)
@@ -165,6 +181,9 @@ class TrainConfig:
     # nar_editor only: weight of the output-length loss (one cross-entropy per sentence),
     # added to the summed token loss
     length_weight: float = 1.0
+    # Models with model.action_head: weight of the action classifier's cross-entropy against
+    # the gold actions, added to the token loss of the fused distribution (Li et al. 2022).
+    action_weight: float = 1.0
 
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
@@ -173,6 +192,8 @@ class TrainConfig:
             raise ConfigError(f"train.accumulate must be >= 1, got {self.accumulate}")
         if not self.length_weight >= 0:
             raise ConfigError(f"train.length_weight must be >= 0, got {self.length_weight}")
+        if not self.action_weight >= 0:
+            raise ConfigError(f"train.action_weight must be >= 0, got {self.action_weight}")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class Memory:
     values: list[Tensor] = field(default_factory=list)
     cross_keys: list[Tensor] = field(default_factory=list)  # per layer (B, H, S, Dh)
     cross_values: list[Tensor] = field(default_factory=list)
+    source: Tensor | None = None  # (B, S) the source token ids (encoder-decoder)
 
     def select(self, index: Tensor) -> Memory:
         """The memory of rows ``index`` (B',), in that order."""
@@ -43,6 +44,7 @@ class Memory:
             lengths=self.lengths.index_select(0, index),
             states=None if self.states is None else self.states.index_select(0, index),
             mask=None if self.mask is None else self.mask.index_select(0, index),
+            source=None if self.source is None else self.source.index_select(0, index),
             keys=[k.index_select(0, index) for k in self.keys],
             values=[v.index_select(0, index) for v in self.values],
             cross_keys=[k.index_select(0, index) for k in self.cross_keys],
@@ -59,6 +61,16 @@ class DecoderState:
     (B, H, S, Dh), computed once in ``encode`` or ``start``;
     ``cross_mask`` (B, 1, 1, S) masks padded source positions, or is None when
     no row is padded.
+
+    Two optional dicts carry what a model keeps beside the caches (the
+    sequence-to-action head keeps the source ids and encoder states, and its
+    source pointer): ``memory_rows`` holds per-row tensors over memory
+    positions, (B, S, ...), gathered and trimmed with the cross-attention
+    memory; ``slot_values`` holds one value per cache slot, (B, capacity), that
+    ``step`` writes at a token's slot like its keys. Since a slot's value may
+    depend only on the tokens up to it, ``rollback`` (which only lowers
+    ``lengths``) leaves every kept value right, and ``reorder``/``extend``
+    gather and stack them like the cache.
     """
 
     keys: list[Tensor]  # per layer (B, H, capacity, Dh)
@@ -69,6 +81,8 @@ class DecoderState:
     cross_values: list[Tensor] = field(default_factory=list)
     cross_mask: Tensor | None = None
     memory_lengths: Tensor | None = None  # (B,) real memory positions per row (enc-dec)
+    memory_rows: dict[str, Tensor] = field(default_factory=dict)  # each (B, S, ...)
+    slot_values: dict[str, Tensor] = field(default_factory=dict)  # each (B, capacity)
 
     @property
     def batch_size(self) -> int:
@@ -90,6 +104,10 @@ class DecoderState:
                 new = old.new_zeros(B, H, size, Dh)
                 new[:, :, :T] = old
                 cache[i] = new
+        for name, old in self.slot_values.items():
+            new = old.new_zeros(old.shape[0], size)
+            new[:, : old.shape[1]] = old
+            self.slot_values[name] = new
 
     def rollback(self, keep: Tensor) -> None:
         """Forget, per row, every decoded token past ``keep[b]`` (B,)."""
@@ -117,12 +135,18 @@ class DecoderState:
         size = min(self.capacity, self.used(index) + HEADROOM)
         self.keys = [k[:, :, :size].index_select(0, index) for k in self.keys]
         self.values = [v[:, :, :size].index_select(0, index) for v in self.values]
+        self.slot_values = {
+            name: v[:, :size].index_select(0, index) for name, v in self.slot_values.items()
+        }
         if self.memory_lengths is not None:
             self.memory_lengths = self.memory_lengths.index_select(0, index)
             span = int(self.memory_lengths.max()) if len(index) else 0
             self.cross_keys = [k[:, :, :span].index_select(0, index) for k in self.cross_keys]
             self.cross_values = [v[:, :, :span].index_select(0, index) for v in self.cross_values]
             self.cross_mask = _memory_mask(self.memory_lengths, span)
+            self.memory_rows = {
+                name: v[:, :span].index_select(0, index) for name, v in self.memory_rows.items()
+            }
         self.lengths = self.lengths.index_select(0, index)
         self.base = self.base.index_select(0, index)
 
@@ -133,6 +157,10 @@ class DecoderState:
         size = max(self.used(), other.used()) + HEADROOM
         self.keys = [_stack(a, b, size) for a, b in zip(self.keys, other.keys, strict=True)]
         self.values = [_stack(a, b, size) for a, b in zip(self.values, other.values, strict=True)]
+        self.slot_values = {
+            name: _stack_rows(v, other.slot_values[name], size)
+            for name, v in self.slot_values.items()
+        }
         if self.memory_lengths is not None:
             self.memory_lengths = torch.cat([self.memory_lengths, other.memory_lengths])
             span = int(self.memory_lengths.max())
@@ -141,6 +169,10 @@ class DecoderState:
             pairs = zip(self.cross_values, other.cross_values, strict=True)
             self.cross_values = [_stack(a, b, span) for a, b in pairs]
             self.cross_mask = _memory_mask(self.memory_lengths, span)
+            self.memory_rows = {
+                name: _stack_rows(v, other.memory_rows[name], span)
+                for name, v in self.memory_rows.items()
+            }
         self.lengths = torch.cat([self.lengths, other.lengths])
         self.base = torch.cat([self.base, other.base])
 
@@ -154,6 +186,15 @@ def _stack(first: Tensor, second: Tensor, size: int) -> Tensor:
     out = first.new_zeros(B1 + B2, first.shape[1], size, first.shape[3])
     out[:B1, :, : min(size, first.shape[2])] = first[:, :, :size]
     out[B1:, :, : min(size, second.shape[2])] = second[:, :, :size]
+    return out
+
+
+def _stack_rows(first: Tensor, second: Tensor, size: int) -> Tensor:
+    """Rows of two (B, T, ...) tensors in one, their T cut or zero-padded to ``size``."""
+    B1, B2 = first.shape[0], second.shape[0]
+    out = first.new_zeros(B1 + B2, size, *first.shape[2:])
+    out[:B1, : min(size, first.shape[1])] = first[:, :size]
+    out[B1:, : min(size, second.shape[1])] = second[:, :size]
     return out
 
 

@@ -2,7 +2,9 @@
 
 Pre-LN by default; post-LN, embedding layer norm, scaled embeddings, learned
 positions with an offset and a final logits bias are options, so BART and
-Marian checkpoints map onto it (see ``seqweave.models.hf_import``).
+Marian checkpoints map onto it (see ``seqweave.models.hf_import``). With
+``action_head`` it is the sequence-to-action model (``seqweave.models.seq2action``):
+``step`` and ``forward`` return the fused log-probabilities instead of logits.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from seqweave.config import ModelConfig
 from seqweave.models.base import Seq2SeqBase, causal_mask, new_token_positions
 from seqweave.models.embedding import Embedder, token_embedding
 from seqweave.models.layers import DecoderLayer, EncoderLayer, padding_mask
+from seqweave.models.seq2action import ActionHead, ActionOutputs
 from seqweave.models.state import DecoderState, Memory, plan_step
 
 
@@ -32,6 +35,7 @@ class EncoderDecoder(Seq2SeqBase):
         eps = cfg.layer_norm_eps
         self.encoder_norm = nn.LayerNorm(cfg.d_model, eps=eps) if pre else None
         self.decoder_norm = nn.LayerNorm(cfg.d_model, eps=eps) if pre else None
+        self.action_head = ActionHead(cfg) if cfg.action_head else None
 
     # -- encoder ---------------------------------------------------------------------------
 
@@ -47,17 +51,18 @@ class EncoderDecoder(Seq2SeqBase):
             x = layer.forward(x, mask, rotary)
         if self.encoder_norm is not None:
             x = self.encoder_norm(x)
-        return Memory(lengths=src_lengths, states=x, mask=real)
+        return Memory(lengths=src_lengths, states=x, mask=real, source=src)
 
     # -- decoder ---------------------------------------------------------------------------
 
     def _cross_mask(self, memory: Memory) -> Tensor | None:
         return None if bool(memory.mask.all()) else memory.mask[:, None, None, :]
 
+    def _final_states(self, x: Tensor) -> Tensor:
+        return x if self.decoder_norm is None else self.decoder_norm(x)
+
     def _decoder_out(self, x: Tensor) -> Tensor:
-        if self.decoder_norm is not None:
-            x = self.decoder_norm(x)
-        return self.logits(x)
+        return self.logits(self._final_states(x))
 
     def start(self, memory: Memory, capacity: int = 64) -> DecoderState:
         """An empty decoder cache for the rows of ``memory``; cross-attention keys and values
@@ -65,7 +70,7 @@ class EncoderDecoder(Seq2SeqBase):
         B = memory.states.shape[0]
         cross = [layer.cross.project_memory(memory.states) for layer in self.decoder_layers]
         zeros = torch.zeros(B, dtype=torch.long, device=memory.states.device)
-        return DecoderState(
+        state = DecoderState(
             keys=self._empty_cache(B, capacity, memory.states),
             values=self._empty_cache(B, capacity, memory.states),
             lengths=zeros,
@@ -75,6 +80,9 @@ class EncoderDecoder(Seq2SeqBase):
             cross_mask=self._cross_mask(memory),
             memory_lengths=memory.lengths,
         )
+        if self.action_head is not None:
+            self.action_head.start(state, memory.source, memory.states)
+        return state
 
     def step(self, state: DecoderState, tokens: Tensor, n_new: Tensor | None = None) -> Tensor:
         """Append tokens (B, K) to each row's cache; return logits (B, K, V).
@@ -83,8 +91,13 @@ class EncoderDecoder(Seq2SeqBase):
         by that much, and the rest are stale slots that later steps overwrite.
         Logits at those padding positions are unspecified.
         """
+        before = state.lengths
         x, plan = self._extend_cache(state, tokens, n_new)
-        return plan.dense(self._decoder_out(x), clear=False)
+        if self.action_head is None:
+            return plan.dense(self._decoder_out(x), clear=False)
+        hidden = plan.dense(self._final_states(x))  # (B, K, D)
+        vocab_logits = self.logits(hidden)
+        return self.action_head.step(state, plan, before, tokens, hidden, vocab_logits)
 
     def _extend_cache(
         self,
@@ -116,8 +129,11 @@ class EncoderDecoder(Seq2SeqBase):
 
     # -- training --------------------------------------------------------------------------
 
-    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher-forced logits (B, T, V) for decoder inputs tgt_in (B, T), no cache."""
+    def forward(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, actions: bool = False
+    ) -> Tensor | ActionOutputs:
+        """Teacher-forced logits (B, T, V) for decoder inputs tgt_in (B, T), no cache (an
+        action model's fused log-probabilities; with ``actions``, its ActionOutputs)."""
         memory = self.encode(src, src_lengths)
         B, T = tgt_in.shape
         positions = torch.arange(T, device=tgt_in.device).expand(B, T)
@@ -128,4 +144,10 @@ class EncoderDecoder(Seq2SeqBase):
         for layer in self.decoder_layers:
             cross_kv = layer.cross.project_memory(memory.states)
             x = layer.forward(x, mask, rotary, cross_kv, cross_mask)
-        return self._decoder_out(x)
+        if self.action_head is None:
+            return self._decoder_out(x)
+        hidden = self._final_states(x)
+        outputs = self.action_head.forward_outputs(
+            hidden, self.logits(hidden), tgt_in, src, memory.states, src_lengths
+        )
+        return outputs if actions else outputs.log_probs

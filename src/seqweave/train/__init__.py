@@ -14,6 +14,7 @@ import torch
 
 from seqweave.checkpoint import load_model_config, load_weights
 from seqweave.config import ExperimentConfig, ModelConfig, to_dict
+from seqweave.data.actions import SKIP_TOKEN
 from seqweave.data.readers import read_examples
 from seqweave.device import resolve_device
 from seqweave.errors import ConfigError
@@ -30,6 +31,11 @@ TOKENIZER_DIR = "tokenizer"
 
 def resolve_model_config(cfg: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:
     """The model config with the vocabulary and special ids taken from the tokenizer."""
+    skip_id = cfg.skip_id
+    if cfg.action_head:
+        skip_id = tokenizer.token_to_id(SKIP_TOKEN)
+        if skip_id is None:
+            raise ConfigError(f"model.action_head: the tokenizer has no {SKIP_TOKEN} token")
     return dataclasses.replace(
         cfg,
         vocab_size=tokenizer.vocab_size,
@@ -37,6 +43,7 @@ def resolve_model_config(cfg: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:
         bos_id=tokenizer.bos_id,
         eos_id=tokenizer.eos_id,
         decoder_start_id=tokenizer.eos_id if cfg.target_bos else tokenizer.bos_id,
+        skip_id=skip_id,
     )
 
 
@@ -53,6 +60,8 @@ def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed
             tokenizer = build_tokenizer(
                 t.kind, texts, t.vocab_size, t.task_tokens, t.alphabet or None
             )
+        if cfg.model.action_head:  # the sequence-to-action model writes deletions as <skip>
+            tokenizer.add_task_tokens([SKIP_TOKEN])
         tokenizer.save(path)
     dist.barrier()
     return Tokenizer.load(path)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from seqweave.config import DataConfig, ModelConfig
+from seqweave.data.actions import skip_target
 from seqweave.data.batching import LengthFilterReport, filter_by_length
 from seqweave.data.framing import frame_source
 from seqweave.data.readers import Example
@@ -49,6 +50,11 @@ def tokenize_set(
     sources = [frame_source(ids, model_cfg) for ids in tokenizer.encode_batch(texts)]
     head = [model_cfg.bos_id] if model_cfg.target_bos else []
     targets = [head + ids for ids in tokenizer.encode_batch([e.target or "" for e in examples])]
+    if model_cfg.action_head:  # deletions become <skip> tokens (seqweave.data.actions)
+        targets = [
+            skip_target(source, target, model_cfg.eos_id, model_cfg.skip_id)
+            for source, target in zip(sources, targets, strict=True)
+        ]
     max_src = min(data_cfg.max_source_len, model_cfg.max_positions)
     max_tgt = min(data_cfg.max_target_len, model_cfg.max_positions) - 1
     if model_cfg.shares_positions:

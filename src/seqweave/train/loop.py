@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from seqweave.checkpoint import point_link, prune_checkpoints
 from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.batching import shard, token_batches
+from seqweave.objectives.actions import action_guided_loss
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.train.data import Batch, TokenizedSet, collate
 from seqweave.train.distributed import Distributed
@@ -158,17 +159,30 @@ class Trainer:
         """The summed training loss of one micro-batch (through the wrapped model, so that
         data-parallel gradients synchronise)."""
         cfg, model_cfg = self.config.train, self.model.config
+        if model_cfg.action_head:
+            outputs = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in, actions=True)
+            loss, _ = action_guided_loss(
+                outputs,
+                micro.tgt_out,
+                model_cfg.pad_id,
+                model_cfg.skip_id,
+                cfg.label_smoothing,
+                cfg.action_weight,
+            )
+            return loss
         if model_cfg.architecture == "nar_editor":
             logits, length_logits = self.wrapped(
                 micro.src, micro.src_lengths, micro.tgt_in, with_length=True
             )
             lengths = (micro.tgt_out != model_cfg.pad_id).sum(1)
             length_loss = F.cross_entropy(length_logits.float(), lengths, reduction="sum")
-        else:
-            logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
-            length_loss = 0.0
+            loss, _ = label_smoothed_nll(
+                logits, micro.tgt_out, model_cfg.pad_id, cfg.label_smoothing
+            )
+            return loss + cfg.length_weight * length_loss
+        logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
         loss, _ = label_smoothed_nll(logits, micro.tgt_out, model_cfg.pad_id, cfg.label_smoothing)
-        return loss + cfg.length_weight * length_loss
+        return loss
 
     def _collate(self, indices: list[int]) -> Batch:
         data = self.train_set
