@@ -16,7 +16,7 @@ from tests.conftest import VOCAB, random_sources, tiny_config, tiny_model
 VARIANTS = [
     dict(architecture=a, position=p, norm=n)
     for a, p, n in itertools.product(
-        ["transformer", "prefix_lm"], ["sinusoidal", "learned", "rope"], ["pre", "post"]
+        ["transformer", "prefix_lm"], ["sinusoidal", "learned", "rope", "seqpe"], ["pre", "post"]
     )
 ]
 EXTRA_VARIANTS = [

@@ -22,6 +22,7 @@ from seqweave.checkpoint import point_link, prune_checkpoints
 from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.batching import shard, token_batches
 from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.objectives.seqpe import seqpe_auxiliary_loss
 from seqweave.train.data import Batch, TokenizedSet, collate
 from seqweave.train.distributed import Distributed
 from seqweave.train.report import TrainingLog
@@ -53,6 +54,19 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def auxiliary_loss(model: torch.nn.Module, cfg, micro: Batch) -> torch.Tensor | float:
+    """Summed auxiliary losses of one micro-batch that act on the model, not its outputs
+    (SeqPE's position objectives), scaled by its target tokens like the token loss; 0 when
+    none is configured."""
+    model_cfg = model.config
+    source, target = micro.src.shape[1], micro.tgt_in.shape[1]
+    trained = source + target if model_cfg.architecture == "prefix_lm" else max(source, target)
+    extra = seqpe_auxiliary_loss(model, cfg, trained)
+    if extra is None:
+        return 0.0
+    return extra * micro.num_tokens
 
 
 @dataclass
@@ -168,7 +182,7 @@ class Trainer:
             logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
             length_loss = 0.0
         loss, _ = label_smoothed_nll(logits, micro.tgt_out, model_cfg.pad_id, cfg.label_smoothing)
-        return loss + cfg.length_weight * length_loss
+        return loss + cfg.length_weight * length_loss + auxiliary_loss(self.model, cfg, micro)
 
     def _collate(self, indices: list[int]) -> Batch:
         data = self.train_set
