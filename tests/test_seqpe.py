@@ -9,6 +9,7 @@ the config, and the round trip through training and a model directory.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 import torch
@@ -56,7 +57,10 @@ def test_vectors_of_any_position_are_finite_and_distinct():
     assert gaps.min() > 1e-4
 
 
-SHARED_ENCODER = encoder()  # one table, grown as the examples need
+@functools.cache
+def shared_encoder() -> SequentialPositions:
+    """One encoder for all examples, so that its decoding table grows as they need."""
+    return encoder()
 
 
 @settings(max_examples=30, deadline=None)
@@ -64,7 +68,7 @@ SHARED_ENCODER = encoder()  # one table, grown as the examples need
 def test_decoding_table_equals_direct_encoding(positions):
     """Without autograd the vectors come from a cached table; with it, from encoding the
     distinct positions of the pass. Both must give each position the same vector."""
-    module = SHARED_ENCODER
+    module = shared_encoder()
     ids = torch.tensor([positions])
     with torch.no_grad():
         cached = module.forward(ids)
