@@ -1,7 +1,7 @@
 """SeqPE length extrapolation: train at L positions, measure perplexity at L, 2L and 4L.
 
     .venv/bin/python recipes/seqpe/run.py [--steps 800] [--systems sinusoidal,learned,...]
-        [--skip-training] [--threads 1] [--device auto]
+        [--retrain] [--threads 1] [--device auto]
 
 1. English Multi30k captions (train for training, valid + test2016 for evaluation)
    are packed into prefix-LM examples: one sentence as the prefix, the sentences
@@ -24,7 +24,6 @@ import json
 import math
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
@@ -108,29 +107,36 @@ def prepare(out: Path) -> Tokenizer:
 
 
 @torch.no_grad()
-def perplexity(model, tokenizer: Tokenizer, examples: list[dict], batch: int = 32) -> dict:
-    """Teacher-forced perplexity of the targets, framed exactly as in training."""
+def perplexity(model, tokenizer: Tokenizer, examples: list[dict]) -> dict:
+    """Teacher-forced perplexity of the targets, framed exactly as in training. One example
+    per pass: in a padded prefix-LM batch the padding after a short target would sit at
+    positions past the longest real one, past a learned table's last row."""
     cfg = model.config
     sources = [
         frame_source(ids, cfg) for ids in tokenizer.encode_batch([e["source"] for e in examples])
     ]
     targets = tokenizer.encode_batch([e["target"] for e in examples])
     nll, tokens, longest = 0.0, 0, 0
-    for start in range(0, len(examples), batch):
-        micro = collate(sources[start : start + batch], targets[start : start + batch], cfg)
-        micro = micro.to(model.device)
+    for source, target in zip(sources, targets, strict=True):
+        micro = collate([source], [target], cfg).to(model.device)
         logits = model(micro.src, micro.src_lengths, micro.tgt_in)
         nll += float(label_smoothed_nll(logits, micro.tgt_out, cfg.pad_id)[1])
         tokens += micro.num_tokens
-        longest = max(
-            longest, int((micro.src_lengths + (micro.tgt_out != cfg.pad_id).sum(1)).max())
-        )
+        longest = max(longest, len(source) + micro.num_tokens)
     return {
         "ppl": math.exp(nll / tokens),
         "examples": len(examples),
         "tokens": tokens,
         "max_positions_used": longest,
     }
+
+
+def finished(out_dir: Path, steps: int) -> bool:
+    """Whether ``out_dir`` holds a model trained for exactly ``steps`` steps."""
+    log = out_dir / "metrics.jsonl"
+    return (out_dir / "best").exists() and any(
+        r["kind"] == "valid" and r["step"] == steps for r in read_metrics(log)
+    )
 
 
 def position_vectors(model, count: int) -> torch.Tensor | None:
@@ -146,7 +152,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
-    parser.add_argument("--skip-training", action="store_true", help="evaluate runs/seqpe/*/best")
+    parser.add_argument(
+        "--retrain", action="store_true", help="train even where runs/seqpe/NAME has --steps"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = parser.parse_args()
@@ -166,15 +174,18 @@ def main() -> None:
             f"train.device={args.device}",
         ]
         config = load_config(CONFIG, overrides)
-        started = time.monotonic()
-        best = Path(config.train.out_dir) / "best" if args.skip_training else train(config)
-        minutes = (time.monotonic() - started) / 60
-        device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
-        model = seqweave.load(best, device="cpu" if device == "auto" else device).network.eval()
-        log = read_metrics(Path(config.train.out_dir) / "metrics.jsonl")
+        out_dir = Path(config.train.out_dir)
+        if args.retrain or not finished(out_dir, args.steps):
+            train(config)
+        device = args.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = seqweave.load(out_dir / "best", device=device).network.eval()
+        log = read_metrics(out_dir / "metrics.jsonl")
         valid = [r for r in log if r["kind"] == "valid"][-1]
+        last = [r for r in log if r["kind"] == "train"][-1]
         row = {
-            "training_minutes": None if args.skip_training else round(minutes, 2),
+            "training_minutes": round(last["elapsed_seconds"] / 60, 2),
             "steps": valid["step"],
             "valid_ppl_at_L": valid["valid_ppl"],
             "parameters": sum(p.numel() for p in model.parameters()),
