@@ -12,8 +12,9 @@ the auxiliary objectives in ``seqweave.objectives.seqpe`` shape.
 The vector is added to the token embedding like a learned position. A pass
 encodes each distinct position it needs once and then indexes. Without
 autograd (decoding) the vectors of positions ``0 .. n`` are kept in a table
-that grows by doubling and is rebuilt when any weight changes, so a decoding
-step costs an index, as with a learned table.
+that grows by doubling and is rebuilt when any weight changes in place (an
+optimizer step, loading weights) or moves device or dtype, so a decoding step
+costs an index, as with a learned table.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class SequentialPositions(nn.Module):
         self.register_buffer("powers", powers, persistent=False)
         self._table: Tensor | None = None
         self._table_key: tuple | None = None
+        self._weights: list[nn.Parameter] | None = None
 
     def digits_of(self, positions: Tensor) -> Tensor:
         """(N,) positions -> (N, digits) digits, most significant first."""
@@ -77,25 +79,23 @@ class SequentialPositions(nn.Module):
         """position_ids (B, T) -> (B, T, D)."""
         if not position_ids.numel():
             return self.project.bias.new_zeros(*position_ids.shape, self.project.out_features)
-        self.check(position_ids)
+        low, high = (int(v) for v in torch.aminmax(position_ids))
+        if low < 0 or high >= self.limit:
+            raise ValueError(
+                f"position {low if low < 0 else high} is outside what SeqPE encodes: "
+                f"0 .. {self.limit - 1} (model.seqpe_digits={self.digits} in base {self.base})"
+            )
         if torch.is_grad_enabled():
             unique, inverse = torch.unique(position_ids, return_inverse=True)
             return self.encode(unique)[inverse]
-        return self._cached_table(int(position_ids.max()) + 1)[position_ids]
-
-    def check(self, position_ids: Tensor) -> None:
-        low, high = int(position_ids.min()), int(position_ids.max())
-        if low < 0 or high >= self.limit:
-            bad = low if low < 0 else high
-            raise ValueError(
-                f"position {bad} is outside what SeqPE encodes: 0 .. {self.limit - 1} "
-                f"(model.seqpe_digits={self.digits} in base {self.base})"
-            )
+        return self._cached_table(high + 1)[position_ids]
 
     def _cached_table(self, needed: int) -> Tensor:
         """Vectors of positions 0 .. at least needed - 1, reused while the weights stay."""
+        if self._weights is None:  # walking the modules each step would cost more than the step
+            self._weights = list(self.parameters())
         weight = self.project.weight
-        key = (weight.device, weight.dtype, *((id(p), p._version) for p in self.parameters()))
+        key = (weight.device, weight.dtype, *((id(p), p._version) for p in self._weights))
         table = self._table
         if self._table_key != key or table is None or table.shape[0] < needed:
             size = min(self.limit, max(64, 1 << (needed - 1).bit_length()))
