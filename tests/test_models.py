@@ -16,7 +16,7 @@ from tests.conftest import MODEL_KINDS, VOCAB, random_sources, tiny_config, tiny
 VARIANTS = [
     dict(**MODEL_KINDS[k], position=p, norm=n)
     for k, p, n in itertools.product(
-        MODEL_KINDS, ["sinusoidal", "learned", "rope"], ["pre", "post"]
+        MODEL_KINDS, ["sinusoidal", "learned", "rope", "seqpe"], ["pre", "post"]
     )
 ]
 EXTRA_VARIANTS = [

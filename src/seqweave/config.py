@@ -43,7 +43,11 @@ class ModelConfig:
     activation_dropout: float = 0.0  # inside the feed-forward block
     activation: str = "gelu"  # relu | gelu | gelu_tanh | silu
     norm: str = "pre"  # pre (pre-LN, final layer norm) | post (post-LN, as BART and Marian)
-    position: str = "sinusoidal"  # sinusoidal | learned | rope
+    position: str = "sinusoidal"  # sinusoidal | learned | rope | seqpe
+    # The context the model is built and trained for: data longer than this is dropped and
+    # decoding stops here. Learned, sinusoidal and RoPE tables have this many rows; SeqPE
+    # has no table and encodes any position below seqpe_base ** seqpe_digits, so a trained
+    # SeqPE model extrapolates by loading it with a larger max_positions.
     max_positions: int = 1024
     position_offset: int = 0  # BART's learned positions start at index 2
     # Token embeddings start with std d_model**-0.5 (so tied output logits start near unit
@@ -74,6 +78,13 @@ class ModelConfig:
     # tokenizer (-1: not yet known).
     action_head: bool = False
     skip_id: int = -1
+    # SeqPE (position = "seqpe"): a position is written as seqpe_digits digits in base
+    # seqpe_base and read by a small Transformer encoder of its own width and depth
+    seqpe_base: int = 10
+    seqpe_digits: int = 5
+    seqpe_dim: int = 32
+    seqpe_layers: int = 2
+    seqpe_heads: int = 4
 
     @property
     def shares_positions(self) -> bool:
@@ -94,7 +105,7 @@ class ModelConfig:
             "architecture": ("transformer", "prefix_lm", "nar_drafter", "nar_editor"),
             "activation": ("relu", "gelu", "gelu_tanh", "silu"),
             "norm": ("pre", "post"),
-            "position": ("sinusoidal", "learned", "rope"),
+            "position": ("sinusoidal", "learned", "rope", "seqpe"),
             "prefix_attention": ("bidirectional", "causal"),
         }
         for name, valid in choices.items():
@@ -127,6 +138,32 @@ class ModelConfig:
                 f"model.skip_id={self.skip_id} is not a token id of the vocabulary "
                 f"(0..{self.vocab_size - 1}, or -1 for not set)"
             )
+        if self.position == "seqpe":
+            self._check_seqpe()
+
+    def _check_seqpe(self) -> None:
+        for name in ("seqpe_digits", "seqpe_dim", "seqpe_layers", "seqpe_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.seqpe_base < 2:
+            raise ConfigError(f"model.seqpe_base must be >= 2, got {self.seqpe_base}")
+        if self.seqpe_dim % self.seqpe_heads:
+            raise ConfigError(
+                f"model.seqpe_dim={self.seqpe_dim} is not divisible by "
+                f"model.seqpe_heads={self.seqpe_heads}"
+            )
+        if self.max_positions > self.seqpe_base**self.seqpe_digits:
+            raise ConfigError(
+                f"model.max_positions={self.max_positions} needs more than "
+                f"model.seqpe_digits={self.seqpe_digits} digits in base {self.seqpe_base}"
+            )
+        if self.position_offset:
+            raise ConfigError("model.position_offset is for learned positions, not seqpe")
+
+    @property
+    def seqpe_limit(self) -> int:
+        """SeqPE encodes positions 0 .. seqpe_limit - 1."""
+        return self.seqpe_base**self.seqpe_digits
 
 
 @dataclass(frozen=True)
@@ -184,16 +221,36 @@ class TrainConfig:
     # Models with model.action_head: weight of the action classifier's cross-entropy against
     # the gold actions, added to the token loss of the fused distribution (Li et al. 2022).
     action_weight: float = 1.0
+    # SeqPE's auxiliary objectives (model.position = "seqpe"; objectives/seqpe.py), weighted
+    # per target token like the token loss: positions nearer an anchor embed more alike
+    # (contrastive), and positions shifted past the training length keep the similarity
+    # pattern of the in-distribution ones (distillation). Both sample positions up to
+    # seqpe_max_position (0: the largest position SeqPE encodes).
+    seqpe_contrastive_weight: float = 0.0
+    seqpe_distill_weight: float = 0.0
+    seqpe_max_position: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
         _check_choice("train.schedule", self.schedule, ("inverse_sqrt", "cosine", "constant"))
         if self.accumulate < 1:
             raise ConfigError(f"train.accumulate must be >= 1, got {self.accumulate}")
-        if not self.length_weight >= 0:
-            raise ConfigError(f"train.length_weight must be >= 0, got {self.length_weight}")
-        if not self.action_weight >= 0:
-            raise ConfigError(f"train.action_weight must be >= 0, got {self.action_weight}")
+        for name in (
+            "length_weight",
+            "action_weight",
+            "seqpe_contrastive_weight",
+            "seqpe_distill_weight",
+        ):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.seqpe_max_position < 0:
+            raise ConfigError(
+                f"train.seqpe_max_position must be >= 0, got {self.seqpe_max_position}"
+            )
+
+    @property
+    def uses_seqpe_objectives(self) -> bool:
+        return self.seqpe_contrastive_weight > 0 or self.seqpe_distill_weight > 0
 
 
 @dataclass(frozen=True)
@@ -227,6 +284,20 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def __post_init__(self) -> None:
+        """Options of one section that only make sense with another's."""
+        train, model = self.train, self.model
+        if train.uses_seqpe_objectives and model.position != "seqpe":
+            raise ConfigError(
+                "train.seqpe_contrastive_weight and train.seqpe_distill_weight need "
+                f"model.position='seqpe', got {model.position!r}"
+            )
+        if model.position == "seqpe" and train.seqpe_max_position >= model.seqpe_limit:
+            raise ConfigError(
+                f"train.seqpe_max_position={train.seqpe_max_position} is past what "
+                f"model.seqpe_digits={model.seqpe_digits} encode ({model.seqpe_limit - 1})"
+            )
 
 
 def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:

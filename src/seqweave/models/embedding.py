@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
 from seqweave.models.positions import AbsolutePositions, RotaryPositions, embedding_scale
+from seqweave.models.seqpe import SequentialPositions
 
 
 class Embedder(nn.Module):
@@ -15,17 +16,20 @@ class Embedder(nn.Module):
 
     Scaling, absolute positions and the embedding layer norm follow the config
     so that BART- and Marian-style models fit the same module. With RoPE the
-    positions are applied inside attention instead, through ``rope``.
+    positions are applied inside attention instead, through ``rope``; SeqPE
+    vectors are computed from the position's digits and added like learned ones.
     """
 
     def __init__(self, cfg: ModelConfig, tokens: nn.Embedding):
         super().__init__()
         self.tokens = tokens
         self.scale = embedding_scale(cfg.d_model, cfg.scales_embedding)
-        self.positions = None
+        self.positions: AbsolutePositions | SequentialPositions | None = None
         self.rope = None
         if cfg.position == "rope":
             self.rope = RotaryPositions(cfg.d_model // cfg.num_heads, cfg.max_positions)
+        elif cfg.position == "seqpe":
+            self.positions = SequentialPositions(cfg)
         else:
             self.positions = AbsolutePositions(
                 cfg.position, cfg.max_positions, cfg.d_model, cfg.position_offset

@@ -23,6 +23,7 @@ from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.batching import shard, token_batches
 from seqweave.objectives.actions import action_guided_loss
 from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.objectives.seqpe import seqpe_auxiliary_loss
 from seqweave.train.data import Batch, TokenizedSet, collate
 from seqweave.train.distributed import Distributed
 from seqweave.train.report import TrainingLog
@@ -54,6 +55,19 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def auxiliary_loss(model: torch.nn.Module, cfg, micro: Batch) -> torch.Tensor | float:
+    """Summed auxiliary losses of one micro-batch that act on the model, not its outputs
+    (SeqPE's position objectives), scaled by its target tokens like the token loss; 0 when
+    none is configured."""
+    model_cfg = model.config
+    source, target = micro.src.shape[1], micro.tgt_in.shape[1]
+    trained = source + target if model_cfg.shares_positions else max(source, target)
+    extra = seqpe_auxiliary_loss(model, cfg, trained)
+    if extra is None:
+        return 0.0
+    return extra * micro.num_tokens
 
 
 @dataclass
@@ -157,7 +171,11 @@ class Trainer:
 
     def _loss(self, micro: Batch) -> torch.Tensor:
         """The summed training loss of one micro-batch (through the wrapped model, so that
-        data-parallel gradients synchronise)."""
+        data-parallel gradients synchronise): the token loss of the model's kind, plus
+        SeqPE's auxiliary objectives when they are on."""
+        return self._token_loss(micro) + auxiliary_loss(self.model, self.config.train, micro)
+
+    def _token_loss(self, micro: Batch) -> torch.Tensor:
         cfg, model_cfg = self.config.train, self.model.config
         if model_cfg.action_head:
             outputs = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in, actions=True)
@@ -176,13 +194,11 @@ class Trainer:
             )
             lengths = (micro.tgt_out != model_cfg.pad_id).sum(1)
             length_loss = F.cross_entropy(length_logits.float(), lengths, reduction="sum")
-            loss, _ = label_smoothed_nll(
-                logits, micro.tgt_out, model_cfg.pad_id, cfg.label_smoothing
-            )
-            return loss + cfg.length_weight * length_loss
-        logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
+        else:
+            logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
+            length_loss = 0.0
         loss, _ = label_smoothed_nll(logits, micro.tgt_out, model_cfg.pad_id, cfg.label_smoothing)
-        return loss
+        return loss + cfg.length_weight * length_loss
 
     def _collate(self, indices: list[int]) -> Batch:
         data = self.train_set
