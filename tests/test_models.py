@@ -222,3 +222,16 @@ def _alone(model, src, lengths, prefix):
     state = model.start(model.encode(src, lengths))
     model.step(state, prefix)
     return state
+
+
+def test_hidden_states_project_to_forward_logits():
+    """The representation seam (encoder memory + final decoder states) is exactly what
+    ``forward`` projects, so objectives on hidden states train the model that decodes."""
+    model = tiny_model(architecture="transformer")
+    src, lengths, tgt = ragged_batch()
+    with torch.no_grad():
+        memory, hidden = model.hidden_states(src, lengths, tgt)
+        reference = model(src, lengths, tgt)
+    assert hidden.shape == (3, 7, 16)
+    torch.testing.assert_close(memory.states, model.encode(src, lengths).states)
+    torch.testing.assert_close(model.logits(hidden), reference, atol=0, rtol=0)

@@ -129,11 +129,13 @@ class EncoderDecoder(Seq2SeqBase):
 
     # -- training --------------------------------------------------------------------------
 
-    def forward(
-        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, actions: bool = False
-    ) -> Tensor | ActionOutputs:
-        """Teacher-forced logits (B, T, V) for decoder inputs tgt_in (B, T), no cache (an
-        action model's fused log-probabilities; with ``actions``, its ActionOutputs)."""
+    def hidden_states(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor
+    ) -> tuple[Memory, Tensor]:
+        """Teacher-forced encoder memory and final decoder states (B, T, D), before the
+        output projection: the seam for objectives that act on representations rather than
+        on logits (encoder-side and contrastive losses); ``logits(hidden)`` gives the
+        logits ``forward`` returns."""
         memory = self.encode(src, src_lengths)
         B, T = tgt_in.shape
         positions = torch.arange(T, device=tgt_in.device).expand(B, T)
@@ -144,9 +146,16 @@ class EncoderDecoder(Seq2SeqBase):
         for layer in self.decoder_layers:
             cross_kv = layer.cross.project_memory(memory.states)
             x = layer.forward(x, mask, rotary, cross_kv, cross_mask)
+        return memory, self._final_states(x)
+
+    def forward(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, actions: bool = False
+    ) -> Tensor | ActionOutputs:
+        """Teacher-forced logits (B, T, V) for decoder inputs tgt_in (B, T), no cache (an
+        action model's fused log-probabilities; with ``actions``, its ActionOutputs)."""
+        memory, hidden = self.hidden_states(src, src_lengths, tgt_in)
         if self.action_head is None:
-            return self._decoder_out(x)
-        hidden = self._final_states(x)
+            return self.logits(hidden)
         outputs = self.action_head.forward_outputs(
             hidden, self.logits(hidden), tgt_in, src, memory.states, src_lengths
         )
