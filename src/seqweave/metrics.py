@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 import numpy as np
 import sacrebleu
-from rouge_score import rouge_scorer
 
 from seqweave.errors import ConfigError
 
@@ -71,6 +70,8 @@ def rouge(
     Porter stemming is on, as in the usual summarisation setups. rouge-score's tokenizer keeps
     only ASCII letters and digits, so text in other scripts scores 0: use chrF there.
     """
+    from rouge_score import rouge_scorer  # imported here: it pulls in nltk, which only ROUGE needs
+
     types = ("rouge1", "rouge2", "rougeL")
     scorer = rouge_scorer.RougeScorer(list(types), use_stemmer=True)
     totals = dict.fromkeys(types, 0.0)
