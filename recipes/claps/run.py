@@ -13,9 +13,9 @@ decoding, sacrebleu BLEU: Multi30k on test2016; E2E on its official development 
 of its references. Each task's BPE tokenizer is built once, before the runs.
 
 The default size (d 256, 3 + 3 layers, 4,096-token batches, 1,000 updates) is meant for
-one GPU with ``--jobs 12``; ``--quick`` (d 128, 2 + 2 layers, 1,024-token batches, fewer
-updates) fits a few CPU minutes. Runs are independent: ``--jobs N`` trains N at a time
-in spawned processes (one CPU thread each). Writes recipes/claps/results.json (or
+one GPU with ``--jobs 12``; ``--quick`` (d 128, 2 + 2 layers, 2,000 BPE tokens, 1,024-token
+batches, fewer updates) fits a few CPU minutes. Runs are independent: ``--jobs N`` trains N
+at a time in spawned processes (one CPU thread each). Writes recipes/claps/results.json (or
 ``--out``) and prints mean +- std over seeds. Run from the repository root.
 """
 
@@ -52,9 +52,10 @@ QUICK = [
     "data.max_tokens=1024",
     "train.warmup_steps=100",
 ]
+QUICK_VOCAB = 2000  # BPE size of the quick configuration's tokenizers
 
 
-def build_tokenizers(tasks: list[str], runs: Path) -> dict[str, Path]:
+def build_tokenizers(tasks: list[str], runs: Path, quick: bool) -> dict[str, Path]:
     """One tokenizer per task, shared by all its runs (built here, not once per run)."""
     from seqweave.config import load_config
     from seqweave.data.readers import read_examples
@@ -67,7 +68,8 @@ def build_tokenizers(tasks: list[str], runs: Path) -> dict[str, Path]:
             cfg = load_config(HERE / f"{task}.toml").tokenizer
             examples = read_examples(TASKS[task][0])
             texts = [text for e in examples for text in (e.source, e.target or "")]
-            build_tokenizer(cfg.kind, texts, cfg.vocab_size, cfg.task_tokens, None).save(path)
+            size = QUICK_VOCAB if quick else cfg.vocab_size
+            build_tokenizer(cfg.kind, texts, size, cfg.task_tokens, None).save(path)
         paths[task] = path
     return paths
 
@@ -178,7 +180,7 @@ def main() -> None:
     os.chdir(ROOT)
     runs = Path("runs/claps") / ("quick" if args.quick else "full")
     started = time.perf_counter()
-    tokenizers = build_tokenizers(args.tasks, runs)
+    tokenizers = build_tokenizers(args.tasks, runs, args.quick)
     work = plan(args, tokenizers, runs)
     rows = []
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
