@@ -156,7 +156,7 @@ def test_claps_adds_to_mle_and_reaches_head_and_encoder():
     logits = model.logits(hidden)
     extra = claps_loss(model, memory, hidden, logits, micro.tgt_out, PAD, TrainConfig())
     assert torch.allclose(loss, base_loss + 0.5 * extra.detach() * micro.num_tokens)
-    assert float(extra) > 0
+    assert float(extra.detach()) > 0
     assert float(grads["contrastive_head.0.weight"].abs().sum()) > 0
     encoder = [n for n in grads if n.startswith("encoder_layers.")]
     assert encoder and any(not torch.allclose(grads[n], base_grads[n]) for n in encoder)

@@ -1,7 +1,7 @@
 """CLAPS vs plain MLE on Multi30k EN->DE and E2E data-to-text: BLEU at an equal number of updates.
 
     PYTHONPATH=src .venv/bin/python recipes/claps/run.py [--quick] [--steps N] [--seeds 1,2,3]
-        [--tasks multi30k,e2e] [--device cpu|cuda] [--jobs N] [--out FILE]
+        [--tasks multi30k,e2e] [--claps-weight W] [--device cpu|cuda] [--jobs N] [--out FILE]
 
 For each task, seed and variant one model trains for the same number of updates
 (``mle``: label-smoothed MLE; ``claps``: the same plus ``train.claps_weight`` times
@@ -40,10 +40,7 @@ TASKS = {
     "multi30k": (DATA / "multi30k-en-de/train.jsonl", DATA / "multi30k-en-de/test2016.jsonl"),
     "e2e": (DATA / "e2e/train.jsonl", DATA / "e2e/valid.jsonl"),
 }
-VARIANTS = {
-    "mle": [],
-    "claps": ["model.contrastive_dim=128", "train.claps_weight=1.0"],
-}
+VARIANTS = {"mle": [], "claps": ["model.contrastive_dim=128"]}
 QUICK = [
     "model.d_model=128",
     "model.encoder_layers=2",
@@ -132,6 +129,11 @@ def plan(args, tokenizers: dict[str, Path], runs: Path) -> list[dict]:
                         "overrides": [
                             *(QUICK if args.quick else []),
                             *overrides,
+                            *(
+                                [f"train.claps_weight={args.claps_weight}"]
+                                if variant == "claps"
+                                else []
+                            ),
                             f"tokenizer.path={tokenizers[task]}",
                             f"train.seed={seed}",
                             f"train.device={args.device}",
@@ -170,6 +172,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="updates per run (default 1000; quick 300)")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--tasks", default="multi30k,e2e")
+    parser.add_argument("--claps-weight", type=float, default=1.0, help="train.claps_weight")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at a time")
     parser.add_argument("--out", default=str(HERE / "results.json"))
@@ -197,6 +200,7 @@ def main() -> None:
     summary = {
         "configuration": "quick" if args.quick else "full",
         "updates": args.steps,
+        "claps_weight": args.claps_weight,
         "seeds": args.seeds,
         "machine": machine(args.device, args.jobs),
         "minutes": (time.perf_counter() - started) / 60,
