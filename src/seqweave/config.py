@@ -85,6 +85,10 @@ class ModelConfig:
     seqpe_dim: int = 32
     seqpe_layers: int = 2
     seqpe_heads: int = 4
+    # CLAPS (Lee et al. 2021; objectives/claps.py), transformer only: > 0 adds a projection
+    # head (affine + ReLU, to this size) that maps pooled encoder and decoder states into
+    # the space of the contrastive loss. Training uses it; decoding never does.
+    contrastive_dim: int = 0
 
     @property
     def shares_positions(self) -> bool:
@@ -140,6 +144,16 @@ class ModelConfig:
             )
         if self.position == "seqpe":
             self._check_seqpe()
+        self._check_contrastive()
+
+    def _check_contrastive(self) -> None:
+        if self.contrastive_dim < 0:
+            raise ConfigError(f"model.contrastive_dim must be >= 0, got {self.contrastive_dim}")
+        if self.contrastive_dim and (self.architecture != "transformer" or self.action_head):
+            raise ConfigError(
+                "model.contrastive_dim needs model.architecture='transformer' without "
+                f"model.action_head (got {self.architecture!r}, action_head={self.action_head})"
+            )
 
     def _check_seqpe(self) -> None:
         for name in ("seqpe_digits", "seqpe_dim", "seqpe_layers", "seqpe_heads"):
@@ -229,6 +243,18 @@ class TrainConfig:
     seqpe_contrastive_weight: float = 0.0
     seqpe_distill_weight: float = 0.0
     seqpe_max_position: int = 0
+    # CLAPS (Lee et al. 2021; objectives/claps.py): claps_weight > 0 adds, per target token
+    # like the token loss, the contrastive loss between pooled source and target states
+    # (cosine over claps_temperature; negatives: the batch's other targets and imposters,
+    # the target states pushed claps_imposter_eps up the NLL; positives: the target and its
+    # distant target, pushed claps_distant_eta up the contrastive loss, then pulled back
+    # until its output distribution is within claps_kl_bound nats per token of the
+    # original's) plus that KL per token. Needs model.contrastive_dim > 0.
+    claps_weight: float = 0.0
+    claps_temperature: float = 0.1
+    claps_imposter_eps: float = 1.0
+    claps_distant_eta: float = 3.0
+    claps_kl_bound: float = 0.1
 
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
@@ -247,6 +273,14 @@ class TrainConfig:
             raise ConfigError(
                 f"train.seqpe_max_position must be >= 0, got {self.seqpe_max_position}"
             )
+        self._check_claps()
+
+    def _check_claps(self) -> None:
+        for name in ("claps_weight", "claps_imposter_eps", "claps_distant_eta", "claps_kl_bound"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.claps_temperature > 0:
+            raise ConfigError(f"train.claps_temperature must be > 0, got {self.claps_temperature}")
 
     @property
     def uses_seqpe_objectives(self) -> bool:
@@ -297,6 +331,11 @@ class ExperimentConfig:
             raise ConfigError(
                 f"train.seqpe_max_position={train.seqpe_max_position} is past what "
                 f"model.seqpe_digits={model.seqpe_digits} encode ({model.seqpe_limit - 1})"
+            )
+        if train.claps_weight > 0 and not model.contrastive_dim:
+            raise ConfigError(
+                "train.claps_weight > 0 needs model.contrastive_dim > 0 (the projection head "
+                "of the contrastive loss)"
             )
 
 

@@ -36,6 +36,13 @@ class EncoderDecoder(Seq2SeqBase):
         self.encoder_norm = nn.LayerNorm(cfg.d_model, eps=eps) if pre else None
         self.decoder_norm = nn.LayerNorm(cfg.d_model, eps=eps) if pre else None
         self.action_head = ActionHead(cfg) if cfg.action_head else None
+        # CLAPS's projection of pooled states (objectives/claps.py): training only, built
+        # last so that a model with it starts from the same weights as one without
+        self.contrastive_head = (
+            nn.Sequential(nn.Linear(cfg.d_model, cfg.contrastive_dim), nn.ReLU())
+            if cfg.contrastive_dim
+            else None
+        )
 
     # -- encoder ---------------------------------------------------------------------------
 
@@ -149,11 +156,20 @@ class EncoderDecoder(Seq2SeqBase):
         return memory, self._final_states(x)
 
     def forward(
-        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, actions: bool = False
-    ) -> Tensor | ActionOutputs:
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        tgt_in: Tensor,
+        actions: bool = False,
+        states: bool = False,
+    ) -> Tensor | ActionOutputs | tuple[Memory, Tensor]:
         """Teacher-forced logits (B, T, V) for decoder inputs tgt_in (B, T), no cache (an
-        action model's fused log-probabilities; with ``actions``, its ActionOutputs)."""
+        action model's fused log-probabilities; with ``actions``, its ActionOutputs). With
+        ``states``, what ``hidden_states`` returns, through ``forward`` so that a
+        data-parallel wrapper sees the pass."""
         memory, hidden = self.hidden_states(src, src_lengths, tgt_in)
+        if states:
+            return memory, hidden
         if self.action_head is None:
             return self.logits(hidden)
         outputs = self.action_head.forward_outputs(

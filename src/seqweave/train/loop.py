@@ -22,6 +22,7 @@ from seqweave.checkpoint import point_link, prune_checkpoints
 from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.batching import shard, token_batches
 from seqweave.objectives.actions import action_guided_loss
+from seqweave.objectives.claps import claps_loss
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.seqpe import seqpe_auxiliary_loss
 from seqweave.train.data import Batch, TokenizedSet, collate
@@ -194,11 +195,22 @@ class Trainer:
             )
             lengths = (micro.tgt_out != model_cfg.pad_id).sum(1)
             length_loss = F.cross_entropy(length_logits.float(), lengths, reduction="sum")
+        elif cfg.claps_weight > 0:
+            return self._claps_token_loss(micro)
         else:
             logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
             length_loss = 0.0
         loss, _ = label_smoothed_nll(logits, micro.tgt_out, model_cfg.pad_id, cfg.label_smoothing)
         return loss + cfg.length_weight * length_loss
+
+    def _claps_token_loss(self, micro: Batch) -> torch.Tensor:
+        """The token loss plus CLAPS's (objectives/claps.py), weighted per target token."""
+        cfg, pad_id = self.config.train, self.model.config.pad_id
+        memory, hidden = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in, states=True)
+        logits = self.model.logits(hidden)
+        loss, _ = label_smoothed_nll(logits, micro.tgt_out, pad_id, cfg.label_smoothing)
+        extra = claps_loss(self.model, memory, hidden, logits, micro.tgt_out, pad_id, cfg)
+        return loss + cfg.claps_weight * extra * micro.num_tokens
 
     def _collate(self, indices: list[int]) -> Batch:
         data = self.train_set
