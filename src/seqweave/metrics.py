@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 import numpy as np
 import sacrebleu
-from rouge_score import rouge_scorer
 
 from seqweave.errors import ConfigError
 
@@ -70,7 +69,11 @@ def rouge(
     Each sentence keeps its best reference per ROUGE type (rouge-score's `score_multi`).
     Porter stemming is on, as in the usual summarisation setups. rouge-score's tokenizer keeps
     only ASCII letters and digits, so text in other scripts scores 0: use chrF there.
+    Imported here, not with the module: rouge-score (and the NLTK it pulls in) is missing
+    from some machines that train and score BLEU, and training imports this module.
     """
+    from rouge_score import rouge_scorer
+
     types = ("rouge1", "rouge2", "rougeL")
     scorer = rouge_scorer.RougeScorer(list(types), use_stemmer=True)
     totals = dict.fromkeys(types, 0.0)
