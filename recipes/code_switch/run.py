@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import platform
 import random
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -50,7 +51,9 @@ QUICK = [  # the CPU run: a smaller model and budget
     "model.ffn_dim=512",
     "model.encoder_layers=2",
     "model.decoder_layers=2",
-    "data.max_tokens=2048",
+    "data.max_tokens=1024",
+    "train.warmup_steps=100",
+    "train.lr=1.5e-3",
 ]
 
 
@@ -122,6 +125,7 @@ def run_job(job: dict) -> dict:
     restore = [f"data.train={work / 'restore.train.jsonl'}"]
     restore.append(f"data.valid={work / 'restore.valid.jsonl'}")
     out = work / f"seed{seed}" / variant
+    shutil.rmtree(out, ignore_errors=True)  # a rerun starts clean (logs append, not replace)
     result: dict = {"variant": variant, "seed": seed}
     started = time.perf_counter()
     init = ""
@@ -288,8 +292,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--seeds", type=int, help="seeds per variant (default 4; quick 1)")
-    parser.add_argument("--stage-steps", type=int, help="first-stage updates (1000; quick 300)")
-    parser.add_argument("--steps", type=int, help="fine-tuning updates (1000; quick 300)")
+    parser.add_argument("--stage-steps", type=int, help="first-stage updates (1000; quick 250)")
+    parser.add_argument("--steps", type=int, help="fine-tuning updates (1000; quick 250)")
     parser.add_argument("--ratio", type=float, default=0.3, help="share of words switched")
     parser.add_argument("--limit", type=int, default=0, help="first N test2016 pairs (0: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
@@ -310,8 +314,8 @@ def main() -> None:
         "work": str(work),
         "data": args.data,
         "overrides": QUICK if quick else [],
-        "stage_steps": args.stage_steps or (300 if quick else 1000),
-        "steps": args.steps or (300 if quick else 1000),
+        "stage_steps": args.stage_steps or (250 if quick else 1000),
+        "steps": args.steps or (250 if quick else 1000),
         "limit": args.limit,
         "batch": 64 if args.device == "cpu" else 250,
     }
