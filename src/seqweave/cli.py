@@ -19,6 +19,10 @@ COMMANDS = {
     "bench": ("seqweave.commands.bench", "Hugging Face vs seqweave decoders on the same weights"),
     "serve": ("seqweave.commands.serve", "serve a model over HTTP with continuous batching"),
     "import-hf": ("seqweave.commands.import_hf", "convert a Hugging Face BART/Marian checkpoint"),
+    "lexicon": (
+        "seqweave.commands.lexicon",
+        "induce a bilingual word lexicon from sentence pairs (IBM Model 1)",
+    ),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }
 

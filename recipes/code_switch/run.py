@@ -1,0 +1,356 @@
+"""Code-switching restore (Zan et al. 2022) before EN->DE fine-tuning on Multi30k.
+
+    python recipes/code_switch/run.py [--quick] [--device cpu|cuda] [--jobs N]
+        [--seeds 4] [--stage-steps M] [--steps N] [--out results.json]
+
+1. Preparation (once): a joint byte-level BPE tokenizer on the English and German
+   training sentences (one vocabulary, so one encoder reads both languages and their
+   states can be compared); IBM Model 1 lexicons EN->DE and DE->EN from the training
+   bitext (``seqweave.data.lexicon``); restore pairs (code-switched sentence ->
+   original) for every English *and* German training sentence with at least one
+   switched word (``seqweave.data.code_switch``, ratio ``--ratio``), and the same for
+   the validation set.
+2. Per seed, three variants of the same model (recipes/code_switch/multi30k.toml):
+   - ``baseline``: EN->DE for N updates from random weights;
+   - ``restore``: the restore task for M updates, then EN->DE for N updates from its
+     weights (``train.init_from``; fresh optimizer and warm-up);
+   - ``plain``: EN->DE for M updates, then EN->DE again for N updates from its weights,
+     the same two-stage schedule with the same extra budget spent on plain translation.
+3. Per model: greedy BLEU on test2016, and the encoder's view of test2016's English
+   sentences and their German translations: mean-pooled encoder states, cosine distance
+   of parallel pairs, of mismatched pairs (each English sentence with the next
+   sentence's German), and top-1 retrieval of the translation among all 1,000 (also
+   for the untrained model and after each first stage).
+
+Independent runs go to ``--jobs`` worker processes (spawn; one torch thread each on a
+CPU). Writes ``--out`` (default recipes/code_switch/results.json) and prints a table.
+Run from the repository root; models go to ``--work`` (runs/code_switch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import random
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path("recipes/code_switch")
+CONFIG = HERE / "multi30k.toml"
+VARIANTS = ("restore", "plain", "baseline")  # longest first, for the worker pool
+QUICK = [  # the CPU run: a smaller model and budget
+    "model.d_model=128",
+    "model.ffn_dim=512",
+    "model.encoder_layers=2",
+    "model.decoder_layers=2",
+    "data.max_tokens=1024",
+    "train.warmup_steps=100",
+    "train.lr=1.5e-3",
+]
+
+
+def write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> None:
+    path.write_text(
+        "".join(json.dumps({"source": s, "target": t}, ensure_ascii=False) + "\n" for s, t in pairs)
+    )
+
+
+def prepare(data: Path, work: Path, ratio: float, vocab_size: int) -> dict:
+    """Tokenizer, lexicons and restore data in ``work``; returns their statistics."""
+    from seqweave.data.code_switch import eligible_positions, restore_pairs
+    from seqweave.data.lexicon import induce_lexicon, words
+    from seqweave.data.readers import read_examples
+    from seqweave.tokenizers import train_bpe
+
+    work.mkdir(parents=True, exist_ok=True)
+    train = read_examples(data / "train.jsonl")
+    valid = read_examples(data / "valid.jsonl")
+    pairs = [(e.source, e.target) for e in train]
+    started = time.perf_counter()
+    lexicons = {
+        "en-de": induce_lexicon(pairs, min_score=0.3, source_language="en", target_language="de"),
+        "de-en": induce_lexicon(
+            [(t, s) for s, t in pairs], min_score=0.3, source_language="de", target_language="en"
+        ),
+    }
+    seconds = time.perf_counter() - started
+    for name, lexicon in lexicons.items():
+        lexicon.save(work / f"lexicon.{name}.json")
+    train_bpe([text for pair in pairs for text in pair], vocab_size).save(work / "tokenizer")
+    stats = {"lexicon_seconds": seconds, "ratio": ratio}
+    for split, examples, seed in (("train", train, 0), ("valid", valid, 1)):
+        restore = restore_pairs([e.source for e in examples], lexicons["en-de"], ratio, seed)
+        restore += restore_pairs([e.target for e in examples], lexicons["de-en"], ratio, seed + 1)
+        random.Random(seed).shuffle(restore)
+        write_jsonl(work / f"restore.{split}.jsonl", restore)
+        stats[f"restore_{split}_pairs"] = len(restore)
+    for name, lexicon in lexicons.items():
+        side = [e.source if name == "en-de" else e.target for e in train]
+        eligible = sum(len(eligible_positions(text, lexicon)) for text in side)
+        stats[f"lexicon_{name}"] = {
+            "entries": len(lexicon),
+            "eligible_word_share": eligible / sum(len(words(text)) for text in side),
+        }
+    example = restore_pairs([train[0].source, train[0].target], lexicons["en-de"], ratio, 0)
+    stats["example"] = example[0] if example else None
+    return stats
+
+
+# -- one job: a variant and a seed, in its own process ------------------------------------
+
+
+def run_job(job: dict) -> dict:
+    """Train one variant for one seed and measure it; runs in a worker process."""
+    os.chdir(ROOT)
+    torch.set_num_threads(job["threads"])  # on a GPU too: the jobs share the CPU cores
+    from seqweave.config import load_config
+
+    work, seed, variant = Path(job["work"]), job["seed"], job["variant"]
+    data = Path(job["data"])
+    base = [
+        *job["overrides"],
+        f"tokenizer.path={work / 'tokenizer'}",
+        f"train.seed={seed}",
+        f"train.device={job['device']}",
+    ]
+    mt = [f"data.train={data / 'train.jsonl'}", f"data.valid={data / 'valid.jsonl'}"]
+    restore = [f"data.train={work / 'restore.train.jsonl'}"]
+    restore.append(f"data.valid={work / 'restore.valid.jsonl'}")
+    out = work / f"seed{seed}" / variant
+    shutil.rmtree(out, ignore_errors=True)  # a rerun starts clean (logs append, not replace)
+    result: dict = {"variant": variant, "seed": seed}
+    started = time.perf_counter()
+    init = ""
+    if variant == "baseline":
+        config = load_config(CONFIG, base)
+        result["untrained"] = untrained_distance(config, work, job)
+    else:
+        first = restore if variant == "restore" else mt
+        stage_steps = f"train.max_steps={job['stage_steps']}"
+        stage = load_config(CONFIG, [*base, *first, stage_steps, f"train.out_dir={out / 'stage'}"])
+        init = str(fit(stage))
+        result["stage"] = measure(Path(init), job, bleu=variant == "plain")
+        result["stage"]["valid_nll"] = valid_nll(out / "stage")
+    final = load_config(
+        CONFIG,
+        [*base, *mt, f"train.max_steps={job['steps']}", f"train.out_dir={out / 'final'}"]
+        + ([f"train.init_from={init}"] if init else []),
+    )
+    result["final"] = measure(fit(final), job, bleu=True)
+    result["final"]["valid_nll"] = valid_nll(out / "final")
+    result["minutes"] = (time.perf_counter() - started) / 60
+    print(
+        f"{variant} seed {seed}: BLEU {result['final']['bleu']:.2f}, {result['minutes']:.1f} min",
+        flush=True,
+    )
+    return result
+
+
+def fit(config) -> Path:
+    from dataclasses import replace
+
+    from seqweave.train import train
+
+    steps = config.train.max_steps
+    return train(replace(config, train=replace(config.train, validate_every=steps)))
+
+
+def valid_nll(out_dir: Path) -> float:
+    from seqweave.train.report import read_metrics
+
+    return [r for r in read_metrics(out_dir / "metrics.jsonl") if r["kind"] == "valid"][-1][
+        "valid_nll"
+    ]
+
+
+def test_set(job: dict):
+    from seqweave.data.readers import read_examples
+
+    examples = read_examples(Path(job["data"]) / "test2016.jsonl")
+    return examples[: job["limit"]] if job["limit"] else examples
+
+
+def measure(directory: Path, job: dict, bleu: bool) -> dict:
+    import seqweave
+    from seqweave.commands.evaluate import evaluate
+
+    model = seqweave.load(directory, device=job["device"])
+    test = test_set(job)
+    result = encoder_distance(model.network, model.tokenizer, test, job["device"])
+    if bleu:
+        scored = evaluate(model, test, ["bleu"], batch_size=job["batch"], decoder="greedy")
+        result["bleu"] = scored["scores"]["bleu"]
+    return result
+
+
+def untrained_distance(config, work: Path, job: dict) -> dict:
+    """The encoder distance of the randomly initialised model (the seed's start)."""
+    from seqweave.models import build_model
+    from seqweave.tokenizers import Tokenizer
+    from seqweave.train import resolve_model_config
+
+    tokenizer = Tokenizer.load(work / "tokenizer")
+    torch.manual_seed(config.train.seed)
+    network = build_model(resolve_model_config(config.model, tokenizer)).to(job["device"])
+    return encoder_distance(network.eval(), tokenizer, test_set(job), job["device"])
+
+
+@torch.no_grad()
+def pooled_encoder_states(network, tokenizer, texts: list[str], device: str) -> torch.Tensor:
+    """Mean of the encoder's final states over each text's tokens: (N, D)."""
+    from seqweave.api import source_ids
+
+    ids = source_ids(tokenizer, network.config, texts)
+    pooled = []
+    for start in range(0, len(ids), 128):
+        chunk = ids[start : start + 128]
+        lengths = torch.tensor([len(i) for i in chunk], device=device)
+        src = torch.full((len(chunk), int(lengths.max())), network.config.pad_id, device=device)
+        for row, row_ids in enumerate(chunk):
+            src[row, : len(row_ids)] = torch.tensor(row_ids, device=device)
+        memory = network.encode(src, lengths)
+        real = memory.mask.unsqueeze(-1).float()  # (B, S, 1)
+        pooled.append((memory.states * real).sum(1) / real.sum(1))  # (B, D)
+    return torch.cat(pooled).float().cpu()
+
+
+def encoder_distance(network, tokenizer, examples, device: str) -> dict:
+    """Cosine distances between pooled encoder states of English sentences and German ones:
+    their own translations, mismatched ones, and top-1 retrieval of the translation."""
+    network.eval()
+    english = pooled_encoder_states(network, tokenizer, [e.source for e in examples], device)
+    german = pooled_encoder_states(network, tokenizer, [e.target for e in examples], device)
+    english = torch.nn.functional.normalize(english, dim=-1)
+    german = torch.nn.functional.normalize(german, dim=-1)
+    similarity = english @ german.T  # (N, N)
+    parallel = 1 - similarity.diagonal()
+    mismatched = 1 - similarity.diagonal(offset=1)  # sentence i with i + 1's translation
+    retrieved = similarity.argmax(dim=1) == torch.arange(len(examples))
+    return {
+        "parallel_distance": parallel.mean().item(),
+        "mismatched_distance": mismatched.mean().item(),
+        "retrieval_top1": retrieved.float().mean().item(),
+    }
+
+
+# -- the whole run --------------------------------------------------------------------------
+
+
+def summarise(results: list[dict]) -> dict:
+    """Mean and standard deviation over seeds per variant and figure."""
+    summary = {}
+    for variant in VARIANTS:
+        rows = sorted((r for r in results if r["variant"] == variant), key=lambda r: r["seed"])
+        figures = {}
+        for part in ("untrained", "stage", "final"):
+            keys = rows[0].get(part, {}).keys() if rows else ()
+            for key in keys:
+                values = [r[part][key] for r in rows]
+                figures[f"{part}.{key}"] = {
+                    "mean": statistics.fmean(values),
+                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "values": values,
+                }
+        summary[variant] = figures
+    return summary
+
+
+def print_table(summary: dict) -> None:
+    columns = [
+        ("BLEU", "final.bleu"),
+        ("dist par", "final.parallel_distance"),
+        ("dist mis", "final.mismatched_distance"),
+        ("retr@1", "final.retrieval_top1"),
+        ("stage dist par", "stage.parallel_distance"),
+        ("stage dist mis", "stage.mismatched_distance"),
+        ("stage retr@1", "stage.retrieval_top1"),
+    ]
+    print(f"{'variant':10s}" + "".join(f"{name:>18s}" for name, _ in columns))
+    for variant, figures in summary.items():
+        cells = []
+        for _, key in columns:
+            value = figures.get(key)
+            cells.append("-" if value is None else f"{value['mean']:.3f} ± {value['std']:.3f}")
+        print(f"{variant:10s}" + "".join(f"{cell:>18s}" for cell in cells))
+    untrained = summary.get("baseline", {}).get("untrained.parallel_distance")
+    if untrained:
+        mis = summary["baseline"]["untrained.mismatched_distance"]["mean"]
+        print(f"untrained: parallel {untrained['mean']:.3f}, mismatched {mis:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="the smaller CPU configuration")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    parser.add_argument("--seeds", type=int, help="seeds per variant (default 4; quick 1)")
+    parser.add_argument("--stage-steps", type=int, help="first-stage updates (1000; quick 250)")
+    parser.add_argument("--steps", type=int, help="fine-tuning updates (1000; quick 250)")
+    parser.add_argument("--ratio", type=float, default=0.3, help="share of words switched")
+    parser.add_argument("--limit", type=int, default=0, help="first N test2016 pairs (0: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
+    parser.add_argument("--data", default="../shared/data/multi30k-en-de")
+    parser.add_argument("--work", default="runs/code_switch")
+    parser.add_argument("--out", default=str(HERE / "results.json"))
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    quick = args.quick
+    seeds = args.seeds or (1 if quick else 4)
+    started = time.perf_counter()
+    work = Path(args.work)
+    preparation = prepare(Path(args.data), work, args.ratio, 8000)
+    print(json.dumps(preparation, ensure_ascii=False, indent=1), flush=True)
+    common = {
+        "device": args.device,
+        "threads": args.threads,
+        "work": str(work),
+        "data": args.data,
+        "overrides": QUICK if quick else [],
+        "stage_steps": args.stage_steps or (250 if quick else 1000),
+        "steps": args.steps or (250 if quick else 1000),
+        "limit": args.limit,
+        "batch": 64 if args.device == "cpu" else 250,
+    }
+    jobs = [{**common, "variant": v, "seed": s} for v in VARIANTS for s in range(seeds)]
+    settings = {k: v for k, v in common.items() if k not in ("work", "data")}
+    settings |= {"seeds": seeds, "ratio": args.ratio, "quick": quick, "jobs": args.jobs}
+    results: list[dict] = []
+
+    def write() -> dict:  # after every finished job, so a cut-off run keeps what it has
+        output = {
+            "settings": settings,
+            "preparation": preparation,
+            "summary": summarise(results),
+            "runs": results,
+            "machine": f"{platform.machine()}, {args.device}, torch {torch.__version__}",
+            "minutes": (time.perf_counter() - started) / 60,
+            "complete": len(results) == len(jobs),
+        }
+        Path(args.out).write_text(json.dumps(output, ensure_ascii=False, indent=1) + "\n")
+        return output
+
+    if args.jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            for result in pool.imap_unordered(run_job, jobs, chunksize=1):
+                results.append(result)
+                write()
+    else:
+        for job in jobs:
+            results.append(run_job(job))
+            write()
+    output = write()
+    summary = output["summary"]
+    print_table(summary)
+    print(f"{output['minutes']:.1f} min; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
