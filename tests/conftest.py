@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,20 @@ def random_sources(generator: torch.Generator, count: int, low: int = 2, high: i
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models run faster on one thread, and much faster when the CPUs are shared."""
+    with single_thread():
+        yield
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run a block on one torch thread (the session fixtures train under it, so the suite
+    stays fast when the CPUs are shared)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -126,7 +137,8 @@ def train_tiny(directory: Path, architecture: str, steps: int = 400):
             log_every=50,
         ),
     )
-    return train(cfg)
+    with single_thread():
+        return train(cfg)
 
 
 @pytest.fixture(scope="session")
@@ -193,4 +205,5 @@ def nar_dir(trained, trained_dirs, tmp_path_factory):
             log_every=100,
         ),
     )
-    return train(cfg)
+    with single_thread():
+        return train(cfg)
