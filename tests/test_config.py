@@ -383,3 +383,11 @@ def test_from_dict_checks_each_section_class():
     assert from_dict(TrainConfig, {"lr": 2}) == TrainConfig(lr=2.0)
     with pytest.raises(ConfigError, match=r"unknown key 'beam'; valid keys: .*beam_size"):
         from_dict(DecodeConfig, {"beam": 4})
+
+
+def test_claps_and_e2s2_together_are_refused():
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        ExperimentConfig(
+            model=ModelConfig(contrastive_dim=8),
+            train=TrainConfig(claps_weight=1.0, e2s2_contrastive_weight=0.1),
+        )

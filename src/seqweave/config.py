@@ -89,6 +89,11 @@ class ModelConfig:
     # head (affine + ReLU, to this size) that maps pooled encoder and decoder states into
     # the space of the contrastive loss. Training uses it; decoding never does.
     contrastive_dim: int = 0
+    # E2S2 (Zhong et al. 2022), transformer only: a small head (dense, activation, layer norm)
+    # between the encoder states and the tied output projection for the encoder-side
+    # restore objective (objectives/e2s2.py). Without it the encoder states are projected
+    # directly, which adds no parameters.
+    restore_head: bool = False
 
     @property
     def shares_positions(self) -> bool:
@@ -144,6 +149,11 @@ class ModelConfig:
             )
         if self.position == "seqpe":
             self._check_seqpe()
+        if self.restore_head and self.architecture != "transformer":
+            raise ConfigError(
+                f"model.restore_head needs model.architecture='transformer', "
+                f"not {self.architecture!r}"
+            )
         self._check_contrastive()
 
     def _check_contrastive(self) -> None:
@@ -255,6 +265,18 @@ class TrainConfig:
     claps_imposter_eps: float = 1.0
     claps_distant_eta: float = 3.0
     claps_kl_bound: float = 0.1
+    # Denoising pretraining and E2S2 (Zhong et al. 2022; objectives/e2s2.py). The source is
+    # corrupted on the fly, position by position (so every encoder position keeps its
+    # original token): noise_mask_rate of its text tokens become <mask>, noise_replace_rate
+    # a random ordinary token. E2S2 adds, each with its weight, the encoder-side restore
+    # loss (the original token at every corrupted position, from the encoder states) and an
+    # InfoNCE loss between the mean-pooled encoder states of the clean and the corrupted
+    # view of each sentence, the batch's other sentences being the negatives.
+    noise_mask_rate: float = 0.0
+    noise_replace_rate: float = 0.0
+    e2s2_denoise_weight: float = 0.0
+    e2s2_contrastive_weight: float = 0.0
+    e2s2_temperature: float = 0.1
 
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
@@ -281,6 +303,35 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if not self.claps_temperature > 0:
             raise ConfigError(f"train.claps_temperature must be > 0, got {self.claps_temperature}")
+        self._check_e2s2()
+
+    def _check_e2s2(self) -> None:
+        for name in ("noise_mask_rate", "noise_replace_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.noise_mask_rate + self.noise_replace_rate > 1:
+            raise ConfigError(
+                "train.noise_mask_rate + train.noise_replace_rate must be <= 1, got "
+                f"{self.noise_mask_rate} + {self.noise_replace_rate}"
+            )
+        for name in ("e2s2_denoise_weight", "e2s2_contrastive_weight"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.e2s2_temperature > 0:
+            raise ConfigError(f"train.e2s2_temperature must be > 0, got {self.e2s2_temperature}")
+        if self.e2s2_denoise_weight > 0 and not self.corrupts_source:
+            raise ConfigError(
+                "train.e2s2_denoise_weight needs a corrupted source to restore: set "
+                "train.noise_mask_rate or train.noise_replace_rate"
+            )
+
+    @property
+    def corrupts_source(self) -> bool:
+        return self.noise_mask_rate > 0 or self.noise_replace_rate > 0
+
+    @property
+    def uses_e2s2(self) -> bool:
+        return self.e2s2_denoise_weight > 0 or self.e2s2_contrastive_weight > 0
 
     @property
     def uses_seqpe_objectives(self) -> bool:
@@ -327,6 +378,13 @@ class ExperimentConfig:
                 "train.seqpe_contrastive_weight and train.seqpe_distill_weight need "
                 f"model.position='seqpe', got {model.position!r}"
             )
+        if train.uses_e2s2 and (model.architecture != "transformer" or model.action_head):
+            raise ConfigError(
+                "train.e2s2_denoise_weight and train.e2s2_contrastive_weight need a plain "
+                f"encoder-decoder (model.architecture='transformer', no model.action_head), "
+                f"got {model.architecture!r}"
+                + (" with an action head" if model.action_head else "")
+            )
         if model.position == "seqpe" and train.seqpe_max_position >= model.seqpe_limit:
             raise ConfigError(
                 f"train.seqpe_max_position={train.seqpe_max_position} is past what "
@@ -336,6 +394,11 @@ class ExperimentConfig:
             raise ConfigError(
                 "train.claps_weight > 0 needs model.contrastive_dim > 0 (the projection head "
                 "of the contrastive loss)"
+            )
+        if train.claps_weight > 0 and train.uses_e2s2:
+            raise ConfigError(
+                "train.claps_weight and train.e2s2_* weights cannot be combined: each replaces "
+                "the token loss with its own pass over the model"
             )
 
 

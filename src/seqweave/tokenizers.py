@@ -75,6 +75,12 @@ class Tokenizer:
         """Number of ids, added tokens included: the size a model's embedding needs."""
         return self.backend.get_vocab_size(with_added_tokens=True)
 
+    @property
+    def special_ids(self) -> frozenset[int]:
+        """Ids of every special token (pad, bos, eos, unk, task tokens): ids no text is made
+        of, which source corruption must neither touch nor draw (``seqweave.objectives.e2s2``)."""
+        return self._skip_ids | {self.unk_id}
+
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         """Token ids of ``text``.
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
 from seqweave.models.base import Seq2SeqBase, causal_mask, new_token_positions
+from seqweave.models.e2s2 import RestoreHead
 from seqweave.models.embedding import Embedder, token_embedding
 from seqweave.models.layers import DecoderLayer, EncoderLayer, padding_mask
 from seqweave.models.seq2action import ActionHead, ActionOutputs
@@ -43,6 +44,8 @@ class EncoderDecoder(Seq2SeqBase):
             if cfg.contrastive_dim
             else None
         )
+        # built last, so that the other parameters start the same with and without it
+        self.restore_head = RestoreHead(cfg) if cfg.restore_head else None
 
     # -- encoder ---------------------------------------------------------------------------
 
@@ -59,6 +62,13 @@ class EncoderDecoder(Seq2SeqBase):
         if self.encoder_norm is not None:
             x = self.encoder_norm(x)
         return Memory(lengths=src_lengths, states=x, mask=real, source=src)
+
+    def restore_logits(self, states: Tensor) -> Tensor:
+        """Token logits (B, S, V) from encoder states (B, S, D), for E2S2's encoder-side
+        denoising: through the restore head when the model has one, then the output layer."""
+        if self.restore_head is not None:
+            states = self.restore_head(states)
+        return self.logits(states)
 
     # -- decoder ---------------------------------------------------------------------------
 

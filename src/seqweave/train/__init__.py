@@ -19,6 +19,7 @@ from seqweave.data.readers import read_examples
 from seqweave.device import resolve_device
 from seqweave.errors import ConfigError
 from seqweave.models import build_model
+from seqweave.objectives.e2s2 import MASK_TOKEN
 from seqweave.tokenizers import Tokenizer, build_tokenizer
 from seqweave.train.data import tokenize_set
 from seqweave.train.distributed import Distributed
@@ -62,6 +63,8 @@ def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed
             )
         if cfg.model.action_head:  # the sequence-to-action model writes deletions as <skip>
             tokenizer.add_task_tokens([SKIP_TOKEN])
+        if cfg.train.corrupts_source or cfg.train.uses_e2s2:  # denoising masks with <mask>
+            tokenizer.add_task_tokens([MASK_TOKEN])
         tokenizer.save(path)
     dist.barrier()
     return Tokenizer.load(path)
@@ -81,6 +84,11 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
         )
     device = resolve_device(cfg.train.device)
     dist = Distributed.from_environment(device.type)
+    if dist.enabled and cfg.train.uses_e2s2:
+        raise ConfigError(
+            "train.e2s2_*_weight: E2S2's objectives run on the bare model (its contrastive "
+            "negatives are the local batch), not under data parallelism"
+        )
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)

@@ -79,14 +79,22 @@ class Batch:
     tgt_in: Tensor  # (B, T) [start] y, padded
     tgt_out: Tensor  # (B, T) y [eos], padded with pad_id
     num_tokens: int  # real target tokens
+    # denoising pretraining (seqweave.objectives.e2s2): src is then the corrupted source
+    original: Tensor | None = None  # (B, S) the clean source
+    corrupted: Tensor | None = None  # (B, S) bool, True where src differs from original
 
     def to(self, device: torch.device) -> Batch:
+        def move(tensor: Tensor | None) -> Tensor | None:
+            return None if tensor is None else tensor.to(device)
+
         return Batch(
             self.src.to(device),
             self.src_lengths.to(device),
             self.tgt_in.to(device),
             self.tgt_out.to(device),
             self.num_tokens,
+            move(self.original),
+            move(self.corrupted),
         )
 
 

@@ -23,6 +23,7 @@ from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.batching import shard, token_batches
 from seqweave.objectives.actions import action_guided_loss
 from seqweave.objectives.claps import claps_loss
+from seqweave.objectives.e2s2 import e2s2_loss, noise_seed, noise_vocabulary, noisy_batch
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.seqpe import seqpe_auxiliary_loss
 from seqweave.train.data import Batch, TokenizedSet, collate
@@ -178,6 +179,8 @@ class Trainer:
 
     def _token_loss(self, micro: Batch) -> torch.Tensor:
         cfg, model_cfg = self.config.train, self.model.config
+        if cfg.uses_e2s2:  # E2S2: encoder-side denoising and contrastive losses
+            return e2s2_loss(self.model, micro, cfg, model_cfg.pad_id)
         if model_cfg.action_head:
             outputs = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in, actions=True)
             loss, _ = action_guided_loss(
@@ -219,6 +222,10 @@ class Trainer:
             [data.targets[i] for i in indices],
             self.model.config,
         )
+        cfg = self.config.train
+        if cfg.corrupts_source or cfg.uses_e2s2:  # denoising pretraining (objectives/e2s2.py)
+            seed = noise_seed(cfg.seed, self.progress.step, indices[0])
+            batch = noisy_batch(batch, cfg, noise_vocabulary(self.tokenizer), seed)
         return batch.to(self.device)
 
     def _no_sync(self, sync: bool):

@@ -1,0 +1,400 @@
+"""E2S2 (Zhong et al. 2022): denoising pretraining with and without the encoder-side
+objectives, then fine-tuning on grammatical error correction.
+
+    python recipes/e2s2/run.py [--quick] [--device cpu|cuda] [--jobs N] [--seeds 1,2,3]
+        [--variants scratch,plain,e2s2] [--pre-steps N] [--ft-steps N] [--out FILE]
+
+1. Data (written to runs/e2s2/data, from ../shared/data): unlabelled English text
+   (the English side of Multi30k train and the E2E train texts, minus any sentence
+   whose normalised form is a held-out GEC target), a shared byte-level BPE with a
+   ``<mask>`` token, and synthetic GEC pairs (gec-synth) split into train / 300 valid /
+   1,000 test by a seeded shuffle.
+2. Per seed, three variants of one small encoder-decoder (d_model 128, 2+2 layers):
+   - ``scratch``: no pretraining (fine-tuned from random weights);
+   - ``plain``: BART-style denoising pretraining, source tokens masked (20%) or
+     replaced (10%) on the fly, the decoder writes the original;
+   - ``e2s2``: the same plus E2S2's encoder-side restore loss (with the restore head)
+     and its contrastive loss between the clean and corrupted views.
+   Pretraining runs ``--pre-steps`` updates; fine-tuning on gec-synth ``--ft-steps``
+   updates from the pretrained weights (``train.init_from``).
+3. Scores per run:
+   - encoder noise detection: a logistic-regression probe on the frozen pretrained
+     encoder states predicts, per text position of a corrupted held-out sentence
+     (Multi30k valid), whether it was corrupted; accuracy over all positions, and the
+     balanced accuracy of replaced vs kept positions (masks are trivially visible);
+     for ``e2s2``, also what the restore head says (its argmax differs from the input);
+   - GLEU (greedy, through IAD, which returns greedy's tokens) on the held-out
+     gec-synth test set and on JFLEG dev (4 references), beside copying the source.
+
+The runs are independent: ``--jobs N`` runs N at a time in separate processes (one
+CPU thread each, or sharing one GPU with ``--device cuda``). Writes
+recipes/e2s2/results.json (or ``--out``) and prints a table. Run from the repository
+root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import random
+import re
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import seqweave
+from seqweave.config import ExperimentConfig, from_dict
+from seqweave.data.framing import frame_source
+from seqweave.data.readers import read_examples
+from seqweave.metrics import compute_metric
+from seqweave.objectives.e2s2 import MASK_TOKEN, corrupt, noise_vocabulary
+from seqweave.tokenizers import build_tokenizer
+from seqweave.train import train
+from seqweave.train.data import collate
+from seqweave.train.validate import references
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path("../shared/data")
+RUNS = Path("runs/e2s2")
+DATA = RUNS / "data"
+MASK_RATE, REPLACE_RATE = 0.2, 0.1
+MODEL = dict(
+    d_model=128,
+    num_heads=4,
+    encoder_layers=2,
+    decoder_layers=2,
+    ffn_dim=512,
+    dropout=0.1,
+    max_positions=256,
+)
+E2S2 = dict(e2s2_denoise_weight=1.0, e2s2_contrastive_weight=0.1, e2s2_temperature=0.1)
+FULL = dict(pre_steps=1500, ft_steps=1200, max_tokens=4096, probe_sentences=1000, eval_limit=0)
+# what two shared CPU cores manage in about ten minutes for three seeds
+QUICK = dict(pre_steps=100, ft_steps=150, max_tokens=1024, probe_sentences=300, eval_limit=200)
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with path.open("w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def prepare_data(vocab_size: int = 4000) -> dict:
+    """Splits and the shared tokenizer; rebuilt only when missing."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    paths = {
+        name: DATA / f"{name}.jsonl"
+        for name in ("pretrain", "pretrain_valid", "gec_train", "gec_valid", "gec_test")
+    }
+    paths["tokenizer"] = DATA / "tokenizer"
+    paths["jfleg"] = DATA / "jfleg_dev.jsonl"  # a copy, so that runs need nothing but DATA
+    if not paths["jfleg"].exists():
+        jfleg = read_examples(SHARED / "jfleg" / "dev.jsonl")
+        rows = [{"source": e.source, "references": references(e)} for e in jfleg]
+        write_jsonl(paths["jfleg"], [{**row, "target": row["references"][0]} for row in rows])
+    if all(p.exists() for p in paths.values()):
+        return paths
+    gec = read_examples(SHARED / "gec-synth" / "train.jsonl")
+    order = list(range(len(gec)))
+    random.Random(0).shuffle(order)
+    test, valid, rest = order[:1000], order[1000:1300], order[1300:]
+
+    def pair(i: int) -> dict:
+        return {"source": gec[i].source, "target": gec[i].target}
+
+    write_jsonl(paths["gec_test"], [pair(i) for i in test])
+    write_jsonl(paths["gec_valid"], [pair(i) for i in valid])
+    write_jsonl(paths["gec_train"], [pair(i) for i in rest])
+    held_out = {normalise(gec[i].target) for i in test + valid}
+    english = [e.source for e in read_examples(SHARED / "multi30k-en-de" / "train.jsonl")]
+    english += [e.target for e in read_examples(SHARED / "e2e" / "train.jsonl")]
+    text = sorted({t for t in english if normalise(t) not in held_out})
+    random.Random(1).shuffle(text)
+    write_jsonl(paths["pretrain"], [{"source": t, "target": t} for t in text])
+    valid_text = [e.source for e in read_examples(SHARED / "multi30k-en-de" / "valid.jsonl")]
+    write_jsonl(paths["pretrain_valid"], [{"source": t, "target": t} for t in valid_text])
+    corpus = text + [gec[i].source for i in rest] + [gec[i].target for i in rest]
+    tokenizer = build_tokenizer("bpe", corpus, vocab_size, (MASK_TOKEN,), None)
+    tokenizer.save(paths["tokenizer"])
+    return paths
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def experiment(
+    paths: dict, out_dir: Path, steps: int, max_tokens: int, device: str, **train_values
+):
+    data = {"train": str(paths["train"]), "valid": str(paths["valid"]), "max_tokens": max_tokens}
+    values = {
+        "model": {**MODEL, "restore_head": train_values.pop("restore_head", False)},
+        "tokenizer": {"path": str(paths["tokenizer"])},
+        "data": {**data, "max_source_len": 200, "max_target_len": 200},
+        "train": {
+            "out_dir": str(out_dir),
+            "device": device,
+            "lr": 1e-3,
+            "schedule": "cosine",
+            "warmup_steps": max(20, steps // 10),
+            "max_steps": steps,
+            "validate_every": steps,
+            "metric": "none",
+            "label_smoothing": 0.1,
+            "log_every": max(10, steps // 10),
+            "progress": False,
+            **train_values,
+        },
+    }
+    return from_dict(ExperimentConfig, values)
+
+
+def run_job(job: dict) -> dict:
+    """Pretrain (unless scratch), fine-tune and score one (variant, seed)."""
+    device, variant, seed = job["device"], job["variant"], job["seed"]
+    torch.set_num_threads(1)  # on a GPU, only the probe and the data work run on the CPU
+    paths, size = job["paths"], job["size"]
+    out = RUNS / f"{variant}-s{seed}"
+    started = time.perf_counter()
+    row: dict = {"variant": variant, "seed": seed}
+    pretrained = None
+    if variant != "scratch":
+        extra = {**E2S2, "restore_head": True} if variant == "e2s2" else {}
+        pre_paths = {**paths, "train": paths["pretrain"], "valid": paths["pretrain_valid"]}
+        cfg = experiment(
+            pre_paths,
+            out / "pre",
+            size["pre_steps"],
+            size["max_tokens"],
+            device,
+            seed=seed,
+            noise_mask_rate=MASK_RATE,
+            noise_replace_rate=REPLACE_RATE,
+            **extra,
+        )
+        pretrained = train(cfg)
+        row["pretrain_seconds"] = time.perf_counter() - started
+    encoder = seqweave.load(pretrained, device=device) if pretrained else None
+    if encoder is None:  # the random encoder a scratch model starts from
+        torch.manual_seed(seed)
+        encoder = _random_model(paths, device)
+    row["noise_detection"] = noise_detection(encoder, paths, size["probe_sentences"], seed)
+    ft_paths = {**paths, "train": paths["gec_train"], "valid": paths["gec_valid"]}
+    init = {"init_from": str(pretrained)} if pretrained else {}
+    cfg = experiment(
+        ft_paths, out / "gec", size["ft_steps"], size["max_tokens"], device, seed=seed, **init
+    )
+    tuned = seqweave.load(train(cfg), device=device)
+    row["gleu"] = gec_scores(tuned, paths, size["eval_limit"])
+    row["seconds"] = time.perf_counter() - started
+    return row
+
+
+def _random_model(paths: dict, device: str):
+    from seqweave.api import Seq2Seq
+    from seqweave.config import DecodeConfig, ModelConfig
+    from seqweave.models import build_model
+    from seqweave.tokenizers import Tokenizer
+    from seqweave.train import resolve_model_config
+
+    tokenizer = Tokenizer.load(paths["tokenizer"])
+    cfg = resolve_model_config(ModelConfig(**MODEL), tokenizer)
+    return Seq2Seq(build_model(cfg).to(device), tokenizer, DecodeConfig())
+
+
+# -- scores ----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def encoder_view(model, sentences: list[str], seed: int):
+    """Corrupt held-out sentences as in pretraining; the encoder states of the corrupted
+    view and, per position, whether it is text and whether (and how) it was corrupted."""
+    network, tokenizer = model.network.eval(), model.tokenizer
+    cfg = network.config
+    sources = [frame_source(ids, cfg) for ids in tokenizer.encode_batch(sentences)]
+    batch = collate(sources, [[cfg.eos_id]] * len(sources), cfg)
+    vocab = noise_vocabulary(tokenizer)
+    generator = torch.Generator().manual_seed(10_000 + seed)
+    noisy, corrupted = corrupt(batch.src, vocab, MASK_RATE, REPLACE_RATE, generator)
+    special = torch.tensor(sorted(vocab.special_ids))
+    text = ~torch.isin(batch.src, special)
+    states = []
+    for start in range(0, len(sources), 64):
+        rows = slice(start, start + 64)
+        lengths = batch.src_lengths[rows].to(network.device)
+        states.append(network.encode(noisy[rows].to(network.device), lengths).states.cpu())
+    states = torch.cat(states).float()  # (N, S, D)
+    return states, noisy, batch.src, corrupted, text, vocab
+
+
+def noise_detection(model, paths: dict, count: int, seed: int) -> dict:
+    """A logistic-regression probe on frozen encoder states: corrupted or not, per text
+    position; trained on the first 60% of the sentences, scored on the rest."""
+    sentences = [e.source for e in read_examples(paths["pretrain_valid"])][:count]
+    states, noisy, original, corrupted, text, vocab = encoder_view(model, sentences, seed)
+    split = int(0.6 * len(sentences))
+    features = states[text]
+    labels = corrupted[text].float()
+    masked = (noisy == vocab.mask_id)[text]
+    rows = torch.arange(len(sentences))[:, None].expand_as(text)[text]
+    train_rows, test_rows = rows < split, rows >= split
+    mean, std = features[train_rows].mean(0), features[train_rows].std(0) + 1e-6
+    x = (features - mean) / std
+    probe = torch.nn.Linear(x.shape[1], 1).to(x.device)
+    optimizer = torch.optim.Adam(probe.parameters(), lr=0.05)
+    for _ in range(300):
+        loss = F.binary_cross_entropy_with_logits(
+            probe(x[train_rows]).squeeze(-1), labels[train_rows]
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        predicted = (probe(x).squeeze(-1) > 0).float()
+    result = {
+        "probe_accuracy": _accuracy(predicted, labels, test_rows),
+        "probe_replaced_vs_kept": _balanced(predicted, labels, test_rows & ~masked),
+        "kept_share": 1.0 - float(labels[test_rows].mean()),
+    }
+    network = model.network
+    if getattr(network, "restore_head", None) is not None:
+        with torch.no_grad():
+            guess = network.restore_logits(states.to(network.device)).argmax(-1).cpu()
+        said = (guess != noisy)[text].float()
+        every = torch.ones_like(test_rows)
+        result["head_accuracy"] = _accuracy(said, labels, every)
+        result["head_replaced_vs_kept"] = _balanced(said, labels, every & ~masked)
+        result["head_restore_accuracy"] = float((guess == original)[corrupted].float().mean())
+    return result
+
+
+def _accuracy(predicted, labels, where) -> float:
+    return float((predicted[where] == labels[where]).float().mean())
+
+
+def _balanced(predicted, labels, where) -> float:
+    """Mean of the recall on corrupted and on kept positions."""
+    p, y = predicted[where], labels[where]
+    return 0.5 * float((p[y == 1] == 1).float().mean() + (p[y == 0] == 0).float().mean())
+
+
+def gec_scores(model, paths: dict, limit: int) -> dict:
+    sets = {
+        "gec-synth test": read_examples(paths["gec_test"])[:limit],
+        "jfleg dev": read_examples(paths["jfleg"])[:limit],
+    }
+    result = {}
+    for name, examples in sets.items():
+        sources = [e.source for e in examples]
+        refs = [references(e) for e in examples]
+        hypotheses = model.generate(sources, decoder="iad", batch_size=64, max_new_tokens=160)
+        result[name] = compute_metric("gleu", hypotheses, refs, sources)["gleu"]
+        result[f"{name} (copy source)"] = compute_metric("gleu", sources, refs, sources)["gleu"]
+    return result
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean and sample standard deviation over seeds of every figure, per variant."""
+    summary: dict = {}
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        figures: dict = {}
+        for group in ("gleu", "noise_detection"):
+            for key in mine[0][group]:
+                values = [r[group][key] for r in mine]
+                spread = statistics.stdev(values) if len(values) > 1 else 0.0
+                figures[f"{group}: {key}"] = {"mean": statistics.mean(values), "std": spread}
+        summary[variant] = figures
+    return summary
+
+
+def print_table(summary: dict) -> None:
+    keys = list(dict.fromkeys(key for figures in summary.values() for key in figures))
+    print(f"{'figure':48}" + "".join(f"{v:>18}" for v in summary))
+    for key in keys:
+        cells = []
+        for variant in summary:
+            cell = summary[variant].get(key)
+            cells.append(f"{cell['mean']:10.3f} ± {cell['std']:5.3f}" if cell else " " * 18)
+        print(f"{key:48}" + "".join(f"{c:>18}" for c in cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="the CPU-sized configuration")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--variants", default="scratch,plain,e2s2")
+    parser.add_argument("--pre-steps", type=int, default=0, help="override the size's steps")
+    parser.add_argument("--ft-steps", type=int, default=0)
+    parser.add_argument("--eval-limit", type=int, default=0, help="score the first N rows")
+    parser.add_argument("--out", default=str(ROOT / "recipes/e2s2/results.json"))
+    args = parser.parse_args()
+    size = dict(QUICK if args.quick else FULL)
+    size["pre_steps"] = args.pre_steps or size["pre_steps"]
+    size["ft_steps"] = args.ft_steps or size["ft_steps"]
+    size["eval_limit"] = args.eval_limit or size["eval_limit"] or None
+    os.chdir(ROOT)
+    started = time.perf_counter()
+    paths = prepare_data()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    variants = args.variants.split(",")
+    jobs = [
+        {"variant": v, "seed": s, "device": args.device, "paths": paths, "size": size}
+        for s in seeds
+        for v in variants
+    ]
+    rows = []
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for row in pool.imap_unordered(run_job, jobs):
+            rows.append(row)
+            g = row["gleu"]
+            print(
+                f"{row['variant']:8} seed {row['seed']}: gec-synth GLEU {g['gec-synth test']:.2f}, "
+                f"jfleg GLEU {g['jfleg dev']:.2f}, probe "
+                f"{row['noise_detection']['probe_accuracy']:.3f} ({row['seconds']:.0f} s)",
+                flush=True,
+            )
+    rows.sort(key=lambda r: (variants.index(r["variant"]), r["seed"]))
+    summary = summarise(rows)
+    result = {
+        "size": size,
+        "model": MODEL,
+        "noise": {"mask_rate": MASK_RATE, "replace_rate": REPLACE_RATE},
+        "e2s2": {**E2S2, "restore_head": True},
+        "machine": _machine(args.device, args.jobs),
+        "seconds": time.perf_counter() - started,
+        "summary": summary,
+        "runs": rows,
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print_table(summary)
+    print(f"wrote {args.out} in {result['seconds']:.0f} s")
+
+
+def _machine(device: str, jobs: int) -> str:
+    if device.startswith("cuda"):
+        where = torch.cuda.get_device_name(torch.device(device))
+    else:
+        where = f"{platform.machine()} CPU, 1 thread per run"
+    return f"{where}, {jobs} run(s) at a time, torch {torch.__version__}"
+
+
+if __name__ == "__main__":
+    main()
