@@ -25,13 +25,14 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+
+from seqweave.device import describe_machine
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path("recipes/claps")
@@ -202,7 +203,7 @@ def main() -> None:
         "updates": args.steps,
         "claps_weight": args.claps_weight,
         "seeds": args.seeds,
-        "machine": machine(args.device, args.jobs),
+        "machine": describe_machine(args.device, args.jobs),
         "minutes": (time.perf_counter() - started) / 60,
         "results": table,
         "runs": rows,
@@ -217,14 +218,6 @@ def main() -> None:
                 f"  ({info['updates']} updates, {speed['mean']:.1f} s per 100)"
             )
     print(f"wrote {out}")
-
-
-def machine(device: str, jobs: int) -> str:
-    if device.startswith("cuda"):
-        where = torch.cuda.get_device_name(torch.device(device))
-    else:
-        where = f"{platform.machine()} CPU, 1 thread per run"
-    return f"{where}, {jobs} run(s) at a time, torch {torch.__version__}"
 
 
 if __name__ == "__main__":

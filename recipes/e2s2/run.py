@@ -38,7 +38,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import random
 import re
 import statistics
@@ -52,6 +51,7 @@ import seqweave
 from seqweave.config import ExperimentConfig, from_dict
 from seqweave.data.framing import frame_source
 from seqweave.data.readers import read_examples
+from seqweave.device import describe_machine
 from seqweave.metrics import compute_metric
 from seqweave.objectives.e2s2 import MASK_TOKEN, corrupt, noise_vocabulary
 from seqweave.tokenizers import build_tokenizer
@@ -378,7 +378,7 @@ def main() -> None:
         "model": MODEL,
         "noise": {"mask_rate": MASK_RATE, "replace_rate": REPLACE_RATE},
         "e2s2": {**E2S2, "restore_head": True},
-        "machine": _machine(args.device, args.jobs),
+        "machine": describe_machine(args.device, args.jobs),
         "seconds": time.perf_counter() - started,
         "summary": summary,
         "runs": rows,
@@ -386,14 +386,6 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print_table(summary)
     print(f"wrote {args.out} in {result['seconds']:.0f} s")
-
-
-def _machine(device: str, jobs: int) -> str:
-    if device.startswith("cuda"):
-        where = torch.cuda.get_device_name(torch.device(device))
-    else:
-        where = f"{platform.machine()} CPU, 1 thread per run"
-    return f"{where}, {jobs} run(s) at a time, torch {torch.__version__}"
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import platform
 import random
 import re
 import statistics
@@ -53,6 +52,7 @@ import torch
 from seqweave.config import DecodeConfig, ModelConfig
 from seqweave.decoding import decode_many
 from seqweave.decoding.common import pad_batch
+from seqweave.device import describe_machine
 from seqweave.models import build_model
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.set_matching import (
@@ -352,7 +352,7 @@ def main() -> None:
             "scored on all 4,672 rows of valid.jsonl",
         },
         "training": settings,
-        "machine": _machine(args.device, args.jobs),
+        "machine": describe_machine(args.device, args.jobs),
         "results": results,
     }
     out = Path(args.out)
@@ -372,14 +372,6 @@ def print_table(results: dict) -> None:
                 f"{mean['set_size_error']:.3f}",
             ]
             print(f"{task:9} {variant:10} " + " ".join(f"{c:>10}" for c in cells))
-
-
-def _machine(device: str, jobs: int) -> str:
-    if device.startswith("cuda"):
-        where = torch.cuda.get_device_name(torch.device(device))
-    else:
-        where = f"{platform.machine()} CPU, 1 thread per run"
-    return f"{where}, {jobs} run(s) at a time, torch {torch.__version__}"
 
 
 if __name__ == "__main__":

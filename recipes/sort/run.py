@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from seqweave.device import describe_machine
 from seqweave.models.sets import SetPointerNetwork
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ def main() -> None:
         "held-out sets, greedy pointing",
         "training": f"{args.steps} steps of 128 fresh sets, Adam lr 1e-3 with cosine decay, "
         f"hidden {args.hidden}, seed {args.seed}",
-        "machine": _machine(args.device, args.jobs),
+        "machine": describe_machine(args.device, args.jobs),
         "results": results,
     }
     out = Path(args.output)
@@ -122,14 +122,6 @@ def main() -> None:
 
 def _train(work: tuple) -> dict:
     return train_and_score(*work)
-
-
-def _machine(device: str, jobs: int) -> str:
-    if device.startswith("cuda"):
-        where = torch.cuda.get_device_name(torch.device(device))
-    else:
-        where = f"{platform.machine()} CPU, 1 thread per run"
-    return f"{where}, {jobs} run(s) at a time, torch {torch.__version__}"
 
 
 if __name__ == "__main__":
