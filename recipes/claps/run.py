@@ -1,7 +1,8 @@
 """CLAPS vs plain MLE on Multi30k EN->DE and E2E data-to-text: BLEU at an equal number of updates.
 
     PYTHONPATH=src .venv/bin/python recipes/claps/run.py [--quick] [--steps N] [--seeds 1,2,3]
-        [--tasks multi30k,e2e] [--claps-weight W] [--device cpu|cuda] [--jobs N] [--out FILE]
+        [--tasks multi30k,e2e] [--claps-weight W] [--warm-start N] [--device cpu|cuda] [--jobs N]
+        [--out FILE]
 
 For each task, seed and variant one model trains for the same number of updates
 (``mle``: label-smoothed MLE; ``claps``: the same plus ``train.claps_weight`` times
@@ -17,6 +18,13 @@ one GPU with ``--jobs 12``; ``--quick`` (d 128, 2 + 2 layers, 2,000 BPE tokens, 
 batches, fewer updates) fits a few CPU minutes. Runs are independent: ``--jobs N`` trains N
 at a time in spawned processes (one CPU thread each). Writes recipes/claps/results.json (or
 ``--out``) and prints mean +- std over seeds. Run from the repository root.
+
+``--warm-start N`` is the paper's regime (CLAPS when fine-tuning a trained model): per task
+and seed one plain MLE model first trains for N updates (scored too, as ``warm``); both
+variants then start from its weights (``train.init_from``; CLAPS's head is new) and train
+``--steps`` more updates each, with a fresh learning-rate schedule and a different batch
+order (seed + 1000) than the warm-start's. A warm-start model already in its directory is
+reused, not retrained.
 """
 
 from __future__ import annotations
@@ -99,7 +107,9 @@ def train_and_score(work: dict) -> dict:
 
     torch.set_num_threads(1)
     config = load_config(HERE / f"{work['task']}.toml", work["overrides"])
-    best = train(config)
+    best = Path(config.train.out_dir) / "best"
+    if not (work["variant"] == "warm" and (best / "model.safetensors").exists()):
+        best = train(config)
     log = read_metrics(Path(config.train.out_dir) / "metrics.jsonl")
     last = [r for r in log if r["kind"] == "train"][-1]  # the last logged window
     model = seqweave.load(best, device=work["device"])
@@ -116,10 +126,44 @@ def train_and_score(work: dict) -> dict:
     }
 
 
+def warm_start_dir(runs: Path, task: str, steps: int, seed: int) -> Path:
+    return runs / task / f"warm{steps}-seed{seed}"
+
+
+def plan_warm_start(args, tokenizers: dict[str, Path], runs: Path) -> list[dict]:
+    """The plain MLE models the ``--warm-start`` variants continue from (one per task and seed)."""
+    return [
+        {
+            "task": task,
+            "variant": "warm",
+            "seed": seed,
+            "device": args.device,
+            "overrides": [
+                *(QUICK if args.quick else []),
+                f"tokenizer.path={tokenizers[task]}",
+                f"train.seed={seed}",
+                f"train.device={args.device}",
+                f"train.max_steps={args.warm_start}",
+                f"train.validate_every={args.warm_start}",
+                f"train.log_every={max(1, args.warm_start // 10)}",
+                f"train.out_dir={warm_start_dir(runs, task, args.warm_start, seed)}",
+            ],
+        }
+        for task in args.tasks
+        for seed in args.seeds
+    ]
+
+
 def plan(args, tokenizers: dict[str, Path], runs: Path) -> list[dict]:
     work = []
     for task in args.tasks:
         for seed in args.seeds:
+            if args.warm_start:
+                base = warm_start_dir(runs, task, args.warm_start, seed) / "best"
+                start = [f"train.init_from={base}", f"train.seed={seed + 1000}"]
+                name = f"-warm{args.warm_start}"
+            else:
+                start, name = [f"train.seed={seed}"], ""
             for variant, overrides in VARIANTS.items():
                 work.append(
                     {
@@ -136,12 +180,12 @@ def plan(args, tokenizers: dict[str, Path], runs: Path) -> list[dict]:
                                 else []
                             ),
                             f"tokenizer.path={tokenizers[task]}",
-                            f"train.seed={seed}",
+                            *start,
                             f"train.device={args.device}",
                             f"train.max_steps={args.steps}",
                             f"train.validate_every={args.steps}",
                             f"train.log_every={max(1, args.steps // 10)}",
-                            f"train.out_dir={runs / task / f'{variant}-seed{seed}'}",
+                            f"train.out_dir={runs / task / f'{variant}{name}-seed{seed}'}",
                         ],
                     }
                 )
@@ -155,7 +199,7 @@ def summarise(rows: list[dict]) -> dict:
 
     table: dict[str, dict] = defaultdict(dict)
     for task in dict.fromkeys(r["task"] for r in rows):
-        for variant in VARIANTS:
+        for variant in dict.fromkeys(r["variant"] for r in rows):
             mine = [r for r in rows if r["task"] == task and r["variant"] == variant]
             updates = mine[0]["updates"]
             table[task][variant] = {
@@ -174,6 +218,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--tasks", default="multi30k,e2e")
     parser.add_argument("--claps-weight", type=float, default=1.0, help="train.claps_weight")
+    parser.add_argument(
+        "--warm-start",
+        type=int,
+        default=0,
+        help="first train plain MLE for N updates; both variants continue from it (0: off)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at a time")
     parser.add_argument("--out", default=str(HERE / "results.json"))
@@ -185,23 +235,28 @@ def main() -> None:
     runs = Path("runs/claps") / ("quick" if args.quick else "full")
     started = time.perf_counter()
     tokenizers = build_tokenizers(args.tasks, runs, args.quick)
-    work = plan(args, tokenizers, runs)
+    # the warm-start models train first: the variants start from their weights
+    stages = [plan_warm_start(args, tokenizers, runs)] if args.warm_start else []
+    stages.append(plan(args, tokenizers, runs))
     rows = []
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        for item, row in zip(work, pool.imap(train_and_score, work), strict=True):
-            rows.append(
-                {"task": item["task"], "variant": item["variant"], "seed": item["seed"], **row}
-            )
-            print(
-                f"{item['task']:9} {item['variant']:6} seed {item['seed']}  BLEU {row['bleu']:6.2f}"
-                f"  {row['updates']} updates, {row['seconds_per_100_updates']:.1f} s per 100",
-                flush=True,
-            )
+        for stage in stages:
+            for item, row in zip(stage, pool.imap(train_and_score, stage), strict=True):
+                rows.append(
+                    {"task": item["task"], "variant": item["variant"], "seed": item["seed"], **row}
+                )
+                print(
+                    f"{item['task']:9} {item['variant']:6} seed {item['seed']}"
+                    f"  BLEU {row['bleu']:6.2f}  {row['updates']} updates,"
+                    f" {row['seconds_per_100_updates']:.1f} s per 100",
+                    flush=True,
+                )
     table = summarise(rows)
     summary = {
         "configuration": "quick" if args.quick else "full",
         "updates": args.steps,
         "claps_weight": args.claps_weight,
+        "warm_start_updates": args.warm_start,
         "seeds": args.seeds,
         "machine": describe_machine(args.device, args.jobs),
         "minutes": (time.perf_counter() - started) / 60,
