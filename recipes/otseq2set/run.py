@@ -2,7 +2,7 @@
 
     .venv/bin/python recipes/otseq2set/run.py [--quick] [--tasks keywords,e2e]
         [--variants seq2seq,seq2set,otseq2set] [--seeds 1,2] [--steps N]
-        [--device cpu|cuda] [--jobs N] [--out FILE]
+        [--no-repeat] [--device cpu|cuda] [--jobs N] [--out FILE]
 
 Two multi-label tasks, each predicted as a label set from a text:
 
@@ -28,10 +28,13 @@ Three models of the same size (an encoder-decoder Transformer from
 
 The set models decode greedily for T tokens with ``seqweave.decoding``; EMPTY and
 repeats are dropped. Scores on held-out texts: micro precision, recall and F1,
-exact set match and mean absolute set-size error. Runs (task x model x seed) are
-independent; ``--jobs N`` trains N at a time in separate processes (one CPU thread
-each, or sharing one GPU with ``--device cuda``). Writes recipes/otseq2set/results.json
-(or ``--out``) and prints a table. Run from the repository root.
+exact set match and mean absolute set-size error, and a diagnosis of where the
+decoding steps go (a repeated label, EMPTY while gold labels are still missing, a
+wrong label; ``diagnose``). ``--no-repeat`` scores each trained model a second time
+with labels already written masked out of later steps (inference only). Runs
+(task x model x seed) are independent; ``--jobs N`` trains N at a time in separate
+processes (one CPU thread each, or sharing one GPU with ``--device cuda``). Writes
+recipes/otseq2set/results.json (or ``--out``) and prints a table. Run from the repository root.
 """
 
 from __future__ import annotations
@@ -216,13 +219,88 @@ def batch_loss(model, variant: str, batch, task: Task, order, ot_weight: float, 
     return loss
 
 
-def predicted_sets(model, variant: str, task: Task, device) -> list[set[int]]:
-    """Greedy decoding; the set model runs T steps, the sequence model until its end token."""
+def greedy_outputs(model, variant: str, task: Task) -> list[list[int]]:
+    """Greedy decoding (``seqweave.decoding``); the set model runs T steps, the sequence
+    model until its end token. Tokens after the start token, without the end token."""
     steps = task.steps if variant != "seq2seq" else task.steps + 1
     cfg = DecodeConfig(decoder="greedy", max_new_tokens=steps, batch_size=256)
-    outputs = decode_many(model, [source for source, _ in task.test], cfg)
-    last = FIRST_LABEL + len(task.labels)
-    return [{t for t in out.tokens if FIRST_LABEL <= t < last} for out in outputs]
+    return [out.tokens for out in decode_many(model, [source for source, _ in task.test], cfg)]
+
+
+@torch.no_grad()
+def no_repeat_outputs(
+    model, variant: str, task: Task, device, forbid: bool = True
+) -> list[list[int]]:
+    """Greedy decoding in which a label already written in a row is masked out of that
+    row's later steps (EMPTY and the end token stay allowed): the set decoding constraint,
+    at inference only. Written on the decoder-state API (``encode``/``start``/``step``),
+    since ``seqweave.decoding`` has no logit hook; with ``forbid=False`` it is plain greedy
+    and gives ``greedy_outputs``' tokens (checked on every scoring run)."""
+    steps = task.steps if variant != "seq2seq" else task.steps + 1
+    first, last = FIRST_LABEL, FIRST_LABEL + len(task.labels)
+    rows: list[list[int]] = []
+    for start in range(0, len(task.test), 256):
+        sources = [source for source, _ in task.test[start : start + 256]]
+        src, lengths = pad_batch(sources, PAD, device)
+        state = model.start(model.encode(src, lengths), capacity=steps)
+        token = torch.full((len(sources), 1), model.config.decoder_start_id, device=device)
+        written = torch.zeros(len(sources), model.config.vocab_size, dtype=torch.bool)
+        written = written.to(device)
+        outputs = []
+        for _ in range(steps):
+            logits = model.step(state, token)[:, -1].float()  # (B, V)
+            if forbid:
+                logits = logits.masked_fill(written, float("-inf"))
+            token = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+            is_label = (token >= first) & (token < last)
+            written.scatter_(1, token, is_label)
+            outputs.append(token)
+        for row in torch.cat(outputs, dim=1).tolist():
+            rows.append(row[: row.index(EOS)] if EOS in row else row)
+    return rows
+
+
+def diagnose(outputs: list[list[int]], gold: list[list[int]], task: Task) -> dict[str, float]:
+    """Where a row's steps go, summed over the test texts: a label already written in that
+    row (``repeat``), EMPTY beyond the T - |gold| steps the gold set leaves over while gold
+    labels remain unmatched (``excess_empty``), a label not in the gold set (``wrong``,
+    counted once per distinct label). ``missed_labels_per_text`` is the mean number of gold
+    labels not predicted. Rates are per decoding step (end tokens not counted)."""
+    first, last = FIRST_LABEL, FIRST_LABEL + len(task.labels)
+    steps = repeats = excess_empty = wrong = missed = short = 0
+    for tokens, labels in zip(outputs, gold, strict=True):
+        seen: set[int] = set()
+        empties = 0
+        for t in tokens:
+            steps += 1
+            if t == EMPTY:
+                empties += 1
+            elif first <= t < last:
+                if t in seen:
+                    repeats += 1
+                seen.add(t)
+        missing = len(set(labels) - seen)
+        missed += missing
+        wrong += len(seen - set(labels))
+        short += len(seen) < len(labels)
+        if missing:
+            excess_empty += max(0, empties - (task.steps - len(labels)))
+    n, steps = len(gold), max(steps, 1)
+    return {
+        "repeat_rate": repeats / steps,
+        "empty_rate": excess_empty / steps,
+        "wrong_rate": wrong / steps,
+        "repeats_per_text": repeats / n,
+        "excess_empty_per_text": excess_empty / n,
+        "wrong_labels_per_text": wrong / n,
+        "missed_labels_per_text": missed / n,
+        "short_set_fraction": short / n,
+    }
+
+
+def label_set(tokens: list[int], task: Task) -> set[int]:
+    """EMPTY, the end token and repeats dropped."""
+    return {t for t in tokens if FIRST_LABEL <= t < FIRST_LABEL + len(task.labels)}
 
 
 def scores(predicted: list[set[int]], gold: list[list[int]]) -> dict[str, float]:
@@ -275,7 +353,17 @@ def train_and_score(task_name: str, variant: str, seed: int, settings: dict) -> 
         schedule.step()
     seconds = time.perf_counter() - started
     model.eval()
-    result = scores(predicted_sets(model, variant, task, device), [g for _, g in task.test])
+    gold = [g for _, g in task.test]
+    outputs = greedy_outputs(model, variant, task)
+    result = scores([label_set(out, task) for out in outputs], gold)
+    result["diagnosis"] = diagnose(outputs, gold, task)
+    if settings["no_repeat"]:
+        plain = no_repeat_outputs(model, variant, task, device, forbid=False)
+        if plain != outputs:
+            raise RuntimeError("the step-by-step decoder disagrees with greedy decoding")
+        masked = no_repeat_outputs(model, variant, task, device)
+        result["no_repeat"] = scores([label_set(out, task) for out in masked], gold)
+        result["no_repeat"]["diagnosis"] = diagnose(masked, gold, task)
     return {**result, "final_loss": loss.item(), "train_seconds": seconds}
 
 
@@ -288,14 +376,22 @@ def _train(work: tuple) -> dict:
 METRICS = ("micro_f1", "exact_set_match", "set_size_error")
 
 
-def summarise(per_seed: dict[str, dict]) -> dict[str, float]:
-    """Mean and (with two or more seeds) standard deviation of each score over seeds."""
-    out = {}
+def summarise(per_seed: list[dict]) -> dict:
+    """Mean and (with two or more seeds) standard deviation of each score over seeds; the
+    diagnosis and the no-repeat scores, where present, the same way."""
+    out: dict = {}
     for key in ("micro_precision", "micro_recall", *METRICS):
-        values = [row[key] for row in per_seed.values()]
+        values = [row[key] for row in per_seed]
         out[key] = statistics.mean(values)
         if len(values) > 1:
             out[key + "_sd"] = statistics.stdev(values)
+    if "diagnosis" in per_seed[0]:
+        out["diagnosis"] = {
+            key: statistics.mean(row["diagnosis"][key] for row in per_seed)
+            for key in per_seed[0]["diagnosis"]
+        }
+    if "no_repeat" in per_seed[0]:
+        out["no_repeat"] = summarise([row["no_repeat"] for row in per_seed])
     return out
 
 
@@ -313,6 +409,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--ot-weight", type=float, default=0.5)
+    parser.add_argument(
+        "--no-repeat",
+        action="store_true",
+        help="also score each trained model with already-written labels masked at inference",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at a time")
     parser.add_argument("--out", default=str(ROOT / "recipes/otseq2set/results.json"))
@@ -326,6 +427,7 @@ def main() -> None:
         "lr": args.lr,
         "ot_weight": args.ot_weight,
         "device": args.device,
+        "no_repeat": args.no_repeat,
     }
     tasks, variants = args.tasks.split(","), args.variants.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -343,7 +445,8 @@ def main() -> None:
             )
     for task in tasks:
         for variant in variants:
-            results[task][variant]["mean"] = summarise(results[task][variant]["seeds"])
+            seeds_rows = list(results[task][variant]["seeds"].values())
+            results[task][variant]["mean"] = summarise(seeds_rows)
     summary = {
         "tasks": {
             "keywords": "synthetic: 24 labels, 1-6 per text, keywords at random places among "
@@ -362,16 +465,28 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    print(f"\n{'task':9} {'model':10} {'micro-F1':>10} {'exact':>10} {'size err':>10}")
+    print(
+        f"\n{'task':9} {'model':10} {'decoding':10} {'micro-F1':>9} {'exact':>7} "
+        f"{'size err':>9} {'repeat':>7} {'x-EMPTY':>8} {'wrong':>7} {'missed':>7}"
+    )
     for task, by_variant in results.items():
         for variant, row in by_variant.items():
-            mean = row["mean"]
-            cells = [
-                f"{100 * mean['micro_f1']:.1f}",
-                f"{100 * mean['exact_set_match']:.1f}",
-                f"{mean['set_size_error']:.3f}",
-            ]
-            print(f"{task:9} {variant:10} " + " ".join(f"{c:>10}" for c in cells))
+            decodings = [("greedy", row["mean"])]
+            if "no_repeat" in row["mean"]:
+                decodings.append(("no-repeat", row["mean"]["no_repeat"]))
+            for name, mean in decodings:
+                d = mean["diagnosis"]
+                cells = [
+                    f"{100 * mean['micro_f1']:9.1f}",
+                    f"{100 * mean['exact_set_match']:7.1f}",
+                    f"{mean['set_size_error']:9.3f}",
+                    f"{d['repeats_per_text']:7.3f}",
+                    f"{d['excess_empty_per_text']:8.3f}",
+                    f"{d['wrong_labels_per_text']:7.3f}",
+                    f"{d['missed_labels_per_text']:7.3f}",
+                ]
+                print(f"{task:9} {variant:10} {name:10} " + " ".join(cells))
+    print("(repeat, x-EMPTY, wrong, missed: per test text)")
 
 
 if __name__ == "__main__":
