@@ -33,12 +33,11 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from seqweave.config import DecodeConfig, ModelConfig, from_dict, to_dict
 from seqweave.errors import CheckpointError, ConfigError
-from seqweave.tokenizers import Tokenizer
+from seqweave.tokenizers import TOKENIZER_FILE, Tokenizer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 GENERATION_FILE = "generation_config.json"
-TOKENIZER_FILE = "tokenizer.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
