@@ -107,6 +107,76 @@ def test_batched_beam_equals_beam_one_by_one():
         assert math.isclose(alone.score, output.score, abs_tol=1e-4)
 
 
+def reference_beam(model, source, width, budget, length_penalty, early_stopping):
+    """Beam search for one source, written plainly: hypotheses are token lists, and every
+    step runs the whole uncached model on each of them. Returns (tokens, score, steps)."""
+    eos, start = model.config.eos_id, model.config.decoder_start_id
+    live, finished = [(0.0, [])], []  # (log-probability, tokens); finished: (normalised, tokens)
+    for step in range(1, budget + 1):
+        candidates = []
+        for score, tokens in live:
+            tgt = torch.tensor([[start, *tokens]])
+            logits = model(torch.tensor([source]), torch.tensor([len(source)]), tgt)[0, -1]
+            logp = torch.log_softmax(logits.float(), dim=-1).tolist()
+            candidates += [(score + lp, tokens, token) for token, lp in enumerate(logp)]
+        candidates.sort(key=lambda c: -c[0])
+        ended = [
+            (s / step**length_penalty, tokens) for s, tokens, t in candidates[:width] if t == eos
+        ]
+        finished = sorted(finished + ended, key=lambda h: -h[0])[:width]
+        live = [(s, [*tokens, t]) for s, tokens, t in candidates if t != eos][:width]
+        if step == budget:  # the length limit: live beams count as unended hypotheses
+            break
+        if len(finished) == width and (
+            early_stopping or finished[-1][0] >= live[0][0] / step**length_penalty
+        ):
+            return finished[0][1], finished[0][0], step
+    ends = [(s / budget**length_penalty, tokens) for s, tokens in live]
+    finished = sorted(finished + ends, key=lambda h: -h[0])[:width]
+    return finished[0][1], finished[0][0], budget
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize(
+    ("length_penalty", "early_stopping"), [(1.0, False), (0.0, True), (2.0, False)]
+)
+def test_beam_equals_a_plain_uncached_reference(
+    trained, architecture, length_penalty, early_stopping
+):
+    """Cached, batched beam search with beams reordered and finished items dropped returns
+    what the plain definition returns, for items that end and items the length limit cuts."""
+    model = trained[architecture].network
+    rng = random.Random(2)
+    sources = trained[architecture].encode_sources(
+        [edit_task_pair(rng)["source"] for _ in range(6)]
+    )
+    cfg = DecodeConfig(
+        decoder="beam",
+        beam_size=3,
+        max_new_tokens=10,
+        length_penalty=length_penalty,
+        early_stopping=early_stopping,
+    )
+    outputs = decode_batch(model, sources, cfg)
+    assert any(o.finished for o in outputs) and not all(o.finished for o in outputs)
+    with torch.no_grad():
+        for source, output in zip(sources, outputs, strict=True):
+            tokens, score, steps = reference_beam(
+                model, source, 3, 10, length_penalty, early_stopping
+            )
+            assert output.tokens == tokens
+            assert math.isclose(output.score, score, abs_tol=1e-4)
+            assert output.stats.passes == steps  # when it stopped
+
+
+def test_beam_with_no_room_to_generate_returns_nothing_like_greedy():
+    model = tiny_model()
+    sources = random_sources(torch.Generator().manual_seed(8), 3)
+    for decoder in ("greedy", "beam"):
+        outputs = decode_batch(model, sources, DecodeConfig(decoder=decoder, max_new_tokens=0))
+        assert [(o.tokens, o.finished, o.stats.passes) for o in outputs] == [([], False, 0)] * 3
+
+
 def test_unknown_decoder_is_an_error():
     with pytest.raises(ConfigError, match="unknown decoder"):
         decode_batch(tiny_model(), [[5, 2]], DecodeConfig(decoder="magic"))

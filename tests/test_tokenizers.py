@@ -280,6 +280,26 @@ def test_save_load_round_trip_preserves_everything(kind: str, tmp_path: Path) ->
     assert loaded.decode([task, *loaded.encode("abc")]) == tokenizer.decode(tokenizer.encode("abc"))
 
 
+# Saved by seqweave before tokenizers.py became a package: train_bpe(CORPUS, 300,
+# task_tokens=["<2de>", "<fix>"]) and protein_tokenizer(["<2de>", "<fix>"]).
+EARLIER_FILES = Path(__file__).parent / "data" / "tokenizers"
+
+
+@pytest.mark.parametrize("kind", ["bpe", "protein"])
+def test_files_saved_by_earlier_versions_load_as_a_fresh_build(kind: str) -> None:
+    old = Tokenizer.load(EARLIER_FILES / kind)
+    fresh = build_tokenizer(kind, CORPUS, 300, ["<2de>", "<fix>"], None)
+
+    assert old.backend.get_vocab() == fresh.backend.get_vocab()
+    assert (old.pad_id, old.bos_id, old.eos_id, old.unk_id) == (0, 1, 2, 3)
+    assert old.special_ids == fresh.special_ids
+    texts = [*CORPUS[:5], *TRICKY, *SPECIAL_STRINGS, "mkvlAcgtBZ <fix>"]
+    assert old.encode_batch(texts) == fresh.encode_batch(texts)
+    task = old.token_to_id("<fix>")
+    ids = [old.bos_id, task, *old.encode("mkvl dog"), old.eos_id]
+    assert old.decode(ids) == fresh.decode(ids)
+
+
 def test_load_accepts_the_file_itself(bpe: Tokenizer, tmp_path: Path) -> None:
     path = bpe.save(tmp_path)
     assert Tokenizer.load(path).encode("dog") == bpe.encode("dog")

@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 
 from seqweave.config import DataConfig
+from seqweave.data.tokenized import collate, tokenize_set
 from seqweave.errors import ConfigError, DataError
-from seqweave.train.data import collate, tokenize_set
 
 METRICS = (
     "source_attention",

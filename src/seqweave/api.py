@@ -11,12 +11,12 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-import tokenizers
 import torch
 
 from seqweave.checkpoint import (
     load_decode_config,
     load_model_config,
+    load_tokenizer,
     load_weights,
     require_weights,
     save_model_dir,
@@ -90,22 +90,6 @@ class Seq2Seq:
 
     def save(self, directory: str | Path) -> Path:
         return save_model_dir(directory, self.network, self.tokenizer, self.decode_config)
-
-
-def load_tokenizer(directory: Path, config: ModelConfig) -> Tokenizer:
-    """The directory's tokenizer, with its special tokens named by the ids in ``config``
-    (a Marian vocabulary has no ``<s>``; its start and end tokens are both ``</s>``)."""
-    names = {}
-    try:
-        backend = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
-    except Exception:  # Tokenizer.load below reports what is wrong with the file
-        backend = None
-    if backend is not None:
-        for role in ("pad", "bos", "eos"):
-            token = backend.id_to_token(getattr(config, f"{role}_id"))
-            if token is not None:
-                names[role] = token
-    return Tokenizer.load(directory, **names)
 
 
 def load(directory: str | Path, device: str = "cpu") -> Seq2Seq:

@@ -33,6 +33,8 @@ class Run:
 
 @dataclass
 class System:
+    """A decoder under test: ``run(texts, batch_size)`` decodes every text in batches."""
+
     name: str
     run: Callable[[Sequence[str], int], Run]
     batch_sizes: tuple[int, ...] | None = None  # None: any
@@ -40,6 +42,9 @@ class System:
 
 @dataclass
 class Row:
+    """One (system, batch size) cell of the table: the seconds of every repeat, and the last
+    repeat's run for its tokens and counters."""
+
     system: str
     batch_size: int
     seconds: list[float] = field(default_factory=list)

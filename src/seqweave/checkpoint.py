@@ -26,18 +26,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import tokenizers
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from seqweave.config import DecodeConfig, ModelConfig, from_dict, to_dict
 from seqweave.errors import CheckpointError, ConfigError
-from seqweave.tokenizers import Tokenizer
+from seqweave.tokenizers import TOKENIZER_FILE, Tokenizer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 GENERATION_FILE = "generation_config.json"
-TOKENIZER_FILE = "tokenizer.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
@@ -126,6 +126,22 @@ def load_decode_config(directory: Path) -> DecodeConfig:
         return from_dict(DecodeConfig, read_json(path))
     except ConfigError as error:
         raise CheckpointError(f"{path}: {error}") from None
+
+
+def load_tokenizer(directory: Path, config: ModelConfig) -> Tokenizer:
+    """The directory's tokenizer, with its special tokens named by the ids in ``config``
+    (a Marian vocabulary has no ``<s>``; its start and end tokens are both ``</s>``)."""
+    names = {}
+    try:
+        backend = tokenizers.Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+    except Exception:  # Tokenizer.load below reports what is wrong with the file
+        backend = None
+    if backend is not None:
+        for role in ("pad", "bos", "eos"):
+            token = backend.id_to_token(getattr(config, f"{role}_id"))
+            if token is not None:
+                names[role] = token
+    return Tokenizer.load(directory, **names)
 
 
 def require_weights(directory: Path) -> Path:

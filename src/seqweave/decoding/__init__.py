@@ -22,8 +22,7 @@ from seqweave.decoding.speculative import ModelDrafter
 from seqweave.errors import ConfigError
 
 DECODERS = ("greedy", "beam", "sample", "iad", "spec", "gad")
-LOSSLESS = ("iad", "spec", "gad")  # return exactly greedy's tokens (unless relaxed)
-DRAFTING = ("iad", "spec", "gad")
+DRAFTING = ("iad", "spec", "gad")  # draft and verify: exactly greedy's tokens unless relaxed
 
 
 def check_decoder(name: str, draft_model=None, relaxed_top: int = 1) -> None:
@@ -103,7 +102,6 @@ def decode_many(
 
 __all__ = [
     "DECODERS",
-    "LOSSLESS",
     "Event",
     "Generation",
     "RelaxedAcceptance",

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch import Tensor
 
 from seqweave.decoding.common import Generation, RowStats
 from seqweave.models.state import Memory
@@ -37,6 +38,19 @@ class _Item:
         return self.finished[-1][0]
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """What every item's bookkeeping needs: beam width, end token, ranking and stopping."""
+
+    width: int
+    eos_id: int
+    length_penalty: float
+    early_stopping: bool
+
+    def normalise(self, score: float, step: int) -> float:
+        return score / step**self.length_penalty
+
+
 def beam_search(
     model,
     memory: Memory,
@@ -50,12 +64,13 @@ def beam_search(
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     cfg = model.config
+    rules = _Rules(beam_size, cfg.eos_id, length_penalty, early_stopping)
     device = memory.lengths.device
-    B, W = len(budgets), beam_size
-    items = [_Item() for _ in range(B)]
-    alive = [b for b in range(B) if budgets[b] > 0]
+    W = beam_size
+    items = [_Item() for _ in budgets]
+    alive = [b for b in range(len(budgets)) if budgets[b] > 0]
     state = model.start(memory)
-    model.reorder(state, torch.tensor(alive, device=device).repeat_interleave(W))
+    model.reorder(state, torch.tensor(alive, dtype=torch.long, device=device).repeat_interleave(W))
     scores = torch.full((len(alive), W), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: only the first may expand
     history = torch.empty(len(alive) * W, 0, dtype=torch.long, device=device)
@@ -63,73 +78,87 @@ def beam_search(
     step = 0
     while alive:
         logits = model.step(state, last[:, None])[:, 0]  # (N * W, V)
-        V = logits.shape[-1]
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        candidates = (scores[:, :, None] + logp.view(len(alive), W, V)).view(len(alive), W * V)
-        top_scores, top_index = candidates.topk(2 * W, dim=1)  # (N, 2W)
-        origin, token = top_index // V, top_index % V
         step += 1
-        next_scores = torch.full_like(scores, float("-inf"))
-        next_origin = torch.zeros_like(origin[:, :W])
-        next_token = torch.full_like(origin[:, :W], cfg.eos_id)
-        top_s, top_o, top_t = top_scores.tolist(), origin.tolist(), token.tolist()
-        for n, b in enumerate(alive):
+        for b in alive:
             stats[b].passes += 1
-            width = 0
-            for rank in range(2 * W):
-                s, o, t = top_s[n][rank], top_o[n][rank], top_t[n][rank]
-                if t == cfg.eos_id:
-                    if rank < W and s > float("-inf"):
-                        tokens = history[n * W + o].tolist()
-                        items[b].add(s / step**length_penalty, tokens, True, W)
-                    continue
-                next_scores[n, width], next_origin[n, width], next_token[n, width] = s, o, t
-                width += 1
-                if width == W:
-                    break
-            _check_done(
-                items[b], next_scores[n], step, budgets[b], W, length_penalty, early_stopping
-            )
-            if step >= budgets[b] and not items[b].done:
-                items[b].done = True
-        flat = (torch.arange(len(alive), device=device)[:, None] * W + next_origin).view(-1)
-        history = torch.cat([history[flat], next_token.view(-1, 1)], dim=1)
+        scores, origin, token = _next_beams(items, alive, scores, logits, history, step, rules)
+        flat = (torch.arange(len(alive), device=device)[:, None] * W + origin).view(-1)
+        history = torch.cat([history[flat], token.view(-1, 1)], dim=1)  # (N * W, step)
         for n, b in enumerate(alive):
-            if items[b].done and step >= budgets[b]:
-                _finish_at_length(
-                    items[b], next_scores[n], history[n * W : (n + 1) * W], step, W, length_penalty
-                )
+            if step >= budgets[b]:
+                _finish_at_length(items[b], scores[n], history[n * W : (n + 1) * W], step, rules)
         keep = [n for n, b in enumerate(alive) if not items[b].done]
         if len(keep) < len(alive):
             rows = torch.tensor(keep, dtype=torch.long, device=device)
             flat_keep = (rows[:, None] * W + torch.arange(W, device=device)[None, :]).view(-1)
-            flat = flat[flat_keep]
-            history = history[flat_keep]
-            next_scores, next_token = next_scores[rows], next_token[rows]
+            flat, history = flat[flat_keep], history[flat_keep]
+            scores, token = scores[rows], token[rows]
             alive = [alive[n] for n in keep]
         if alive:
             model.reorder(state, flat)
-        scores, last = next_scores, next_token.view(-1)
+        last = token.view(-1)
     return [_best(item) for item in items]
 
 
-def _check_done(item, beam_scores, step, budget, W, length_penalty, early_stopping) -> None:
-    if len(item.finished) < W:
+def _next_beams(
+    items: list[_Item],
+    alive: list[int],
+    scores: Tensor,
+    logits: Tensor,
+    history: Tensor,
+    step: int,
+    rules: _Rules,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Expand every live beam by every token: per item, the best 2W continuations are ranked;
+    those among the first W that end become finished hypotheses, and the first W that do not
+    end are the new beams. Returns their scores (N, W), the beam each came from (N, W) and
+    its token (N, W); missing beams score -inf."""
+    N, W = scores.shape
+    V = logits.shape[-1]
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (N * W, V)
+    candidates = (scores[:, :, None] + logp.view(N, W, V)).view(N, W * V)
+    top_scores, top_index = candidates.topk(2 * W, dim=1)  # (N, 2W)
+    origin, token = top_index // V, top_index % V
+    next_scores = torch.full_like(scores, float("-inf"))
+    next_origin = torch.zeros_like(origin[:, :W])
+    next_token = torch.full_like(origin[:, :W], rules.eos_id)
+    top_s, top_o, top_t = top_scores.tolist(), origin.tolist(), token.tolist()
+    for n, b in enumerate(alive):
+        width = 0
+        for rank, (s, o, t) in enumerate(zip(top_s[n], top_o[n], top_t[n], strict=True)):
+            if t == rules.eos_id:
+                if rank < W and s > float("-inf"):
+                    tokens = history[n * W + o].tolist()
+                    items[b].add(rules.normalise(s, step), tokens, True, W)
+                continue
+            next_scores[n, width], next_origin[n, width], next_token[n, width] = s, o, t
+            width += 1
+            if width == W:
+                break
+        _check_done(items[b], next_scores[n], step, rules)
+    return next_scores, next_origin, next_token
+
+
+def _check_done(item: _Item, beam_scores: Tensor, step: int, rules: _Rules) -> None:
+    if len(item.finished) < rules.width:
         return
-    if early_stopping:
+    if rules.early_stopping:
         item.done = True
         return
-    best_live = float(beam_scores.max()) / step**length_penalty
+    best_live = rules.normalise(float(beam_scores.max()), step)
     if item.worst() >= best_live:
         item.done = True
 
 
-def _finish_at_length(item, beam_scores, beam_history, step, W, length_penalty) -> None:
+def _finish_at_length(
+    item: _Item, beam_scores: Tensor, beam_history: Tensor, step: int, rules: _Rules
+) -> None:
     """The length limit ends an item: its live beams count as (unended) hypotheses."""
-    for w in range(W):
+    item.done = True
+    for w in range(rules.width):
         score = float(beam_scores[w])
         if score > float("-inf"):
-            item.add(score / step**length_penalty, beam_history[w].tolist(), False, W)
+            item.add(rules.normalise(score, step), beam_history[w].tolist(), False, rules.width)
 
 
 def _best(item: _Item) -> Generation:

@@ -24,6 +24,7 @@ from seqweave.checkpoint import (
     GENERATION_FILE,
     TOKENIZER_FILE,
     load_tensors,
+    load_tokenizer,
     read_json,
     require_weights,
     save_model_dir,
@@ -167,8 +168,6 @@ def decode_config(source: Path) -> DecodeConfig:
 
 def import_hf(source: str | Path, out: str | Path) -> Path:
     """Convert ``source`` (a Hugging Face model directory) into a seqweave model at ``out``."""
-    from seqweave.api import load_tokenizer
-
     source, out = Path(source), Path(out)
     if not source.is_dir():
         raise CheckpointError(f"{source} is not a directory")

@@ -114,8 +114,3 @@ def load_checkpoint(
     load_weights(model, directory)
     restore_optimizer(optimizer, load_tensors(directory / OPTIMIZER_FILE), state["optimizer"])
     return Progress(**state["progress"])
-
-
-def saved_config(directory: Path) -> dict[str, Any]:
-    """The resolved experiment config stored with a checkpoint."""
-    return read_json(directory / STATE_FILE)["config"]

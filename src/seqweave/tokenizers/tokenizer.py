@@ -1,42 +1,19 @@
-"""Tokenizers: byte-level BPE for text, one-token-per-character alphabets for everything else.
-
-Every kind is one HF ``tokenizers.Tokenizer`` behind one wrapper, so every kind is saved and
-loaded the same way: as ``tokenizer.json`` in a model directory, the file Hugging Face uses.
-A ``tokenizer.json`` from a Hugging Face model directory (BART, RoBERTa, ...) loads too.
-
-Contracts the rest of seqweave relies on:
-
-- ``encode`` returns plain token ids: no special tokens, no truncation, no padding. Decoders
-  and data pipelines add BOS/EOS/task tokens themselves, by id.
-- User text can never produce a special token. Text that literally contains ``"</s>"`` is
-  encoded as the characters ``<``, ``/``, ``s``, ``>``, so no input can end generation early
-  or pose as a task token.
-- Byte-level BPE round-trips every string: ``decode(encode(x)) == x``.
-- Tokenizers built here number their specials ``<pad>=0, <s>=1, </s>=2, <unk>=3``; task
-  tokens come after the content vocabulary. Loaded files keep their own numbering (BART
-  has ``<s>=0, <pad>=1``), which is why ids are always looked up by token string.
-"""
+"""The ``Tokenizer`` wrapper and its file: one HF ``tokenizers.Tokenizer`` saved and loaded as
+``tokenizer.json``, whichever kind built it (see the package docstring for the contracts)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence, Sized
+from collections.abc import Sequence
 from pathlib import Path
 
 import tokenizers
-from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import AddedToken
 
 from seqweave.errors import CheckpointError, ConfigError
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
 TOKENIZER_FILE = "tokenizer.json"
-
-PROTEIN_ALPHABET = "ACDEFGHIKLMNPQRSTVWYX"
-DNA_ALPHABET = "ACGTN"
-# Digits, signs, decimal point, exponent markers of both cases, separators between numbers.
-NUMBER_ALPHABET = "0123456789+-.eE ,;"
-
-_BYTE_LEVEL_MIN_VOCAB = len(SPECIAL_TOKENS) + 256
 
 
 class Tokenizer:
@@ -233,177 +210,12 @@ def _tokenizer_path(path: Path) -> Path:
     return file
 
 
-def _with_specials(backend: tokenizers.Tokenizer, task_tokens: Sequence[str]) -> Tokenizer:
-    """Register SPECIAL_TOKENS as special added tokens (never split, skipped by decode)."""
+def with_specials(backend: tokenizers.Tokenizer, task_tokens: Sequence[str]) -> Tokenizer:
+    """The last step of every builder here: register SPECIAL_TOKENS as special added tokens
+    (never split, skipped by decode) so they get ids 0..3, then add the task tokens."""
     backend.add_special_tokens(
         [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
     )
     tokenizer = Tokenizer(backend)
     tokenizer.add_task_tokens(task_tokens)
     return tokenizer
-
-
-def train_bpe(
-    texts: Iterable[str],
-    vocab_size: int = 8000,
-    min_frequency: int = 2,
-    task_tokens: Sequence[str] = (),
-) -> Tokenizer:
-    """Train a byte-level BPE tokenizer on ``texts``.
-
-    Byte level (all 256 bytes in the base alphabet, no normalizer, no prefix space) is what
-    makes every string round-trip, whatever its script, emoji or whitespace. ``vocab_size``
-    counts the specials, the 256 bytes and the learned merges; task tokens come on top.
-
-    Raises:
-        ConfigError: ``vocab_size`` cannot hold the specials and the 256 bytes.
-    """
-    if vocab_size < _BYTE_LEVEL_MIN_VOCAB:
-        raise ConfigError(
-            f"vocab_size={vocab_size} is too small for byte-level BPE: it needs at least "
-            f"{_BYTE_LEVEL_MIN_VOCAB} (4 special tokens + 256 bytes)"
-        )
-    backend = tokenizers.Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    length = len(texts) if isinstance(texts, Sized) else None
-    backend.train_from_iterator(texts, trainer, length=length)
-    return _with_specials(backend, task_tokens)
-
-
-def alphabet_tokenizer(
-    alphabet: str | Sequence[str],
-    task_tokens: Sequence[str] = (),
-    *,
-    fold_case: bool = False,
-) -> Tokenizer:
-    """One token per character of ``alphabet``; any other character becomes ``<unk>``.
-
-    Each unknown character is its own ``<unk>``, so token positions still line up with
-    character positions. Every string over the alphabet round-trips. ``fold_case=True``
-    reads lower-case letters as their upper-case alphabet letters (decode returns upper case).
-
-    Raises:
-        ConfigError: the alphabet is empty, repeats a symbol, or has a multi-character symbol.
-    """
-    symbols = _check_alphabet(alphabet)
-    vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *symbols))}
-    # BPE with no merges and no pre-tokenizer is a per-character lookup with an unk fallback.
-    backend = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    backend.decoder = decoders.Fuse()
-    if fold_case:
-        backend.normalizer = _upper_case_normalizer(symbols)
-    return _with_specials(backend, task_tokens)
-
-
-def protein_tokenizer(task_tokens: Sequence[str] = ()) -> Tokenizer:
-    """The 20 standard amino acids and ``X``, upper case; lower case folds to upper case.
-
-    Folding case because FASTA files mix cases without meaning a different residue. Other
-    letters (``B``, ``Z``, ``U``, ``O``), gaps and stop symbols become ``<unk>``.
-    """
-    return alphabet_tokenizer(PROTEIN_ALPHABET, task_tokens, fold_case=True)
-
-
-def dna_tokenizer(task_tokens: Sequence[str] = ()) -> Tokenizer:
-    """``ACGTN``; lower case (soft-masked repeats in genome files) folds to upper case."""
-    return alphabet_tokenizer(DNA_ALPHABET, task_tokens, fold_case=True)
-
-
-def number_tokenizer(task_tokens: Sequence[str] = ()) -> Tokenizer:
-    """Characters of written numbers and lists of them, so ``"1.5e-3, -2; 40"`` round-trips.
-
-    Digit by digit, so a number's tokens never depend on BPE merges learned from other data.
-    """
-    return alphabet_tokenizer(NUMBER_ALPHABET, task_tokens)
-
-
-def _check_alphabet(alphabet: str | Sequence[str]) -> list[str]:
-    symbols = list(alphabet)
-    if not symbols:
-        raise ConfigError("the alphabet is empty")
-    for symbol in symbols:
-        if not isinstance(symbol, str) or len(symbol) != 1:
-            raise ConfigError(f"alphabet symbols must be single characters, got {symbol!r}")
-    repeated = sorted({s for s in symbols if symbols.count(s) > 1})
-    if repeated:
-        raise ConfigError(f"the alphabet repeats {repeated}")
-    return symbols
-
-
-def _upper_case_normalizer(symbols: Sequence[str]) -> normalizers.Normalizer:
-    lower = [(s.lower(), s) for s in symbols if s.lower() != s and s.lower() not in symbols]
-    return normalizers.Sequence([normalizers.Replace(low, up) for low, up in lower])
-
-
-# The common signature of TOKENIZERS values: (texts, vocab_size, task_tokens, alphabet).
-Builder = Callable[[Iterable[str] | None, int, Sequence[str], str | None], Tokenizer]
-
-
-def _build_bpe(
-    texts: Iterable[str] | None, vocab_size: int, task_tokens: Sequence[str], alphabet: str | None
-) -> Tokenizer:
-    if texts is None:
-        raise ConfigError("tokenizer kind 'bpe' is trained on texts, but none were given")
-    return train_bpe(texts, vocab_size=vocab_size, task_tokens=task_tokens)
-
-
-def _build_alphabet(
-    texts: Iterable[str] | None, vocab_size: int, task_tokens: Sequence[str], alphabet: str | None
-) -> Tokenizer:
-    if not alphabet:
-        raise ConfigError("tokenizer kind 'alphabet' needs an alphabet")
-    return alphabet_tokenizer(alphabet, task_tokens)
-
-
-def _fixed(builder: Callable[[Sequence[str]], Tokenizer]) -> Builder:
-    """Adapt a builder with a fixed alphabet to the common signature of TOKENIZERS."""
-
-    def build(
-        texts: Iterable[str] | None,
-        vocab_size: int,
-        task_tokens: Sequence[str],
-        alphabet: str | None,
-    ) -> Tokenizer:
-        return builder(task_tokens)
-
-    return build
-
-
-# kind -> builder; every builder takes the same arguments, so build_tokenizer just calls it.
-TOKENIZERS: dict[str, Builder] = {
-    "bpe": _build_bpe,
-    "protein": _fixed(protein_tokenizer),
-    "dna": _fixed(dna_tokenizer),
-    "numbers": _fixed(number_tokenizer),
-    "alphabet": _build_alphabet,
-}
-
-
-def build_tokenizer(
-    kind: str,
-    texts: Iterable[str] | None,
-    vocab_size: int,
-    task_tokens: Sequence[str],
-    alphabet: str | None,
-) -> Tokenizer:
-    """Build the tokenizer a config names; ``texts`` and ``alphabet`` are used only by the
-    kinds that need them (``bpe`` and ``alphabet``).
-
-    Raises:
-        ConfigError: unknown ``kind`` (the message lists the valid ones), or the arguments
-            that kind needs are missing or invalid.
-    """
-    builder = TOKENIZERS.get(kind)
-    if builder is None:
-        raise ConfigError(f"unknown tokenizer kind {kind!r}; valid kinds: {sorted(TOKENIZERS)}")
-    if alphabet is not None and kind != "alphabet":
-        raise ConfigError(f"an alphabet is only used by tokenizer kind 'alphabet', not {kind!r}")
-    return builder(texts, vocab_size, task_tokens, alphabet)

@@ -1,0 +1,118 @@
+"""Tokenizers: byte-level BPE for text, one-token-per-character alphabets for everything else.
+
+Every kind is one HF ``tokenizers.Tokenizer`` behind one wrapper, so every kind is saved and
+loaded the same way: as ``tokenizer.json`` in a model directory, the file Hugging Face uses.
+A ``tokenizer.json`` from a Hugging Face model directory (BART, RoBERTa, ...) loads too.
+
+Contracts the rest of seqweave relies on:
+
+- ``encode`` returns plain token ids: no special tokens, no truncation, no padding. Decoders
+  and data pipelines add BOS/EOS/task tokens themselves, by id.
+- User text can never produce a special token. Text that literally contains ``"</s>"`` is
+  encoded as the characters ``<``, ``/``, ``s``, ``>``, so no input can end generation early
+  or pose as a task token.
+- Byte-level BPE round-trips every string: ``decode(encode(x)) == x``.
+- Tokenizers built here number their specials ``<pad>=0, <s>=1, </s>=2, <unk>=3``; task
+  tokens come after the content vocabulary. Loaded files keep their own numbering (BART
+  has ``<s>=0, <pad>=1``), which is why ids are always looked up by token string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from seqweave.errors import ConfigError
+from seqweave.tokenizers.alphabets import (
+    DNA_ALPHABET,
+    NUMBER_ALPHABET,
+    PROTEIN_ALPHABET,
+    alphabet_tokenizer,
+    dna_tokenizer,
+    number_tokenizer,
+    protein_tokenizer,
+)
+from seqweave.tokenizers.bpe import train_bpe
+from seqweave.tokenizers.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, Tokenizer
+
+# The common signature of TOKENIZERS values: (texts, vocab_size, task_tokens, alphabet).
+Builder = Callable[[Iterable[str] | None, int, Sequence[str], str | None], Tokenizer]
+
+
+def _build_bpe(
+    texts: Iterable[str] | None, vocab_size: int, task_tokens: Sequence[str], alphabet: str | None
+) -> Tokenizer:
+    if texts is None:
+        raise ConfigError("tokenizer kind 'bpe' is trained on texts, but none were given")
+    return train_bpe(texts, vocab_size=vocab_size, task_tokens=task_tokens)
+
+
+def _build_alphabet(
+    texts: Iterable[str] | None, vocab_size: int, task_tokens: Sequence[str], alphabet: str | None
+) -> Tokenizer:
+    if not alphabet:
+        raise ConfigError("tokenizer kind 'alphabet' needs an alphabet")
+    return alphabet_tokenizer(alphabet, task_tokens)
+
+
+def _fixed(builder: Callable[[Sequence[str]], Tokenizer]) -> Builder:
+    """Adapt a builder with a fixed alphabet to the common signature of TOKENIZERS."""
+
+    def build(
+        texts: Iterable[str] | None,
+        vocab_size: int,
+        task_tokens: Sequence[str],
+        alphabet: str | None,
+    ) -> Tokenizer:
+        return builder(task_tokens)
+
+    return build
+
+
+# kind -> builder; every builder takes the same arguments, so build_tokenizer just calls it.
+TOKENIZERS: dict[str, Builder] = {
+    "bpe": _build_bpe,
+    "protein": _fixed(protein_tokenizer),
+    "dna": _fixed(dna_tokenizer),
+    "numbers": _fixed(number_tokenizer),
+    "alphabet": _build_alphabet,
+}
+
+
+def build_tokenizer(
+    kind: str,
+    texts: Iterable[str] | None,
+    vocab_size: int,
+    task_tokens: Sequence[str],
+    alphabet: str | None,
+) -> Tokenizer:
+    """Build the tokenizer a config names; ``texts`` and ``alphabet`` are used only by the
+    kinds that need them (``bpe`` and ``alphabet``).
+
+    Raises:
+        ConfigError: unknown ``kind`` (the message lists the valid ones), or the arguments
+            that kind needs are missing or invalid.
+    """
+    builder = TOKENIZERS.get(kind)
+    if builder is None:
+        raise ConfigError(f"unknown tokenizer kind {kind!r}; valid kinds: {sorted(TOKENIZERS)}")
+    if alphabet is not None and kind != "alphabet":
+        raise ConfigError(f"an alphabet is only used by tokenizer kind 'alphabet', not {kind!r}")
+    return builder(texts, vocab_size, task_tokens, alphabet)
+
+
+__all__ = [
+    "DNA_ALPHABET",
+    "NUMBER_ALPHABET",
+    "PROTEIN_ALPHABET",
+    "SPECIAL_TOKENS",
+    "TOKENIZERS",
+    "TOKENIZER_FILE",
+    "Builder",
+    "Tokenizer",
+    "alphabet_tokenizer",
+    "build_tokenizer",
+    "dna_tokenizer",
+    "number_tokenizer",
+    "protein_tokenizer",
+    "train_bpe",
+]
