@@ -12,13 +12,17 @@ def seed_list(text: str) -> list[int]:
 
 
 def add_run_arguments(
-    parser: argparse.ArgumentParser, out: str | Path, jobs: int = 2, device: str = "cpu"
+    parser: argparse.ArgumentParser,
+    out: str | Path,
+    jobs: int = 2,
+    device: str = "cpu",
+    out_flags: tuple[str, ...] = ("--out",),
 ) -> None:
-    """``--device``, ``--jobs``, ``--out`` and ``--fresh`` (ignore the finished cells of an
-    earlier run instead of resuming)."""
+    """``--device``, ``--jobs``, ``--out`` (or ``out_flags``) and ``--fresh`` (ignore the
+    finished cells of an earlier run instead of resuming)."""
     parser.add_argument("--device", default=device, help="cpu | cuda")
     parser.add_argument("--jobs", type=int, default=jobs, help="runs at a time (processes)")
-    parser.add_argument("--out", default=str(out), help="the results JSON")
+    parser.add_argument(*out_flags, dest="out", default=str(out), help="the results JSON")
     parser.add_argument(
         "--fresh", action="store_true", help="rerun every cell, not only the unfinished ones"
     )
