@@ -147,6 +147,8 @@ def test_the_results_file_says_where_and_how(tmp_path, monkeypatch):
     assert written["seeds"] == [1, 2]
     assert "3 run(s) at a time" in written["machine"]
     assert written["complete"] is True
+    threaded = write_results(out, seeds=None, device="cpu", jobs=1, started=0.0, threads=2)
+    assert "2 threads per run, 1 run(s) at a time" in threaded["machine"]
 
 
 def tiny_experiment(data, out_dir: Path, steps: int) -> ExperimentConfig:

@@ -116,6 +116,14 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return " ".join(["python", *(sys.argv if argv is None else argv)])
 
 
+def machine_line(device: str, jobs: int, threads: int = 1) -> str:
+    """``seqweave.device.describe_machine``'s line, with the CPU threads a run really had."""
+    line = describe_machine(device, jobs)
+    if threads != 1 and not device.startswith("cuda"):
+        line = line.replace("1 thread per run", f"{threads} threads per run")
+    return line
+
+
 def write_results(
     path: str | Path,
     *,
@@ -124,15 +132,17 @@ def write_results(
     jobs: int,
     started: float,
     complete: bool = True,
+    threads: int = 1,
     **sections: Any,
 ) -> dict:
-    """Write a recipe's results JSON: the command, the seeds, the machine line, the minutes
-    since ``started`` (a ``time.perf_counter()``), whether every run is in, then
-    ``sections`` (figures, runs, scored checkpoints, settings) as given. Returns it."""
+    """Write a recipe's results JSON: the command, the seeds, the machine line (``threads``
+    torch threads per run on a CPU), the minutes since ``started`` (a
+    ``time.perf_counter()``), whether every run is in, then ``sections`` (figures, runs,
+    scored checkpoints, settings) as given. Returns it."""
     result = {
         "command": command_line(),
         "seeds": list(seeds) if seeds is not None else None,
-        "machine": describe_machine(device, jobs),
+        "machine": machine_line(device, jobs, threads),
         "minutes": (time.perf_counter() - started) / 60,
         "complete": complete,
         **sections,
