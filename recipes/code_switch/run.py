@@ -1,7 +1,7 @@
 """Code-switching restore (Zan et al. 2022) before EN->DE fine-tuning on Multi30k.
 
     python recipes/code_switch/run.py [--quick] [--device cpu|cuda] [--jobs N]
-        [--seeds 4] [--stage-steps M] [--steps N] [--out results.json]
+        [--seeds 4] [--stage-steps M] [--steps N] [--out results.json] [--fresh]
 
 1. Preparation (once): a joint byte-level BPE tokenizer on the English and German
    training sentences (one vocabulary, so one encoder reads both languages and their
@@ -22,25 +22,36 @@
    sentence's German), and top-1 retrieval of the translation among all 1,000 (also
    for the untrained model and after each first stage).
 
-Independent runs go to ``--jobs`` worker processes (spawn; one torch thread each on a
-CPU). Writes ``--out`` (default recipes/code_switch/results.json) and prints a table.
-Run from the repository root; models go to ``--work`` (runs/code_switch).
+The (variant, seed) runs are a grid (``seqweave.harness``) in ``--jobs`` worker processes
+(spawn; one torch thread each on a CPU); results are rewritten after every finished run, a
+cut-off run resumes with the runs it has not finished, and a model that finished training
+with the same config is reused. Writes ``--out`` (default recipes/code_switch/results.json)
+and prints a table. Run from the repository root; models go to ``--work``
+(runs/code_switch).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import platform
 import random
-import shutil
-import statistics
 import time
 from pathlib import Path
 
 import torch
+
+from seqweave.harness import (
+    add_run_arguments,
+    cell_log_path,
+    decode_and_score,
+    grid,
+    run_grid,
+    scored_checkpoint,
+    summarise,
+    train_or_load,
+    write_results,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path("recipes/code_switch")
@@ -107,13 +118,13 @@ def prepare(data: Path, work: Path, ratio: float, vocab_size: int) -> dict:
 # -- one job: a variant and a seed, in its own process ------------------------------------
 
 
-def run_job(job: dict) -> dict:
+def run_job(cell: dict, job: dict) -> dict:
     """Train one variant for one seed and measure it; runs in a worker process."""
     os.chdir(ROOT)
     torch.set_num_threads(job["threads"])  # on a GPU too: the jobs share the CPU cores
     from seqweave.config import load_config
 
-    work, seed, variant = Path(job["work"]), job["seed"], job["variant"]
+    work, seed, variant = Path(job["work"]), cell["seed"], cell["variant"]
     data = Path(job["data"])
     base = [
         *job["overrides"],
@@ -125,8 +136,7 @@ def run_job(job: dict) -> dict:
     restore = [f"data.train={work / 'restore.train.jsonl'}"]
     restore.append(f"data.valid={work / 'restore.valid.jsonl'}")
     out = work / f"seed{seed}" / variant
-    shutil.rmtree(out, ignore_errors=True)  # a rerun starts clean (logs append, not replace)
-    result: dict = {"variant": variant, "seed": seed}
+    result: dict = {}
     started = time.perf_counter()
     init = ""
     if variant == "baseline":
@@ -138,14 +148,16 @@ def run_job(job: dict) -> dict:
         stage = load_config(CONFIG, [*base, *first, stage_steps, f"train.out_dir={out / 'stage'}"])
         init = str(fit(stage))
         result["stage"] = measure(Path(init), job, bleu=variant == "plain")
-        result["stage"]["valid_nll"] = valid_nll(out / "stage")
+        result["stage"]["valid_nll"] = valid_nll(out / "stage", init)
     final = load_config(
         CONFIG,
         [*base, *mt, f"train.max_steps={job['steps']}", f"train.out_dir={out / 'final'}"]
         + ([f"train.init_from={init}"] if init else []),
     )
-    result["final"] = measure(fit(final), job, bleu=True)
-    result["final"]["valid_nll"] = valid_nll(out / "final")
+    best = fit(final)
+    result["final"] = measure(best, job, bleu=True)
+    result["final"]["valid_nll"] = valid_nll(out / "final", best)
+    result["checkpoint"] = scored_checkpoint(out / "final", best)
     result["minutes"] = (time.perf_counter() - started) / 60
     print(
         f"{variant} seed {seed}: BLEU {result['final']['bleu']:.2f}, {result['minutes']:.1f} min",
@@ -155,20 +167,16 @@ def run_job(job: dict) -> dict:
 
 
 def fit(config) -> Path:
+    """Train with one validation, at the end (the scored checkpoint), unless finished."""
     from dataclasses import replace
 
-    from seqweave.train import train
-
     steps = config.train.max_steps
-    return train(replace(config, train=replace(config.train, validate_every=steps)))
+    return train_or_load(replace(config, train=replace(config.train, validate_every=steps)))
 
 
-def valid_nll(out_dir: Path) -> float:
-    from seqweave.train.report import read_metrics
-
-    return [r for r in read_metrics(out_dir / "metrics.jsonl") if r["kind"] == "valid"][-1][
-        "valid_nll"
-    ]
+def valid_nll(out_dir: Path, best) -> float:
+    """The scored checkpoint's validation NLL per token."""
+    return scored_checkpoint(out_dir, best)["validation"]["valid_nll"]
 
 
 def test_set(job: dict):
@@ -180,13 +188,12 @@ def test_set(job: dict):
 
 def measure(directory: Path, job: dict, bleu: bool) -> dict:
     import seqweave
-    from seqweave.commands.evaluate import evaluate
 
     model = seqweave.load(directory, device=job["device"])
     test = test_set(job)
     result = encoder_distance(model.network, model.tokenizer, test, job["device"])
     if bleu:
-        scored = evaluate(model, test, ["bleu"], batch_size=job["batch"], decoder="greedy")
+        scored = decode_and_score(model, test, ["bleu"], batch_size=job["batch"], decoder="greedy")
         result["bleu"] = scored["scores"]["bleu"]
     return result
 
@@ -244,25 +251,6 @@ def encoder_distance(network, tokenizer, examples, device: str) -> dict:
 # -- the whole run --------------------------------------------------------------------------
 
 
-def summarise(results: list[dict]) -> dict:
-    """Mean and standard deviation over seeds per variant and figure."""
-    summary = {}
-    for variant in VARIANTS:
-        rows = sorted((r for r in results if r["variant"] == variant), key=lambda r: r["seed"])
-        figures = {}
-        for part in ("untrained", "stage", "final"):
-            keys = rows[0].get(part, {}).keys() if rows else ()
-            for key in keys:
-                values = [r[part][key] for r in rows]
-                figures[f"{part}.{key}"] = {
-                    "mean": statistics.fmean(values),
-                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                    "values": values,
-                }
-        summary[variant] = figures
-    return summary
-
-
 def print_table(summary: dict) -> None:
     columns = [
         ("BLEU", "final.bleu"),
@@ -289,8 +277,6 @@ def print_table(summary: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the smaller CPU configuration")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--seeds", type=int, help="seeds per variant (default 4; quick 1)")
     parser.add_argument("--stage-steps", type=int, help="first-stage updates (1000; quick 250)")
     parser.add_argument("--steps", type=int, help="fine-tuning updates (1000; quick 250)")
@@ -299,7 +285,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--data", default="../shared/data/multi30k-en-de")
     parser.add_argument("--work", default="runs/code_switch")
-    parser.add_argument("--out", default=str(HERE / "results.json"))
+    add_run_arguments(parser, HERE / "results.json", jobs=1)
     args = parser.parse_args()
     os.chdir(ROOT)
     quick = args.quick
@@ -319,36 +305,28 @@ def main() -> None:
         "limit": args.limit,
         "batch": 64 if args.device == "cpu" else 250,
     }
-    jobs = [{**common, "variant": v, "seed": s} for v in VARIANTS for s in range(seeds)]
+    cells = grid(variant=list(VARIANTS), seed=list(range(seeds)))
     settings = {k: v for k, v in common.items() if k not in ("work", "data")}
     settings |= {"seeds": seeds, "ratio": args.ratio, "quick": quick, "jobs": args.jobs}
-    results: list[dict] = []
 
-    def write() -> dict:  # after every finished job, so a cut-off run keeps what it has
-        output = {
-            "settings": settings,
-            "preparation": preparation,
-            "summary": summarise(results),
-            "runs": results,
-            "machine": f"{platform.machine()}, {args.device}, torch {torch.__version__}",
-            "minutes": (time.perf_counter() - started) / 60,
-            "complete": len(results) == len(jobs),
-        }
-        Path(args.out).write_text(json.dumps(output, ensure_ascii=False, indent=1) + "\n")
-        return output
+    def write(rows: list[dict]) -> dict:  # after every finished run: a cut-off run keeps it
+        return write_results(
+            args.out,
+            seeds=list(range(seeds)),
+            device=args.device,
+            jobs=args.jobs,
+            threads=args.threads,
+            started=started,
+            complete=len(rows) == len(cells),
+            settings=settings,
+            preparation=preparation,
+            summary=summarise(rows, by=("variant",)),
+            runs=rows,
+        )
 
-    if args.jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            for result in pool.imap_unordered(run_job, jobs, chunksize=1):
-                results.append(result)
-                write()
-    else:
-        for job in jobs:
-            results.append(run_job(job))
-            write()
-    output = write()
-    summary = output["summary"]
-    print_table(summary)
+    log = cell_log_path(args.out, work, args.fresh)
+    output = write(run_grid(run_job, cells, common, log, args.jobs, write))
+    print_table(output["summary"])
     print(f"{output['minutes']:.1f} min; wrote {args.out}")
 
 
