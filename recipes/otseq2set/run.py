@@ -2,7 +2,7 @@
 
     .venv/bin/python recipes/otseq2set/run.py [--quick] [--tasks keywords,e2e]
         [--variants seq2seq,seq2set,otseq2set] [--seeds 1,2] [--steps N]
-        [--no-repeat] [--device cpu|cuda] [--jobs N] [--out FILE]
+        [--no-repeat] [--device cpu|cuda] [--jobs N] [--out FILE] [--fresh]
 
 Two multi-label tasks, each predicted as a label set from a text:
 
@@ -32,16 +32,21 @@ exact set match and mean absolute set-size error, and a diagnosis of where the
 decoding steps go (a repeated label, EMPTY while gold labels are still missing, a
 wrong label; ``diagnose``). ``--no-repeat`` scores each trained model a second time
 with labels already written masked out of later steps (inference only). Runs
-(task x model x seed) are independent; ``--jobs N`` trains N at a time in separate
-processes (one CPU thread each, or sharing one GPU with ``--device cuda``). Writes
-recipes/otseq2set/results.json (or ``--out``) and prints a table. Run from the repository root.
+(task x model x seed) are a grid (``seqweave.harness``); ``--jobs N`` trains N at a time
+in separate processes (one CPU thread each, or sharing one GPU with ``--device cuda``),
+and a cut-off run resumes with the runs it has not finished. The models train in this
+file's loop, not ``seqweave.train``: the trainer reads text through a tokenizer and has no
+set-matching objective (student-forced rollout, Hungarian matching, the OT term), and all
+three models share this loop so that they differ only in their loss. Writes
+recipes/otseq2set/results.json (or ``--out``) and prints a table. Run from the repository
+root.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
+import os
 import random
 import re
 import statistics
@@ -55,7 +60,15 @@ import torch
 from seqweave.config import DecodeConfig, ModelConfig
 from seqweave.decoding import decode_many
 from seqweave.decoding.common import pad_batch
-from seqweave.device import describe_machine
+from seqweave.harness import (
+    add_run_arguments,
+    cell_log_path,
+    grid,
+    run_grid,
+    seed_list,
+    summarise,
+    write_results,
+)
 from seqweave.models import build_model
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.set_matching import (
@@ -318,8 +331,14 @@ def scores(predicted: list[set[int]], gold: list[list[int]]) -> dict[str, float]
     }
 
 
-def train_and_score(task_name: str, variant: str, seed: int, settings: dict) -> dict:
-    device = settings["device"]
+def train_and_score(cell: dict, settings: dict) -> dict:
+    """Train one model on one task with one seed and score it; runs in a worker process."""
+    task_name, variant, seed, device = (
+        cell["task"],
+        cell["variant"],
+        cell["seed"],
+        settings["device"],
+    )
     if device == "cpu":
         torch.set_num_threads(1)
     task = build_task(task_name, settings["quick"])
@@ -364,35 +383,23 @@ def train_and_score(task_name: str, variant: str, seed: int, settings: dict) -> 
         masked = no_repeat_outputs(model, variant, task, device)
         result["no_repeat"] = scores([label_set(out, task) for out in masked], gold)
         result["no_repeat"]["diagnosis"] = diagnose(masked, gold, task)
+    print(
+        f"{task_name:9} {variant:10} seed {seed}: micro-F1 {100 * result['micro_f1']:5.1f}  "
+        f"exact {100 * result['exact_set_match']:5.1f}  size error "
+        f"{result['set_size_error']:.3f}  ({seconds:.0f} s)",
+        flush=True,
+    )
     return {**result, "final_loss": loss.item(), "train_seconds": seconds}
-
-
-def _train(work: tuple) -> dict:
-    return train_and_score(*work)
 
 
 # -- report -------------------------------------------------------------------------------------
 
-METRICS = ("micro_f1", "exact_set_match", "set_size_error")
-
-
-def summarise(per_seed: list[dict]) -> dict:
-    """Mean and (with two or more seeds) standard deviation of each score over seeds; the
-    diagnosis and the no-repeat scores, where present, the same way."""
-    out: dict = {}
-    for key in ("micro_precision", "micro_recall", *METRICS):
-        values = [row[key] for row in per_seed]
-        out[key] = statistics.mean(values)
-        if len(values) > 1:
-            out[key + "_sd"] = statistics.stdev(values)
-    if "diagnosis" in per_seed[0]:
-        out["diagnosis"] = {
-            key: statistics.mean(row["diagnosis"][key] for row in per_seed)
-            for key in per_seed[0]["diagnosis"]
-        }
-    if "no_repeat" in per_seed[0]:
-        out["no_repeat"] = summarise([row["no_repeat"] for row in per_seed])
-    return out
+TASKS = {
+    "keywords": "synthetic: 24 labels, 1-6 per text, keywords at random places among "
+    "12-20 fillers, 0-2 negated distractors; 2,000 test texts",
+    "e2e": "E2E descriptions -> slot[value] labels (79, 3-8 per text); train.jsonl, "
+    "scored on all 4,672 rows of valid.jsonl",
+}
 
 
 def main() -> None:
@@ -403,9 +410,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--steps", type=int, help="updates per run (default 2000; quick 400)")
     parser.add_argument("--d-model", type=int, help="model width (default 128; quick 64)")
-    parser.add_argument(
-        "--layers", type=int, help="encoder and decoder layers (default 3; quick 2)"
-    )
+    parser.add_argument("--layers", type=int, help="encoder and decoder layers (3; quick 2)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--ot-weight", type=float, default=0.5)
@@ -414,10 +419,10 @@ def main() -> None:
         action="store_true",
         help="also score each trained model with already-written labels masked at inference",
     )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--jobs", type=int, default=2, help="runs trained at a time")
-    parser.add_argument("--out", default=str(ROOT / "recipes/otseq2set/results.json"))
+    add_run_arguments(parser, ROOT / "recipes/otseq2set/results.json", jobs=2)
     args = parser.parse_args()
+    os.chdir(ROOT)
+    started = time.perf_counter()
     settings = {
         "quick": args.quick,
         "steps": args.steps or (400 if args.quick else 2000),
@@ -429,63 +434,49 @@ def main() -> None:
         "device": args.device,
         "no_repeat": args.no_repeat,
     }
-    tasks, variants = args.tasks.split(","), args.variants.split(",")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    runs = [(t, v, s) for t in tasks for v in variants for s in seeds]
-    results: dict = {t: {v: {"seeds": {}} for v in variants} for t in tasks}
-    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        work = [(*run, settings) for run in runs]
-        for (task, variant, seed), row in zip(runs, pool.imap(_train, work), strict=True):
-            results[task][variant]["seeds"][str(seed)] = row
-            print(
-                f"{task:9} {variant:10} seed {seed}: micro-F1 {100 * row['micro_f1']:5.1f}  "
-                f"exact {100 * row['exact_set_match']:5.1f}  size error "
-                f"{row['set_size_error']:.3f}  ({row['train_seconds']:.0f} s)",
-                flush=True,
-            )
-    for task in tasks:
-        for variant in variants:
-            seeds_rows = list(results[task][variant]["seeds"].values())
-            results[task][variant]["mean"] = summarise(seeds_rows)
-    summary = {
-        "tasks": {
-            "keywords": "synthetic: 24 labels, 1-6 per text, keywords at random places among "
-            "12-20 fillers, 0-2 negated distractors; 2,000 test texts",
-            "e2e": "E2E descriptions -> slot[value] labels (79, 3-8 per text); train.jsonl, "
-            "scored on all 4,672 rows of valid.jsonl",
-        },
-        "training": settings,
-        "machine": describe_machine(args.device, args.jobs),
-        "results": results,
-    }
-    out = Path(args.out)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print_table(results)
-    print(f"wrote {out}")
+    tasks, seeds = args.tasks.split(","), seed_list(args.seeds)
+    cells = grid(task=tasks, variant=args.variants.split(","), seed=seeds)
+
+    def write(rows: list[dict]) -> dict:
+        return write_results(
+            args.out,
+            seeds=seeds,
+            device=args.device,
+            jobs=args.jobs,
+            started=started,
+            complete=len(rows) == len(cells),
+            tasks={task: TASKS[task] for task in tasks},
+            training=settings,
+            results=summarise(rows, by=("task", "variant")),
+            runs=rows,
+        )
+
+    log = cell_log_path(args.out, "runs/otseq2set", args.fresh)
+    result = write(run_grid(train_and_score, cells, settings, log, args.jobs, write))
+    print_table(result["results"])
+    print(f"wrote {args.out}")
 
 
 def print_table(results: dict) -> None:
+    """Means over seeds per task and model, greedy and (with --no-repeat) no-repeat."""
     print(
-        f"\n{'task':9} {'model':10} {'decoding':10} {'micro-F1':>9} {'exact':>7} "
+        f"\n{'task / model':22} {'decoding':10} {'micro-F1':>9} {'exact':>7} "
         f"{'size err':>9} {'repeat':>7} {'x-EMPTY':>8} {'wrong':>7} {'missed':>7}"
     )
-    for task, by_variant in results.items():
-        for variant, row in by_variant.items():
-            decodings = [("greedy", row["mean"])]
-            if "no_repeat" in row["mean"]:
-                decodings.append(("no-repeat", row["mean"]["no_repeat"]))
-            for name, mean in decodings:
-                d = mean["diagnosis"]
-                cells = [
-                    f"{100 * mean['micro_f1']:9.1f}",
-                    f"{100 * mean['exact_set_match']:7.1f}",
-                    f"{mean['set_size_error']:9.3f}",
-                    f"{d['repeats_per_text']:7.3f}",
-                    f"{d['excess_empty_per_text']:8.3f}",
-                    f"{d['wrong_labels_per_text']:7.3f}",
-                    f"{d['missed_labels_per_text']:7.3f}",
-                ]
-                print(f"{task:9} {variant:10} {name:10} " + " ".join(cells))
+    for group, figures in results.items():
+        for name, prefix in (("greedy", ""), ("no-repeat", "no_repeat.")):
+            if f"{prefix}micro_f1" not in figures:
+                continue
+            cells = [
+                f"{100 * figures[prefix + 'micro_f1']['mean']:9.1f}",
+                f"{100 * figures[prefix + 'exact_set_match']['mean']:7.1f}",
+                f"{figures[prefix + 'set_size_error']['mean']:9.3f}",
+                f"{figures[prefix + 'diagnosis.repeats_per_text']['mean']:7.3f}",
+                f"{figures[prefix + 'diagnosis.excess_empty_per_text']['mean']:8.3f}",
+                f"{figures[prefix + 'diagnosis.wrong_labels_per_text']['mean']:7.3f}",
+                f"{figures[prefix + 'diagnosis.missed_labels_per_text']['mean']:7.3f}",
+            ]
+            print(f"{group:22} {name:10} " + " ".join(cells))
     print("(repeat, x-EMPTY, wrong, missed: per test text)")
 
 
