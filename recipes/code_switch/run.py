@@ -35,11 +35,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import time
 from pathlib import Path
 
 import torch
+from encoder_view import encoder_distance
+from switch_data import prepare
 
 from seqweave.harness import (
     add_run_arguments,
@@ -66,53 +67,6 @@ QUICK = [  # the CPU run: a smaller model and budget
     "train.warmup_steps=100",
     "train.lr=1.5e-3",
 ]
-
-
-def write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> None:
-    path.write_text(
-        "".join(json.dumps({"source": s, "target": t}, ensure_ascii=False) + "\n" for s, t in pairs)
-    )
-
-
-def prepare(data: Path, work: Path, ratio: float, vocab_size: int) -> dict:
-    """Tokenizer, lexicons and restore data in ``work``; returns their statistics."""
-    from seqweave.data.code_switch import eligible_positions, restore_pairs
-    from seqweave.data.lexicon import induce_lexicon, words
-    from seqweave.data.readers import read_examples
-    from seqweave.tokenizers import train_bpe
-
-    work.mkdir(parents=True, exist_ok=True)
-    train = read_examples(data / "train.jsonl")
-    valid = read_examples(data / "valid.jsonl")
-    pairs = [(e.source, e.target) for e in train]
-    started = time.perf_counter()
-    lexicons = {
-        "en-de": induce_lexicon(pairs, min_score=0.3, source_language="en", target_language="de"),
-        "de-en": induce_lexicon(
-            [(t, s) for s, t in pairs], min_score=0.3, source_language="de", target_language="en"
-        ),
-    }
-    seconds = time.perf_counter() - started
-    for name, lexicon in lexicons.items():
-        lexicon.save(work / f"lexicon.{name}.json")
-    train_bpe([text for pair in pairs for text in pair], vocab_size).save(work / "tokenizer")
-    stats = {"lexicon_seconds": seconds, "ratio": ratio}
-    for split, examples, seed in (("train", train, 0), ("valid", valid, 1)):
-        restore = restore_pairs([e.source for e in examples], lexicons["en-de"], ratio, seed)
-        restore += restore_pairs([e.target for e in examples], lexicons["de-en"], ratio, seed + 1)
-        random.Random(seed).shuffle(restore)
-        write_jsonl(work / f"restore.{split}.jsonl", restore)
-        stats[f"restore_{split}_pairs"] = len(restore)
-    for name, lexicon in lexicons.items():
-        side = [e.source if name == "en-de" else e.target for e in train]
-        eligible = sum(len(eligible_positions(text, lexicon)) for text in side)
-        stats[f"lexicon_{name}"] = {
-            "entries": len(lexicon),
-            "eligible_word_share": eligible / sum(len(words(text)) for text in side),
-        }
-    example = restore_pairs([train[0].source, train[0].target], lexicons["en-de"], ratio, 0)
-    stats["example"] = example[0] if example else None
-    return stats
 
 
 # -- one job: a variant and a seed, in its own process ------------------------------------
@@ -208,44 +162,6 @@ def untrained_distance(config, work: Path, job: dict) -> dict:
     torch.manual_seed(config.train.seed)
     network = build_model(resolve_model_config(config.model, tokenizer)).to(job["device"])
     return encoder_distance(network.eval(), tokenizer, test_set(job), job["device"])
-
-
-@torch.no_grad()
-def pooled_encoder_states(network, tokenizer, texts: list[str], device: str) -> torch.Tensor:
-    """Mean of the encoder's final states over each text's tokens: (N, D)."""
-    from seqweave.api import source_ids
-
-    ids = source_ids(tokenizer, network.config, texts)
-    pooled = []
-    for start in range(0, len(ids), 128):
-        chunk = ids[start : start + 128]
-        lengths = torch.tensor([len(i) for i in chunk], device=device)
-        src = torch.full((len(chunk), int(lengths.max())), network.config.pad_id, device=device)
-        for row, row_ids in enumerate(chunk):
-            src[row, : len(row_ids)] = torch.tensor(row_ids, device=device)
-        memory = network.encode(src, lengths)
-        real = memory.mask.unsqueeze(-1).float()  # (B, S, 1)
-        pooled.append((memory.states * real).sum(1) / real.sum(1))  # (B, D)
-    return torch.cat(pooled).float().cpu()
-
-
-def encoder_distance(network, tokenizer, examples, device: str) -> dict:
-    """Cosine distances between pooled encoder states of English sentences and German ones:
-    their own translations, mismatched ones, and top-1 retrieval of the translation."""
-    network.eval()
-    english = pooled_encoder_states(network, tokenizer, [e.source for e in examples], device)
-    german = pooled_encoder_states(network, tokenizer, [e.target for e in examples], device)
-    english = torch.nn.functional.normalize(english, dim=-1)
-    german = torch.nn.functional.normalize(german, dim=-1)
-    similarity = english @ german.T  # (N, N)
-    parallel = 1 - similarity.diagonal()
-    mismatched = 1 - similarity.diagonal(offset=1)  # sentence i with i + 1's translation
-    retrieved = similarity.argmax(dim=1) == torch.arange(len(examples))
-    return {
-        "parallel_distance": parallel.mean().item(),
-        "mismatched_distance": mismatched.mean().item(),
-        "retrieval_top1": retrieved.float().mean().item(),
-    }
 
 
 # -- the whole run --------------------------------------------------------------------------

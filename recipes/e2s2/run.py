@@ -37,19 +37,16 @@ root.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
-import re
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from e2s2_data import prepare_data
+from noise_probe import MASK_RATE, REPLACE_RATE, noise_detection
 
 import seqweave
 from seqweave.config import ExperimentConfig, from_dict
-from seqweave.data.framing import frame_source
 from seqweave.data.readers import read_examples
 from seqweave.harness import (
     add_run_arguments,
@@ -63,16 +60,10 @@ from seqweave.harness import (
     write_results,
 )
 from seqweave.metrics import compute_metric
-from seqweave.objectives.e2s2 import MASK_TOKEN, corrupt, noise_vocabulary
-from seqweave.tokenizers import build_tokenizer
-from seqweave.train.data import collate
 from seqweave.train.validate import references
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path("../shared/data")
 RUNS = Path("runs/e2s2")
-DATA = RUNS / "data"
-MASK_RATE, REPLACE_RATE = 0.2, 0.1
 MODEL = dict(
     d_model=128,
     num_heads=4,
@@ -86,59 +77,6 @@ E2S2 = dict(e2s2_denoise_weight=1.0, e2s2_contrastive_weight=0.1, e2s2_temperatu
 FULL = dict(pre_steps=1500, ft_steps=1200, max_tokens=4096, probe_sentences=1000, eval_limit=0)
 # what two shared CPU cores manage in about ten minutes for three seeds
 QUICK = dict(pre_steps=100, ft_steps=150, max_tokens=1024, probe_sentences=300, eval_limit=200)
-
-
-# -- data ------------------------------------------------------------------------------------
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def prepare_data(vocab_size: int = 4000) -> dict[str, str]:
-    """Splits and the shared tokenizer; rebuilt only when missing. Returns their paths."""
-    DATA.mkdir(parents=True, exist_ok=True)
-    paths = {
-        name: DATA / f"{name}.jsonl"
-        for name in ("pretrain", "pretrain_valid", "gec_train", "gec_valid", "gec_test")
-    }
-    paths["tokenizer"] = DATA / "tokenizer"
-    paths["jfleg"] = DATA / "jfleg_dev.jsonl"  # a copy, so that runs need nothing but DATA
-    if not paths["jfleg"].exists():
-        jfleg = read_examples(SHARED / "jfleg" / "dev.jsonl")
-        rows = [{"source": e.source, "references": references(e)} for e in jfleg]
-        write_jsonl(paths["jfleg"], [{**row, "target": row["references"][0]} for row in rows])
-    if all(p.exists() for p in paths.values()):
-        return {name: str(path) for name, path in paths.items()}
-    gec = read_examples(SHARED / "gec-synth" / "train.jsonl")
-    order = list(range(len(gec)))
-    random.Random(0).shuffle(order)
-    test, valid, rest = order[:1000], order[1000:1300], order[1300:]
-
-    def pair(i: int) -> dict:
-        return {"source": gec[i].source, "target": gec[i].target}
-
-    write_jsonl(paths["gec_test"], [pair(i) for i in test])
-    write_jsonl(paths["gec_valid"], [pair(i) for i in valid])
-    write_jsonl(paths["gec_train"], [pair(i) for i in rest])
-    held_out = {normalise(gec[i].target) for i in test + valid}
-    english = [e.source for e in read_examples(SHARED / "multi30k-en-de" / "train.jsonl")]
-    english += [e.target for e in read_examples(SHARED / "e2e" / "train.jsonl")]
-    text = sorted({t for t in english if normalise(t) not in held_out})
-    random.Random(1).shuffle(text)
-    write_jsonl(paths["pretrain"], [{"source": t, "target": t} for t in text])
-    valid_text = [e.source for e in read_examples(SHARED / "multi30k-en-de" / "valid.jsonl")]
-    write_jsonl(paths["pretrain_valid"], [{"source": t, "target": t} for t in valid_text])
-    corpus = text + [gec[i].source for i in rest] + [gec[i].target for i in rest]
-    tokenizer = build_tokenizer("bpe", corpus, vocab_size, (MASK_TOKEN,), None)
-    tokenizer.save(paths["tokenizer"])
-    return {name: str(path) for name, path in paths.items()}
 
 
 # -- training --------------------------------------------------------------------------------
@@ -229,82 +167,6 @@ def _random_model(paths: dict, device: str):
     tokenizer = Tokenizer.load(paths["tokenizer"])
     cfg = resolve_model_config(ModelConfig(**MODEL), tokenizer)
     return Seq2Seq(build_model(cfg).to(device), tokenizer, DecodeConfig())
-
-
-# -- scores ----------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def encoder_view(model, sentences: list[str], seed: int):
-    """Corrupt held-out sentences as in pretraining; the encoder states of the corrupted
-    view and, per position, whether it is text and whether (and how) it was corrupted."""
-    network, tokenizer = model.network.eval(), model.tokenizer
-    cfg = network.config
-    sources = [frame_source(ids, cfg) for ids in tokenizer.encode_batch(sentences)]
-    batch = collate(sources, [[cfg.eos_id]] * len(sources), cfg)
-    vocab = noise_vocabulary(tokenizer)
-    generator = torch.Generator().manual_seed(10_000 + seed)
-    noisy, corrupted = corrupt(batch.src, vocab, MASK_RATE, REPLACE_RATE, generator)
-    special = torch.tensor(sorted(vocab.special_ids))
-    text = ~torch.isin(batch.src, special)
-    states = []
-    for start in range(0, len(sources), 64):
-        rows = slice(start, start + 64)
-        lengths = batch.src_lengths[rows].to(network.device)
-        states.append(network.encode(noisy[rows].to(network.device), lengths).states.cpu())
-    states = torch.cat(states).float()  # (N, S, D)
-    return states, noisy, batch.src, corrupted, text, vocab
-
-
-def noise_detection(model, paths: dict, count: int, seed: int) -> dict:
-    """A logistic-regression probe on frozen encoder states: corrupted or not, per text
-    position; trained on the first 60% of the sentences, scored on the rest."""
-    sentences = [e.source for e in read_examples(paths["pretrain_valid"])][:count]
-    states, noisy, original, corrupted, text, vocab = encoder_view(model, sentences, seed)
-    split = int(0.6 * len(sentences))
-    features = states[text]
-    labels = corrupted[text].float()
-    masked = (noisy == vocab.mask_id)[text]
-    rows = torch.arange(len(sentences))[:, None].expand_as(text)[text]
-    train_rows, test_rows = rows < split, rows >= split
-    mean, std = features[train_rows].mean(0), features[train_rows].std(0) + 1e-6
-    x = (features - mean) / std
-    probe = torch.nn.Linear(x.shape[1], 1).to(x.device)
-    optimizer = torch.optim.Adam(probe.parameters(), lr=0.05)
-    for _ in range(300):
-        loss = F.binary_cross_entropy_with_logits(
-            probe(x[train_rows]).squeeze(-1), labels[train_rows]
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        predicted = (probe(x).squeeze(-1) > 0).float()
-    result = {
-        "probe_accuracy": _accuracy(predicted, labels, test_rows),
-        "probe_replaced_vs_kept": _balanced(predicted, labels, test_rows & ~masked),
-        "kept_share": 1.0 - float(labels[test_rows].mean()),
-    }
-    network = model.network
-    if getattr(network, "restore_head", None) is not None:
-        with torch.no_grad():
-            guess = network.restore_logits(states.to(network.device)).argmax(-1).cpu()
-        said = (guess != noisy)[text].float()
-        every = torch.ones_like(test_rows)
-        result["head_accuracy"] = _accuracy(said, labels, every)
-        result["head_replaced_vs_kept"] = _balanced(said, labels, every & ~masked)
-        result["head_restore_accuracy"] = float((guess == original)[corrupted].float().mean())
-    return result
-
-
-def _accuracy(predicted, labels, where) -> float:
-    return float((predicted[where] == labels[where]).float().mean())
-
-
-def _balanced(predicted, labels, where) -> float:
-    """Mean of the recall on corrupted and on kept positions."""
-    p, y = predicted[where], labels[where]
-    return 0.5 * float((p[y == 1] == 1).float().mean() + (p[y == 0] == 0).float().mean())
 
 
 def gec_scores(model, paths: dict, limit: int) -> dict:

@@ -45,20 +45,17 @@ root.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import re
-import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from label_scores import diagnose, greedy_outputs, label_set, no_repeat_outputs, scores
+from label_tasks import BOS, EMPTY, EOS, MAX_SOURCE, PAD, Task, build_task
 
-from seqweave.config import DecodeConfig, ModelConfig
-from seqweave.decoding import decode_many
+from seqweave.config import ModelConfig
 from seqweave.decoding.common import pad_batch
 from seqweave.harness import (
     add_run_arguments,
@@ -80,128 +77,7 @@ from seqweave.objectives.set_matching import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-E2E = Path("../shared/data/e2e")
-PAD, BOS, EOS, EMPTY = 0, 1, 2, 3
-FIRST_LABEL = 4
 VARIANTS = ("seq2seq", "seq2set", "otseq2set")
-MAX_SOURCE = 63  # words per text, before the end token
-
-
-@dataclass
-class Task:
-    """Texts as token ids (each ending with the end token) and gold label sets as token ids;
-    ``labels`` names the label tokens, which come first after the specials."""
-
-    name: str
-    vocab_size: int
-    labels: list[str]
-    steps: int  # the largest gold set: the set decoder's number of steps
-    train: list[tuple[list[int], list[int]]]
-    test: list[tuple[list[int], list[int]]]
-
-
-# -- tasks --------------------------------------------------------------------------------------
-
-
-def keyword_example(rng: random.Random, num_labels: int, fillers: int) -> tuple[list, list]:
-    """Text tokens (as label / filler / ``not`` markers) and the gold label indices."""
-    weights = [1.0 / (rank + 1) ** 0.7 for rank in range(num_labels)]
-    size = rng.randint(1, 6)
-    gold: list[int] = []
-    while len(gold) < size:
-        label = rng.choices(range(num_labels), weights)[0]
-        if label not in gold:
-            gold.append(label)
-    text: list[tuple] = [("filler", rng.randrange(fillers)) for _ in range(rng.randint(12, 20))]
-    for label in gold:
-        text.insert(rng.randint(0, len(text)), ("keyword", 2 * label + rng.randrange(2)))
-    absent = [label for label in range(num_labels) if label not in gold]
-    for label in rng.sample(absent, rng.randint(0, 2)):
-        place = rng.randint(0, len(text))
-        text[place:place] = [("not",), ("keyword", 2 * label + rng.randrange(2))]
-    return text, gold
-
-
-def keywords_task(train_size: int, test_size: int, seed: int) -> Task:
-    num_labels, fillers = 24, 100
-    first_word = FIRST_LABEL + num_labels  # then: not, 2 keywords per label, fillers
-
-    def ids(text):
-        out = []
-        for item in text:
-            if item[0] == "not":
-                out.append(first_word)
-            elif item[0] == "keyword":
-                out.append(first_word + 1 + item[1])
-            else:
-                out.append(first_word + 1 + 2 * num_labels + item[1])
-        return [*out, EOS]
-
-    def examples(count, rng):
-        rows = []
-        for _ in range(count):
-            text, gold = keyword_example(rng, num_labels, fillers)
-            rows.append((ids(text), [FIRST_LABEL + label for label in gold]))
-        return rows
-
-    return Task(
-        name="keywords",
-        vocab_size=first_word + 1 + 2 * num_labels + fillers,
-        labels=[f"label{i}" for i in range(num_labels)],
-        steps=6,
-        train=examples(train_size, random.Random(seed)),
-        test=examples(test_size, random.Random(10_000)),  # one test set for every seed
-    )
-
-
-def split_slots(mr: str) -> list[str]:
-    """``name[X], food[Y]`` -> ``["name[X]", "food[Y]"]`` (values may contain commas)."""
-    return [slot.strip() for slot in re.split(r",\s*(?=[a-zA-Z ]+\[)", mr)]
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"\w+|[^\w\s]", text.lower())
-
-
-def e2e_task() -> Task:
-    rows = {
-        split: [json.loads(line) for line in (E2E / f"{split}.jsonl").open(encoding="utf-8")]
-        for split in ("train", "valid")
-    }
-    label_counts = Counter(s for row in rows["train"] for s in split_slots(row["source"]))
-    labels = sorted(label_counts)
-    word_counts = Counter(w for row in rows["train"] for w in words(row["target"]))
-    vocabulary = sorted(w for w, n in word_counts.items() if n >= 2)
-    first_word = FIRST_LABEL + len(labels) + 1  # after the labels: one unknown-word token
-    unknown = first_word - 1
-    word_id = {w: first_word + i for i, w in enumerate(vocabulary)}
-    label_id = {label: FIRST_LABEL + i for i, label in enumerate(labels)}
-
-    def examples(split):
-        out = []
-        for row in rows[split]:
-            text = [word_id.get(w, unknown) for w in words(row["target"])][:MAX_SOURCE]
-            gold = [label_id[s] for s in split_slots(row["source"]) if s in label_id]
-            out.append(([*text, EOS], gold))
-        return out
-
-    train = examples("train")
-    return Task(
-        name="e2e",
-        vocab_size=first_word + len(vocabulary),
-        labels=labels,
-        steps=max(len(gold) for _, gold in train),
-        train=train,
-        test=examples("valid"),
-    )
-
-
-def build_task(name: str, quick: bool) -> Task:
-    if name == "keywords":
-        return keywords_task(20_000 if quick else 100_000, 2000, seed=1)
-    if name == "e2e":
-        return e2e_task()
-    raise SystemExit(f"unknown task {name!r}; tasks: keywords, e2e")
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -230,105 +106,6 @@ def batch_loss(model, variant: str, batch, task: Task, order, ot_weight: float, 
         padded = pad_sets(gold, task.steps, EMPTY).to(device)
         loss = loss + ot_weight * ot_loss(log_probs, output_embeddings(model), padded) / len(gold)
     return loss
-
-
-def greedy_outputs(model, variant: str, task: Task) -> list[list[int]]:
-    """Greedy decoding (``seqweave.decoding``); the set model runs T steps, the sequence
-    model until its end token. Tokens after the start token, without the end token."""
-    steps = task.steps if variant != "seq2seq" else task.steps + 1
-    cfg = DecodeConfig(decoder="greedy", max_new_tokens=steps, batch_size=256)
-    return [out.tokens for out in decode_many(model, [source for source, _ in task.test], cfg)]
-
-
-@torch.no_grad()
-def no_repeat_outputs(
-    model, variant: str, task: Task, device, forbid: bool = True
-) -> list[list[int]]:
-    """Greedy decoding in which a label already written in a row is masked out of that
-    row's later steps (EMPTY and the end token stay allowed): the set decoding constraint,
-    at inference only. Written on the decoder-state API (``encode``/``start``/``step``),
-    since ``seqweave.decoding`` has no logit hook; with ``forbid=False`` it is plain greedy
-    and gives ``greedy_outputs``' tokens (checked on every scoring run)."""
-    steps = task.steps if variant != "seq2seq" else task.steps + 1
-    first, last = FIRST_LABEL, FIRST_LABEL + len(task.labels)
-    rows: list[list[int]] = []
-    for start in range(0, len(task.test), 256):
-        sources = [source for source, _ in task.test[start : start + 256]]
-        src, lengths = pad_batch(sources, PAD, device)
-        state = model.start(model.encode(src, lengths), capacity=steps)
-        token = torch.full((len(sources), 1), model.config.decoder_start_id, device=device)
-        written = torch.zeros(len(sources), model.config.vocab_size, dtype=torch.bool)
-        written = written.to(device)
-        outputs = []
-        for _ in range(steps):
-            logits = model.step(state, token)[:, -1].float()  # (B, V)
-            if forbid:
-                logits = logits.masked_fill(written, float("-inf"))
-            token = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
-            is_label = (token >= first) & (token < last)
-            written.scatter_(1, token, is_label)
-            outputs.append(token)
-        for row in torch.cat(outputs, dim=1).tolist():
-            rows.append(row[: row.index(EOS)] if EOS in row else row)
-    return rows
-
-
-def diagnose(outputs: list[list[int]], gold: list[list[int]], task: Task) -> dict[str, float]:
-    """Where a row's steps go, summed over the test texts: a label already written in that
-    row (``repeat``), EMPTY beyond the T - |gold| steps the gold set leaves over while gold
-    labels remain unmatched (``excess_empty``), a label not in the gold set (``wrong``,
-    counted once per distinct label). ``missed_labels_per_text`` is the mean number of gold
-    labels not predicted. Rates are per decoding step (end tokens not counted)."""
-    first, last = FIRST_LABEL, FIRST_LABEL + len(task.labels)
-    steps = repeats = excess_empty = wrong = missed = short = 0
-    for tokens, labels in zip(outputs, gold, strict=True):
-        seen: set[int] = set()
-        empties = 0
-        for t in tokens:
-            steps += 1
-            if t == EMPTY:
-                empties += 1
-            elif first <= t < last:
-                if t in seen:
-                    repeats += 1
-                seen.add(t)
-        missing = len(set(labels) - seen)
-        missed += missing
-        wrong += len(seen - set(labels))
-        short += len(seen) < len(labels)
-        if missing:
-            excess_empty += max(0, empties - (task.steps - len(labels)))
-    n, steps = len(gold), max(steps, 1)
-    return {
-        "repeat_rate": repeats / steps,
-        "empty_rate": excess_empty / steps,
-        "wrong_rate": wrong / steps,
-        "repeats_per_text": repeats / n,
-        "excess_empty_per_text": excess_empty / n,
-        "wrong_labels_per_text": wrong / n,
-        "missed_labels_per_text": missed / n,
-        "short_set_fraction": short / n,
-    }
-
-
-def label_set(tokens: list[int], task: Task) -> set[int]:
-    """EMPTY, the end token and repeats dropped."""
-    return {t for t in tokens if FIRST_LABEL <= t < FIRST_LABEL + len(task.labels)}
-
-
-def scores(predicted: list[set[int]], gold: list[list[int]]) -> dict[str, float]:
-    pairs = list(zip(predicted, [set(g) for g in gold], strict=True))
-    hits = sum(len(p & g) for p, g in pairs)
-    n_predicted, n_gold = sum(map(len, predicted)), sum(map(len, gold))
-    precision = hits / max(n_predicted, 1)
-    recall = hits / n_gold
-    return {
-        "micro_precision": precision,
-        "micro_recall": recall,
-        "micro_f1": 2 * hits / (n_predicted + n_gold),
-        "exact_set_match": statistics.mean(p == g for p, g in pairs),
-        "set_size_error": statistics.mean(abs(len(p) - len(g)) for p, g in pairs),
-    }
 
 
 def train_and_score(cell: dict, settings: dict) -> dict:
