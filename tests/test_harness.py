@@ -7,6 +7,9 @@ import json
 import math
 import os
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +76,39 @@ def test_an_interrupted_run_resumes_with_only_the_unfinished_cells(tmp_path):
     assert calls(tmp_path / "calls") == ["bb-1", "bb-2"]  # the finished cells were skipped
     uninterrupted = run_grid(fake_job, cells, {**settings, "calls": str(tmp_path / "other")})
     assert resumed == uninterrupted
+
+
+def hanging_job(cell: dict, settings: dict) -> dict:
+    """Finishes the first two cells, then hangs until killed."""
+    if cell["seed"] > 2:
+        time.sleep(600)
+    return fake_job(cell, settings)
+
+
+def test_a_killed_run_keeps_its_finished_cells(tmp_path):
+    """SIGKILL mid-grid (no cleanup runs): the cells finished before it are in the log, and
+    the rerun runs only the others."""
+    log, settings = tmp_path / "cells.jsonl", {"calls": str(tmp_path / "calls")}
+    script = (
+        "import sys; from tests.test_harness import hanging_job; "
+        "from seqweave.harness import grid, run_grid; "
+        f"run_grid(hanging_job, grid(variant=['a'], seed=[1, 2, 3, 4]), {settings!r}, sys.argv[1])"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+    process = subprocess.Popen([sys.executable, "-c", script, str(log)], cwd=root, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (log.exists() and log.read_text().count("\n") == 2):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)  # polling the log, not waiting a fixed time
+    finally:
+        process.kill()
+        process.wait()
+    assert calls(tmp_path / "calls") == ["a-1", "a-2"]
+    rows = run_grid(fake_job, grid(variant=["a"], seed=[1, 2, 3, 4]), settings, log)
+    assert calls(tmp_path / "calls") == ["a-1", "a-2", "a-3", "a-4"]
+    assert [row["score"] for row in rows] == [11, 12, 13, 14]
 
 
 def test_a_torn_last_line_and_other_settings_do_not_count_as_finished(tmp_path):
