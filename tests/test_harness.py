@@ -17,11 +17,13 @@ import pytest
 from seqweave.config import DataConfig, ExperimentConfig, ModelConfig, TokenizerConfig, TrainConfig
 from seqweave.harness import (
     CellLog,
+    cell_log_path,
     figures_table,
     grid,
     mean_std,
     run_grid,
     scored_checkpoint,
+    seed_list,
     summarise,
     train_or_load,
     write_results,
@@ -122,6 +124,15 @@ def test_a_torn_last_line_and_other_settings_do_not_count_as_finished(tmp_path):
     assert CellLog(log).finished({**settings, "steps": 6}) == {}
     run_grid(fake_job, cells, {**settings, "steps": 6}, log)
     assert calls(tmp_path / "calls") == ["a-1", "a-1", "a-2", "a-2"]
+
+
+def test_seeds_and_the_cell_log_path(tmp_path):
+    assert seed_list("1,2, 3") == [1, 2, 3]
+    path = cell_log_path("recipes/x/results-gpu.json", tmp_path, fresh=False)
+    assert path == tmp_path / "results-gpu.cells.jsonl"
+    path.write_text("{}\n")
+    assert cell_log_path("recipes/x/results-gpu.json", tmp_path, fresh=False).exists()
+    assert not cell_log_path("recipes/x/results-gpu.json", tmp_path, fresh=True).exists()
 
 
 def test_mean_std_is_the_sample_spread():

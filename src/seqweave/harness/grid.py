@@ -100,7 +100,7 @@ def run_grid(
 
     def finish(cell: Cell, result: dict) -> None:
         cell_log.append(cell, settings, result)
-        results[cell_key(cell)] = result
+        results[cell_key(cell)] = _plain(result)  # as a resumed run reads it back
         if on_result is not None:
             on_result(rows())
 
