@@ -237,8 +237,10 @@ def test_train_or_load_trains_once_and_records_the_scored_step(tmp_path):
         record["step"] in valid
         and record["validation"]["valid_nll"] == valid[record["step"]]["valid_nll"]
     )
+    (tmp_path / "run" / "notes.txt").write_text("mine")
     longer = tiny_experiment(data, tmp_path / "run", steps=4)  # another config: trained again
     train_or_load(longer)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only run files cleared
     steps = [
         r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"
     ]

@@ -9,6 +9,28 @@ from pathlib import Path
 from seqweave.config import ExperimentConfig, to_dict
 
 FINISHED = "finished.json"
+# what seqweave.train leaves in train.out_dir; only these are cleared before training again
+RUN_FILES = (
+    FINISHED,
+    "metrics.jsonl",
+    "config.json",
+    "loss_curve.png",
+    "best",
+    "last",
+    "checkpoints",
+    "tokenizer",
+)
+
+
+def clear_run(out_dir: Path) -> None:
+    """Remove an earlier run's files from ``out_dir`` (training appends to its metrics log),
+    leaving anything else there alone."""
+    for name in RUN_FILES:
+        path = out_dir / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
 
 
 def finished_run(config: ExperimentConfig) -> bool:
@@ -26,8 +48,8 @@ def train_or_load(config: ExperimentConfig, retrain: bool = False, reuse_any: bo
 
     A finished run of the same config is reused; ``reuse_any`` reuses whatever model
     ``train.out_dir`` holds (a recipe's ``--skip-training``); ``retrain`` trains again
-    regardless. A directory left by another config or an interrupted run is cleared
-    first, since training appends to its metrics log.
+    regardless. The files of a run with another config or an interrupted one are cleared
+    first (``clear_run``), since training appends to its metrics log.
 
     Raises:
         FileNotFoundError: ``reuse_any`` and no model in ``train.out_dir``.
@@ -41,7 +63,7 @@ def train_or_load(config: ExperimentConfig, retrain: bool = False, reuse_any: bo
         return out_dir / "best"
     if not retrain and finished_run(config):
         return out_dir / "best"
-    shutil.rmtree(out_dir, ignore_errors=True)
+    clear_run(out_dir)
     best = train(config)
     (out_dir / FINISHED).write_text(json.dumps({"config": to_dict(config)}, indent=2) + "\n")
     return best
