@@ -18,6 +18,7 @@ from seqweave.config import DataConfig, ExperimentConfig, ModelConfig, Tokenizer
 from seqweave.harness import (
     CellLog,
     cell_log_path,
+    difference,
     figures_table,
     grid,
     mean_std,
@@ -144,6 +145,25 @@ def test_mean_std_is_the_sample_spread():
     assert mean_std([4.0])["std"] == 0.0
     with pytest.raises(ValueError):
         mean_std([])
+
+
+def test_a_difference_inside_the_seeds_spread_is_called_seed_noise():
+    # CLAPS at weight 1 vs MLE from a warm start (E2E, 3 seeds; recipes/claps/results_warm.json)
+    mle, claps = mean_std([60.92, 65.1, 61.69]), mean_std([62.18, 62.53, 54.49])
+    judged = difference(mle, claps)
+    assert judged["difference"] == pytest.approx(claps["mean"] - mle["mean"])
+    assert judged["standard_error"] == pytest.approx(
+        math.sqrt(mle["std"] ** 2 / 3 + claps["std"] ** 2 / 3)
+    )
+    assert judged["within_seed_noise"] is True
+    # from scratch the collapse is far outside it (Multi30k on a GPU, results-gpu.json)
+    assert (
+        difference(mean_std([33.89, 34.83, 33.67]), mean_std([9.31, 15.75, 8.63]))[
+            "within_seed_noise"
+        ]
+        is False
+    )
+    assert difference(mean_std([1.0]), mean_std([2.0, 3.0]))["within_seed_noise"] is None
 
 
 def test_summarise_groups_rows_and_averages_every_figure_over_seeds(tmp_path):

@@ -41,6 +41,7 @@ import torch
 from seqweave.harness import (
     add_run_arguments,
     cell_log_path,
+    difference,
     figures_table,
     grid,
     run_grid,
@@ -200,6 +201,7 @@ def main() -> None:
     done: list[dict] = []
 
     def write(rows: list[dict], complete: bool = False) -> dict:
+        summary = summarise(done + rows, by=("task", "variant"))
         return write_results(
             args.out,
             seeds=seeds,
@@ -211,7 +213,14 @@ def main() -> None:
             updates=steps,
             claps_weight=args.claps_weight,
             warm_start_updates=args.warm_start,
-            results=summarise(done + rows, by=("task", "variant")),
+            results=summary,
+            claps_minus_mle_bleu={
+                task: difference(
+                    summary[f"{task} / mle"]["bleu"], summary[f"{task} / claps"]["bleu"]
+                )
+                for task in tasks
+                if f"{task} / mle" in summary and f"{task} / claps" in summary
+            },
             runs=done + rows,
         )
 
@@ -220,6 +229,10 @@ def main() -> None:
     result = write([], complete=True)
     columns = {"BLEU": "bleu", "s per 100 updates": "seconds_per_100_updates"}
     print(figures_table(result["results"], columns))
+    noise = {True: "within seed noise", False: "outside seed noise", None: "one seed"}
+    for task, judged in result["claps_minus_mle_bleu"].items():
+        verdict = noise[judged["within_seed_noise"]]
+        print(f"{task}: CLAPS - MLE {judged['difference']:+.2f} BLEU, {verdict}")
     print(f"wrote {args.out}")
 
 

@@ -7,6 +7,7 @@ the scored checkpoint and the results file with its machine line and command
 from seqweave.harness.cli import add_run_arguments, cell_log_path, seed_list
 from seqweave.harness.grid import CellLog, grid, run_grid
 from seqweave.harness.results import (
+    difference,
     figures_table,
     mean_std,
     scored_checkpoint,
@@ -21,6 +22,7 @@ __all__ = [
     "add_run_arguments",
     "cell_log_path",
     "decode_and_score",
+    "difference",
     "figures_table",
     "finished_run",
     "grid",

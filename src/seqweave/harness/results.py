@@ -4,6 +4,7 @@ that was scored, and where, how and from which command the figures came."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 import time
@@ -24,6 +25,21 @@ def mean_std(values: Iterable[float]) -> dict[str, Any]:
         raise ValueError("mean_std of no values")
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return {"mean": statistics.fmean(values), "std": std, "n": len(values), "values": values}
+
+
+def difference(a: dict, b: dict) -> dict[str, Any]:
+    """``b`` minus ``a`` for two ``mean_std`` figures, and whether it is within seed noise:
+    within two standard errors of the difference (each side's std over the root of its
+    seeds). With a single seed on either side there is no spread to judge by (None)."""
+    delta = b["mean"] - a["mean"]
+    if a["n"] < 2 or b["n"] < 2:
+        return {"difference": delta, "standard_error": None, "within_seed_noise": None}
+    error = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    return {
+        "difference": delta,
+        "standard_error": error,
+        "within_seed_noise": abs(delta) <= 2 * error,
+    }
 
 
 def numeric_figures(row: dict, prefix: str = "") -> dict[str, float]:
