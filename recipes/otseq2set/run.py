@@ -108,17 +108,10 @@ def batch_loss(model, variant: str, batch, task: Task, order, ot_weight: float, 
     return loss
 
 
-def train_and_score(cell: dict, settings: dict) -> dict:
-    """Train one model on one task with one seed and score it; runs in a worker process."""
-    task_name, variant, seed, device = (
-        cell["task"],
-        cell["variant"],
-        cell["seed"],
-        settings["device"],
-    )
-    if device == "cpu":
-        torch.set_num_threads(1)
-    task = build_task(task_name, settings["quick"])
+def fit(variant: str, task: Task, seed: int, settings: dict) -> tuple[torch.nn.Module, float]:
+    """Train one model: sampled batches of texts, Adam with a one-cycle schedule; returns the
+    model and its last batch's loss."""
+    device = settings["device"]
     torch.manual_seed(seed)
     cfg = ModelConfig(
         vocab_size=task.vocab_size,
@@ -138,7 +131,6 @@ def train_and_score(cell: dict, settings: dict) -> dict:
     )
     order = frequency_order(task)
     rng = random.Random(seed)
-    started = time.perf_counter()
     for _ in range(steps):
         batch = rng.sample(task.train, settings["batch_size"])
         loss = batch_loss(model, variant, batch, task, order, settings["ot_weight"], device)
@@ -147,6 +139,18 @@ def train_and_score(cell: dict, settings: dict) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
+    return model, loss.item()
+
+
+def train_and_score(cell: dict, settings: dict) -> dict:
+    """Train one model on one task with one seed and score it; runs in a worker process."""
+    task_name, variant, seed = cell["task"], cell["variant"], cell["seed"]
+    device = settings["device"]
+    if device == "cpu":
+        torch.set_num_threads(1)
+    task = build_task(task_name, settings["quick"])
+    started = time.perf_counter()
+    model, final_loss = fit(variant, task, seed, settings)
     seconds = time.perf_counter() - started
     model.eval()
     gold = [g for _, g in task.test]
@@ -166,7 +170,7 @@ def train_and_score(cell: dict, settings: dict) -> dict:
         f"{result['set_size_error']:.3f}  ({seconds:.0f} s)",
         flush=True,
     )
-    return {**result, "final_loss": loss.item(), "train_seconds": seconds}
+    return {**result, "final_loss": final_loss, "train_seconds": seconds}
 
 
 # -- report -------------------------------------------------------------------------------------
