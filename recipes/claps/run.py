@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python recipes/claps/run.py [--quick] [--steps N] [--seeds 1,2,3]
         [--tasks multi30k,e2e] [--claps-weight W] [--warm-start N] [--device cpu|cuda] [--jobs N]
-        [--out FILE]
+        [--out FILE] [--fresh]
 
 For each task, seed and variant one model trains for the same number of updates
 (``mle``: label-smoothed MLE; ``claps``: the same plus ``train.claps_weight`` times
@@ -15,32 +15,40 @@ of its references. Each task's BPE tokenizer is built once, before the runs.
 
 The default size (d 256, 3 + 3 layers, 4,096-token batches, 1,000 updates) is meant for
 one GPU with ``--jobs 12``; ``--quick`` (d 128, 2 + 2 layers, 2,000 BPE tokens, 1,024-token
-batches, fewer updates) fits a few CPU minutes. Runs are independent: ``--jobs N`` trains N
-at a time in spawned processes (one CPU thread each). Writes recipes/claps/results.json (or
-``--out``) and prints mean +- std over seeds. Run from the repository root.
+batches, fewer updates) fits a few CPU minutes. Runs are a grid (``seqweave.harness``):
+``--jobs N`` trains N at a time in spawned processes (one CPU thread each); a cut-off run
+resumes with the runs it has not finished, and a model that finished training with the same
+config is reused. Writes recipes/claps/results.json (or ``--out``) and prints mean +- std
+over seeds. Run from the repository root.
 
 ``--warm-start N`` is the paper's regime (CLAPS when fine-tuning a trained model): per task
 and seed one plain MLE model first trains for N updates (scored too, as ``warm``); both
 variants then start from its weights (``train.init_from``; CLAPS's head is new) and train
 ``--steps`` more updates each, with a fresh learning-rate schedule and a different batch
-order (seed + 1000) than the warm-start's. A warm-start model already in its directory is
-reused, not retrained.
+order (seed + 1000) than the warm-start's.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import os
-import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 
-from seqweave.device import describe_machine
+from seqweave.harness import (
+    add_run_arguments,
+    cell_log_path,
+    difference,
+    figures_table,
+    grid,
+    run_grid,
+    seed_list,
+    summarise,
+    write_results,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path("recipes/claps")
@@ -61,7 +69,7 @@ QUICK = [
 QUICK_VOCAB = 2000  # BPE size of the quick configuration's tokenizers
 
 
-def build_tokenizers(tasks: list[str], runs: Path, quick: bool) -> dict[str, Path]:
+def build_tokenizers(tasks: list[str], runs: Path, quick: bool) -> dict[str, str]:
     """One tokenizer per task, shared by all its runs (built here, not once per run)."""
     from seqweave.config import load_config
     from seqweave.data.readers import read_examples
@@ -76,7 +84,7 @@ def build_tokenizers(tasks: list[str], runs: Path, quick: bool) -> dict[str, Pat
             texts = [text for e in examples for text in (e.source, e.target or "")]
             size = QUICK_VOCAB if quick else cfg.vocab_size
             build_tokenizer(cfg.kind, texts, size, cfg.task_tokens, None).save(path)
-        paths[task] = path
+        paths[task] = str(path)
     return paths
 
 
@@ -97,118 +105,64 @@ def test_examples(task: str) -> list:
     ]
 
 
-def train_and_score(work: dict) -> dict:
-    """Train one model and score it; runs in a worker process."""
+def overrides(cell: dict, settings: dict) -> list[str]:
+    """The config of one run: a warm-start model (``warm``) or a variant, from scratch or
+    continuing from its seed's warm-start model."""
+    task, variant, seed, runs = cell["task"], cell["variant"], cell["seed"], Path(settings["runs"])
+    warm = settings["warm_start"]
+    steps = warm if variant == "warm" else settings["steps"]
+    values = [*(QUICK if settings["quick"] else []), *VARIANTS.get(variant, [])]
+    if variant == "claps":
+        values.append(f"train.claps_weight={settings['claps_weight']}")
+    if variant == "warm":
+        values += [f"train.seed={seed}", f"train.out_dir={runs / task / f'warm{warm}-seed{seed}'}"]
+    elif warm:
+        base = runs / task / f"warm{warm}-seed{seed}" / "best"
+        values += [f"train.init_from={base}", f"train.seed={seed + 1000}"]
+        values.append(f"train.out_dir={runs / task / f'{variant}-warm{warm}-seed{seed}'}")
+    else:
+        values += [f"train.seed={seed}", f"train.out_dir={runs / task / f'{variant}-seed{seed}'}"]
+    return [
+        *values,
+        f"tokenizer.path={settings['tokenizers'][task]}",
+        f"train.device={settings['device']}",
+        f"train.max_steps={steps}",
+        f"train.validate_every={steps}",
+        f"train.log_every={max(1, steps // 10)}",
+    ]
+
+
+def train_and_score(cell: dict, settings: dict) -> dict:
+    """Train one model (unless finished) and score it; runs in a worker process."""
     import seqweave
-    from seqweave.commands.evaluate import evaluate
     from seqweave.config import load_config
-    from seqweave.train import train
+    from seqweave.harness import decode_and_score, scored_checkpoint, train_or_load
     from seqweave.train.report import read_metrics
 
     torch.set_num_threads(1)
-    config = load_config(HERE / f"{work['task']}.toml", work["overrides"])
-    best = Path(config.train.out_dir) / "best"
-    if not (work["variant"] == "warm" and (best / "model.safetensors").exists()):
-        best = train(config)
+    config = load_config(HERE / f"{cell['task']}.toml", overrides(cell, settings))
+    best = train_or_load(config)
     log = read_metrics(Path(config.train.out_dir) / "metrics.jsonl")
     last = [r for r in log if r["kind"] == "train"][-1]  # the last logged window
-    model = seqweave.load(best, device=work["device"])
-    scored = evaluate(
-        model, test_examples(work["task"]), ["bleu"], batch_size=200, decoder="greedy"
+    model = seqweave.load(best, device=settings["device"])
+    scored = decode_and_score(
+        model, test_examples(cell["task"]), ["bleu"], batch_size=200, decoder="greedy"
     )
-    return {
+    row = {
         "bleu": scored["scores"]["bleu"],
         "updates": config.train.max_steps,
         "seconds_per_100_updates": 100 * last["elapsed_seconds"] / last["step"],
         "final_train_loss": last["loss"],
         "decode_seconds": scored["seconds"],
         "parameters": sum(p.numel() for p in model.network.parameters()),
+        "checkpoint": scored_checkpoint(config.train.out_dir, best),
     }
-
-
-def warm_start_dir(runs: Path, task: str, steps: int, seed: int) -> Path:
-    return runs / task / f"warm{steps}-seed{seed}"
-
-
-def plan_warm_start(args, tokenizers: dict[str, Path], runs: Path) -> list[dict]:
-    """The plain MLE models the ``--warm-start`` variants continue from (one per task and seed)."""
-    return [
-        {
-            "task": task,
-            "variant": "warm",
-            "seed": seed,
-            "device": args.device,
-            "overrides": [
-                *(QUICK if args.quick else []),
-                f"tokenizer.path={tokenizers[task]}",
-                f"train.seed={seed}",
-                f"train.device={args.device}",
-                f"train.max_steps={args.warm_start}",
-                f"train.validate_every={args.warm_start}",
-                f"train.log_every={max(1, args.warm_start // 10)}",
-                f"train.out_dir={warm_start_dir(runs, task, args.warm_start, seed)}",
-            ],
-        }
-        for task in args.tasks
-        for seed in args.seeds
-    ]
-
-
-def plan(args, tokenizers: dict[str, Path], runs: Path) -> list[dict]:
-    work = []
-    for task in args.tasks:
-        for seed in args.seeds:
-            if args.warm_start:
-                base = warm_start_dir(runs, task, args.warm_start, seed) / "best"
-                start = [f"train.init_from={base}", f"train.seed={seed + 1000}"]
-                name = f"-warm{args.warm_start}"
-            else:
-                start, name = [f"train.seed={seed}"], ""
-            for variant, overrides in VARIANTS.items():
-                work.append(
-                    {
-                        "task": task,
-                        "variant": variant,
-                        "seed": seed,
-                        "device": args.device,
-                        "overrides": [
-                            *(QUICK if args.quick else []),
-                            *overrides,
-                            *(
-                                [f"train.claps_weight={args.claps_weight}"]
-                                if variant == "claps"
-                                else []
-                            ),
-                            f"tokenizer.path={tokenizers[task]}",
-                            *start,
-                            f"train.device={args.device}",
-                            f"train.max_steps={args.steps}",
-                            f"train.validate_every={args.steps}",
-                            f"train.log_every={max(1, args.steps // 10)}",
-                            f"train.out_dir={runs / task / f'{variant}{name}-seed{seed}'}",
-                        ],
-                    }
-                )
-    return work
-
-
-def summarise(rows: list[dict]) -> dict:
-    def spread(values: list[float]) -> dict:
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        return {"mean": statistics.fmean(values), "std": std, "runs": values}
-
-    table: dict[str, dict] = defaultdict(dict)
-    for task in dict.fromkeys(r["task"] for r in rows):
-        for variant in dict.fromkeys(r["variant"] for r in rows):
-            mine = [r for r in rows if r["task"] == task and r["variant"] == variant]
-            updates = mine[0]["updates"]
-            table[task][variant] = {
-                "bleu": spread([r["bleu"] for r in mine]),
-                "updates": updates,
-                "seconds_per_100_updates": spread([r["seconds_per_100_updates"] for r in mine]),
-                "parameters": mine[0]["parameters"],
-            }
-    return table
+    print(
+        f"{cell['task']:9} {cell['variant']:6} seed {cell['seed']}  BLEU {row['bleu']:6.2f}"
+        f"  {row['updates']} updates, {row['seconds_per_100_updates']:.1f} s per 100",
+        flush=True,
+    )
+    return row
 
 
 def main() -> None:
@@ -224,55 +178,62 @@ def main() -> None:
         default=0,
         help="first train plain MLE for N updates; both variants continue from it (0: off)",
     )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--jobs", type=int, default=2, help="runs trained at a time")
-    parser.add_argument("--out", default=str(HERE / "results.json"))
+    add_run_arguments(parser, HERE / "results.json", jobs=2)
     args = parser.parse_args()
-    args.seeds = [int(s) for s in args.seeds.split(",")]
-    args.tasks = args.tasks.split(",")
-    args.steps = args.steps or (300 if args.quick else 1000)
+    seeds, tasks = seed_list(args.seeds), args.tasks.split(",")
+    steps = args.steps or (300 if args.quick else 1000)
     os.chdir(ROOT)
     runs = Path("runs/claps") / ("quick" if args.quick else "full")
     started = time.perf_counter()
-    tokenizers = build_tokenizers(args.tasks, runs, args.quick)
-    # the warm-start models train first: the variants start from their weights
-    stages = [plan_warm_start(args, tokenizers, runs)] if args.warm_start else []
-    stages.append(plan(args, tokenizers, runs))
-    rows = []
-    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        for stage in stages:
-            for item, row in zip(stage, pool.imap(train_and_score, stage), strict=True):
-                rows.append(
-                    {"task": item["task"], "variant": item["variant"], "seed": item["seed"], **row}
-                )
-                print(
-                    f"{item['task']:9} {item['variant']:6} seed {item['seed']}"
-                    f"  BLEU {row['bleu']:6.2f}  {row['updates']} updates,"
-                    f" {row['seconds_per_100_updates']:.1f} s per 100",
-                    flush=True,
-                )
-    table = summarise(rows)
-    summary = {
-        "configuration": "quick" if args.quick else "full",
-        "updates": args.steps,
+    settings = {
+        "quick": args.quick,
+        "steps": steps,
         "claps_weight": args.claps_weight,
-        "warm_start_updates": args.warm_start,
-        "seeds": args.seeds,
-        "machine": describe_machine(args.device, args.jobs),
-        "minutes": (time.perf_counter() - started) / 60,
-        "results": table,
-        "runs": rows,
+        "warm_start": args.warm_start,
+        "device": args.device,
+        "runs": str(runs),
+        "tokenizers": build_tokenizers(tasks, runs, args.quick),
     }
-    out = Path(args.out)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    for task, variants in table.items():
-        for variant, info in variants.items():
-            bleu, speed = info["bleu"], info["seconds_per_100_updates"]
-            print(
-                f"{task:9} {variant:6} BLEU {bleu['mean']:6.2f} +- {bleu['std']:.2f}"
-                f"  ({info['updates']} updates, {speed['mean']:.1f} s per 100)"
-            )
-    print(f"wrote {out}")
+    # the warm-start models train first: the variants start from their weights
+    stages = [grid(task=tasks, variant=["warm"], seed=seeds)] if args.warm_start else []
+    stages.append(grid(task=tasks, variant=list(VARIANTS), seed=seeds))
+    log = cell_log_path(args.out, runs, args.fresh)
+    done: list[dict] = []
+
+    def write(rows: list[dict], complete: bool = False) -> dict:
+        summary = summarise(done + rows, by=("task", "variant"))
+        return write_results(
+            args.out,
+            seeds=seeds,
+            device=args.device,
+            jobs=args.jobs,
+            started=started,
+            complete=complete,
+            configuration="quick" if args.quick else "full",
+            updates=steps,
+            claps_weight=args.claps_weight,
+            warm_start_updates=args.warm_start,
+            results=summary,
+            claps_minus_mle_bleu={
+                task: difference(
+                    summary[f"{task} / mle"]["bleu"], summary[f"{task} / claps"]["bleu"]
+                )
+                for task in tasks
+                if f"{task} / mle" in summary and f"{task} / claps" in summary
+            },
+            runs=done + rows,
+        )
+
+    for cells in stages:
+        done += run_grid(train_and_score, cells, settings, log, args.jobs, write)
+    result = write([], complete=True)
+    columns = {"BLEU": "bleu", "s per 100 updates": "seconds_per_100_updates"}
+    print(figures_table(result["results"], columns))
+    noise = {True: "within seed noise", False: "outside seed noise", None: "one seed"}
+    for task, judged in result["claps_minus_mle_bleu"].items():
+        verdict = noise[judged["within_seed_noise"]]
+        print(f"{task}: CLAPS - MLE {judged['difference']:+.2f} BLEU, {verdict}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Code-switching restore (Zan et al. 2022) before EN->DE fine-tuning on Multi30k.
 
     python recipes/code_switch/run.py [--quick] [--device cpu|cuda] [--jobs N]
-        [--seeds 4] [--stage-steps M] [--steps N] [--out results.json]
+        [--seeds 4] [--stage-steps M] [--steps N] [--out results.json] [--fresh]
 
 1. Preparation (once): a joint byte-level BPE tokenizer on the English and German
    training sentences (one vocabulary, so one encoder reads both languages and their
@@ -22,25 +22,37 @@
    sentence's German), and top-1 retrieval of the translation among all 1,000 (also
    for the untrained model and after each first stage).
 
-Independent runs go to ``--jobs`` worker processes (spawn; one torch thread each on a
-CPU). Writes ``--out`` (default recipes/code_switch/results.json) and prints a table.
-Run from the repository root; models go to ``--work`` (runs/code_switch).
+The (variant, seed) runs are a grid (``seqweave.harness``) in ``--jobs`` worker processes
+(spawn; one torch thread each on a CPU); results are rewritten after every finished run, a
+cut-off run resumes with the runs it has not finished, and a model that finished training
+with the same config is reused. Writes ``--out`` (default recipes/code_switch/results.json)
+and prints a table. Run from the repository root; models go to ``--work``
+(runs/code_switch).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import platform
-import random
-import shutil
-import statistics
 import time
 from pathlib import Path
 
 import torch
+from encoder_view import encoder_distance
+from switch_data import prepare
+
+from seqweave.harness import (
+    add_run_arguments,
+    cell_log_path,
+    decode_and_score,
+    grid,
+    run_grid,
+    scored_checkpoint,
+    summarise,
+    train_or_load,
+    write_results,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path("recipes/code_switch")
@@ -57,63 +69,16 @@ QUICK = [  # the CPU run: a smaller model and budget
 ]
 
 
-def write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> None:
-    path.write_text(
-        "".join(json.dumps({"source": s, "target": t}, ensure_ascii=False) + "\n" for s, t in pairs)
-    )
-
-
-def prepare(data: Path, work: Path, ratio: float, vocab_size: int) -> dict:
-    """Tokenizer, lexicons and restore data in ``work``; returns their statistics."""
-    from seqweave.data.code_switch import eligible_positions, restore_pairs
-    from seqweave.data.lexicon import induce_lexicon, words
-    from seqweave.data.readers import read_examples
-    from seqweave.tokenizers import train_bpe
-
-    work.mkdir(parents=True, exist_ok=True)
-    train = read_examples(data / "train.jsonl")
-    valid = read_examples(data / "valid.jsonl")
-    pairs = [(e.source, e.target) for e in train]
-    started = time.perf_counter()
-    lexicons = {
-        "en-de": induce_lexicon(pairs, min_score=0.3, source_language="en", target_language="de"),
-        "de-en": induce_lexicon(
-            [(t, s) for s, t in pairs], min_score=0.3, source_language="de", target_language="en"
-        ),
-    }
-    seconds = time.perf_counter() - started
-    for name, lexicon in lexicons.items():
-        lexicon.save(work / f"lexicon.{name}.json")
-    train_bpe([text for pair in pairs for text in pair], vocab_size).save(work / "tokenizer")
-    stats = {"lexicon_seconds": seconds, "ratio": ratio}
-    for split, examples, seed in (("train", train, 0), ("valid", valid, 1)):
-        restore = restore_pairs([e.source for e in examples], lexicons["en-de"], ratio, seed)
-        restore += restore_pairs([e.target for e in examples], lexicons["de-en"], ratio, seed + 1)
-        random.Random(seed).shuffle(restore)
-        write_jsonl(work / f"restore.{split}.jsonl", restore)
-        stats[f"restore_{split}_pairs"] = len(restore)
-    for name, lexicon in lexicons.items():
-        side = [e.source if name == "en-de" else e.target for e in train]
-        eligible = sum(len(eligible_positions(text, lexicon)) for text in side)
-        stats[f"lexicon_{name}"] = {
-            "entries": len(lexicon),
-            "eligible_word_share": eligible / sum(len(words(text)) for text in side),
-        }
-    example = restore_pairs([train[0].source, train[0].target], lexicons["en-de"], ratio, 0)
-    stats["example"] = example[0] if example else None
-    return stats
-
-
 # -- one job: a variant and a seed, in its own process ------------------------------------
 
 
-def run_job(job: dict) -> dict:
+def run_job(cell: dict, job: dict) -> dict:
     """Train one variant for one seed and measure it; runs in a worker process."""
     os.chdir(ROOT)
     torch.set_num_threads(job["threads"])  # on a GPU too: the jobs share the CPU cores
     from seqweave.config import load_config
 
-    work, seed, variant = Path(job["work"]), job["seed"], job["variant"]
+    work, seed, variant = Path(job["work"]), cell["seed"], cell["variant"]
     data = Path(job["data"])
     base = [
         *job["overrides"],
@@ -125,8 +90,7 @@ def run_job(job: dict) -> dict:
     restore = [f"data.train={work / 'restore.train.jsonl'}"]
     restore.append(f"data.valid={work / 'restore.valid.jsonl'}")
     out = work / f"seed{seed}" / variant
-    shutil.rmtree(out, ignore_errors=True)  # a rerun starts clean (logs append, not replace)
-    result: dict = {"variant": variant, "seed": seed}
+    result: dict = {}
     started = time.perf_counter()
     init = ""
     if variant == "baseline":
@@ -138,14 +102,16 @@ def run_job(job: dict) -> dict:
         stage = load_config(CONFIG, [*base, *first, stage_steps, f"train.out_dir={out / 'stage'}"])
         init = str(fit(stage))
         result["stage"] = measure(Path(init), job, bleu=variant == "plain")
-        result["stage"]["valid_nll"] = valid_nll(out / "stage")
+        result["stage"]["valid_nll"] = valid_nll(out / "stage", init)
     final = load_config(
         CONFIG,
         [*base, *mt, f"train.max_steps={job['steps']}", f"train.out_dir={out / 'final'}"]
         + ([f"train.init_from={init}"] if init else []),
     )
-    result["final"] = measure(fit(final), job, bleu=True)
-    result["final"]["valid_nll"] = valid_nll(out / "final")
+    best = fit(final)
+    result["final"] = measure(best, job, bleu=True)
+    result["final"]["valid_nll"] = valid_nll(out / "final", best)
+    result["checkpoint"] = scored_checkpoint(out / "final", best)
     result["minutes"] = (time.perf_counter() - started) / 60
     print(
         f"{variant} seed {seed}: BLEU {result['final']['bleu']:.2f}, {result['minutes']:.1f} min",
@@ -155,20 +121,16 @@ def run_job(job: dict) -> dict:
 
 
 def fit(config) -> Path:
+    """Train with one validation, at the end (the scored checkpoint), unless finished."""
     from dataclasses import replace
 
-    from seqweave.train import train
-
     steps = config.train.max_steps
-    return train(replace(config, train=replace(config.train, validate_every=steps)))
+    return train_or_load(replace(config, train=replace(config.train, validate_every=steps)))
 
 
-def valid_nll(out_dir: Path) -> float:
-    from seqweave.train.report import read_metrics
-
-    return [r for r in read_metrics(out_dir / "metrics.jsonl") if r["kind"] == "valid"][-1][
-        "valid_nll"
-    ]
+def valid_nll(out_dir: Path, best) -> float:
+    """The scored checkpoint's validation NLL per token."""
+    return scored_checkpoint(out_dir, best)["validation"]["valid_nll"]
 
 
 def test_set(job: dict):
@@ -180,13 +142,12 @@ def test_set(job: dict):
 
 def measure(directory: Path, job: dict, bleu: bool) -> dict:
     import seqweave
-    from seqweave.commands.evaluate import evaluate
 
     model = seqweave.load(directory, device=job["device"])
     test = test_set(job)
     result = encoder_distance(model.network, model.tokenizer, test, job["device"])
     if bleu:
-        scored = evaluate(model, test, ["bleu"], batch_size=job["batch"], decoder="greedy")
+        scored = decode_and_score(model, test, ["bleu"], batch_size=job["batch"], decoder="greedy")
         result["bleu"] = scored["scores"]["bleu"]
     return result
 
@@ -203,64 +164,7 @@ def untrained_distance(config, work: Path, job: dict) -> dict:
     return encoder_distance(network.eval(), tokenizer, test_set(job), job["device"])
 
 
-@torch.no_grad()
-def pooled_encoder_states(network, tokenizer, texts: list[str], device: str) -> torch.Tensor:
-    """Mean of the encoder's final states over each text's tokens: (N, D)."""
-    from seqweave.api import source_ids
-
-    ids = source_ids(tokenizer, network.config, texts)
-    pooled = []
-    for start in range(0, len(ids), 128):
-        chunk = ids[start : start + 128]
-        lengths = torch.tensor([len(i) for i in chunk], device=device)
-        src = torch.full((len(chunk), int(lengths.max())), network.config.pad_id, device=device)
-        for row, row_ids in enumerate(chunk):
-            src[row, : len(row_ids)] = torch.tensor(row_ids, device=device)
-        memory = network.encode(src, lengths)
-        real = memory.mask.unsqueeze(-1).float()  # (B, S, 1)
-        pooled.append((memory.states * real).sum(1) / real.sum(1))  # (B, D)
-    return torch.cat(pooled).float().cpu()
-
-
-def encoder_distance(network, tokenizer, examples, device: str) -> dict:
-    """Cosine distances between pooled encoder states of English sentences and German ones:
-    their own translations, mismatched ones, and top-1 retrieval of the translation."""
-    network.eval()
-    english = pooled_encoder_states(network, tokenizer, [e.source for e in examples], device)
-    german = pooled_encoder_states(network, tokenizer, [e.target for e in examples], device)
-    english = torch.nn.functional.normalize(english, dim=-1)
-    german = torch.nn.functional.normalize(german, dim=-1)
-    similarity = english @ german.T  # (N, N)
-    parallel = 1 - similarity.diagonal()
-    mismatched = 1 - similarity.diagonal(offset=1)  # sentence i with i + 1's translation
-    retrieved = similarity.argmax(dim=1) == torch.arange(len(examples))
-    return {
-        "parallel_distance": parallel.mean().item(),
-        "mismatched_distance": mismatched.mean().item(),
-        "retrieval_top1": retrieved.float().mean().item(),
-    }
-
-
 # -- the whole run --------------------------------------------------------------------------
-
-
-def summarise(results: list[dict]) -> dict:
-    """Mean and standard deviation over seeds per variant and figure."""
-    summary = {}
-    for variant in VARIANTS:
-        rows = sorted((r for r in results if r["variant"] == variant), key=lambda r: r["seed"])
-        figures = {}
-        for part in ("untrained", "stage", "final"):
-            keys = rows[0].get(part, {}).keys() if rows else ()
-            for key in keys:
-                values = [r[part][key] for r in rows]
-                figures[f"{part}.{key}"] = {
-                    "mean": statistics.fmean(values),
-                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                    "values": values,
-                }
-        summary[variant] = figures
-    return summary
 
 
 def print_table(summary: dict) -> None:
@@ -289,8 +193,6 @@ def print_table(summary: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the smaller CPU configuration")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--seeds", type=int, help="seeds per variant (default 4; quick 1)")
     parser.add_argument("--stage-steps", type=int, help="first-stage updates (1000; quick 250)")
     parser.add_argument("--steps", type=int, help="fine-tuning updates (1000; quick 250)")
@@ -299,7 +201,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--data", default="../shared/data/multi30k-en-de")
     parser.add_argument("--work", default="runs/code_switch")
-    parser.add_argument("--out", default=str(HERE / "results.json"))
+    add_run_arguments(parser, HERE / "results.json", jobs=1)
     args = parser.parse_args()
     os.chdir(ROOT)
     quick = args.quick
@@ -319,36 +221,28 @@ def main() -> None:
         "limit": args.limit,
         "batch": 64 if args.device == "cpu" else 250,
     }
-    jobs = [{**common, "variant": v, "seed": s} for v in VARIANTS for s in range(seeds)]
+    cells = grid(variant=list(VARIANTS), seed=list(range(seeds)))
     settings = {k: v for k, v in common.items() if k not in ("work", "data")}
     settings |= {"seeds": seeds, "ratio": args.ratio, "quick": quick, "jobs": args.jobs}
-    results: list[dict] = []
 
-    def write() -> dict:  # after every finished job, so a cut-off run keeps what it has
-        output = {
-            "settings": settings,
-            "preparation": preparation,
-            "summary": summarise(results),
-            "runs": results,
-            "machine": f"{platform.machine()}, {args.device}, torch {torch.__version__}",
-            "minutes": (time.perf_counter() - started) / 60,
-            "complete": len(results) == len(jobs),
-        }
-        Path(args.out).write_text(json.dumps(output, ensure_ascii=False, indent=1) + "\n")
-        return output
+    def write(rows: list[dict]) -> dict:  # after every finished run: a cut-off run keeps it
+        return write_results(
+            args.out,
+            seeds=list(range(seeds)),
+            device=args.device,
+            jobs=args.jobs,
+            threads=args.threads,
+            started=started,
+            complete=len(rows) == len(cells),
+            settings=settings,
+            preparation=preparation,
+            summary=summarise(rows, by=("variant",)),
+            runs=rows,
+        )
 
-    if args.jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            for result in pool.imap_unordered(run_job, jobs, chunksize=1):
-                results.append(result)
-                write()
-    else:
-        for job in jobs:
-            results.append(run_job(job))
-            write()
-    output = write()
-    summary = output["summary"]
-    print_table(summary)
+    log = cell_log_path(args.out, work, args.fresh)
+    output = write(run_grid(run_job, cells, common, log, args.jobs, write))
+    print_table(output["summary"])
     print(f"{output['minutes']:.1f} min; wrote {args.out}")
 
 

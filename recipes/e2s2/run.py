@@ -2,7 +2,7 @@
 objectives, then fine-tuning on grammatical error correction.
 
     python recipes/e2s2/run.py [--quick] [--device cpu|cuda] [--jobs N] [--seeds 1,2,3]
-        [--variants scratch,plain,e2s2] [--pre-steps N] [--ft-steps N] [--out FILE]
+        [--variants scratch,plain,e2s2] [--pre-steps N] [--ft-steps N] [--out FILE] [--fresh]
 
 1. Data (written to runs/e2s2/data, from ../shared/data): unlabelled English text
    (the English side of Multi30k train and the E2E train texts, minus any sentence
@@ -26,8 +26,10 @@ objectives, then fine-tuning on grammatical error correction.
    - GLEU (greedy, through IAD, which returns greedy's tokens) on the held-out
      gec-synth test set and on JFLEG dev (4 references), beside copying the source.
 
-The runs are independent: ``--jobs N`` runs N at a time in separate processes (one
-CPU thread each, or sharing one GPU with ``--device cuda``). Writes
+The runs are a grid (``seqweave.harness``): ``--jobs N`` runs N at a time in separate
+processes (one CPU thread each, or sharing one GPU with ``--device cuda``); results are
+rewritten after every finished run, a cut-off run resumes with the runs it has not
+finished, and a model that finished training with the same config is reused. Writes
 recipes/e2s2/results.json (or ``--out``) and prints a table. Run from the repository
 root.
 """
@@ -35,35 +37,33 @@ root.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import os
-import random
-import re
-import statistics
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from e2s2_data import prepare_data
+from noise_probe import MASK_RATE, REPLACE_RATE, noise_detection
 
 import seqweave
 from seqweave.config import ExperimentConfig, from_dict
-from seqweave.data.framing import frame_source
 from seqweave.data.readers import read_examples
-from seqweave.device import describe_machine
+from seqweave.harness import (
+    add_run_arguments,
+    cell_log_path,
+    grid,
+    run_grid,
+    scored_checkpoint,
+    seed_list,
+    summarise,
+    train_or_load,
+    write_results,
+)
 from seqweave.metrics import compute_metric
-from seqweave.objectives.e2s2 import MASK_TOKEN, corrupt, noise_vocabulary
-from seqweave.tokenizers import build_tokenizer
-from seqweave.train import train
-from seqweave.train.data import collate
 from seqweave.train.validate import references
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path("../shared/data")
 RUNS = Path("runs/e2s2")
-DATA = RUNS / "data"
-MASK_RATE, REPLACE_RATE = 0.2, 0.1
 MODEL = dict(
     d_model=128,
     num_heads=4,
@@ -77,59 +77,6 @@ E2S2 = dict(e2s2_denoise_weight=1.0, e2s2_contrastive_weight=0.1, e2s2_temperatu
 FULL = dict(pre_steps=1500, ft_steps=1200, max_tokens=4096, probe_sentences=1000, eval_limit=0)
 # what two shared CPU cores manage in about ten minutes for three seeds
 QUICK = dict(pre_steps=100, ft_steps=150, max_tokens=1024, probe_sentences=300, eval_limit=200)
-
-
-# -- data ------------------------------------------------------------------------------------
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def prepare_data(vocab_size: int = 4000) -> dict:
-    """Splits and the shared tokenizer; rebuilt only when missing."""
-    DATA.mkdir(parents=True, exist_ok=True)
-    paths = {
-        name: DATA / f"{name}.jsonl"
-        for name in ("pretrain", "pretrain_valid", "gec_train", "gec_valid", "gec_test")
-    }
-    paths["tokenizer"] = DATA / "tokenizer"
-    paths["jfleg"] = DATA / "jfleg_dev.jsonl"  # a copy, so that runs need nothing but DATA
-    if not paths["jfleg"].exists():
-        jfleg = read_examples(SHARED / "jfleg" / "dev.jsonl")
-        rows = [{"source": e.source, "references": references(e)} for e in jfleg]
-        write_jsonl(paths["jfleg"], [{**row, "target": row["references"][0]} for row in rows])
-    if all(p.exists() for p in paths.values()):
-        return paths
-    gec = read_examples(SHARED / "gec-synth" / "train.jsonl")
-    order = list(range(len(gec)))
-    random.Random(0).shuffle(order)
-    test, valid, rest = order[:1000], order[1000:1300], order[1300:]
-
-    def pair(i: int) -> dict:
-        return {"source": gec[i].source, "target": gec[i].target}
-
-    write_jsonl(paths["gec_test"], [pair(i) for i in test])
-    write_jsonl(paths["gec_valid"], [pair(i) for i in valid])
-    write_jsonl(paths["gec_train"], [pair(i) for i in rest])
-    held_out = {normalise(gec[i].target) for i in test + valid}
-    english = [e.source for e in read_examples(SHARED / "multi30k-en-de" / "train.jsonl")]
-    english += [e.target for e in read_examples(SHARED / "e2e" / "train.jsonl")]
-    text = sorted({t for t in english if normalise(t) not in held_out})
-    random.Random(1).shuffle(text)
-    write_jsonl(paths["pretrain"], [{"source": t, "target": t} for t in text])
-    valid_text = [e.source for e in read_examples(SHARED / "multi30k-en-de" / "valid.jsonl")]
-    write_jsonl(paths["pretrain_valid"], [{"source": t, "target": t} for t in valid_text])
-    corpus = text + [gec[i].source for i in rest] + [gec[i].target for i in rest]
-    tokenizer = build_tokenizer("bpe", corpus, vocab_size, (MASK_TOKEN,), None)
-    tokenizer.save(paths["tokenizer"])
-    return paths
 
 
 # -- training --------------------------------------------------------------------------------
@@ -161,14 +108,14 @@ def experiment(
     return from_dict(ExperimentConfig, values)
 
 
-def run_job(job: dict) -> dict:
+def run_job(cell: dict, settings: dict) -> dict:
     """Pretrain (unless scratch), fine-tune and score one (variant, seed)."""
-    device, variant, seed = job["device"], job["variant"], job["seed"]
+    device, variant, seed = settings["device"], cell["variant"], cell["seed"]
     torch.set_num_threads(1)  # on a GPU, only the probe and the data work run on the CPU
-    paths, size = job["paths"], job["size"]
+    paths, size = settings["paths"], settings["size"]
     out = RUNS / f"{variant}-s{seed}"
     started = time.perf_counter()
-    row: dict = {"variant": variant, "seed": seed}
+    row: dict = {}
     pretrained = None
     if variant != "scratch":
         extra = {**E2S2, "restore_head": True} if variant == "e2s2" else {}
@@ -184,7 +131,7 @@ def run_job(job: dict) -> dict:
             noise_replace_rate=REPLACE_RATE,
             **extra,
         )
-        pretrained = train(cfg)
+        pretrained = train_or_load(cfg)
         row["pretrain_seconds"] = time.perf_counter() - started
     encoder = seqweave.load(pretrained, device=device) if pretrained else None
     if encoder is None:  # the random encoder a scratch model starts from
@@ -196,9 +143,17 @@ def run_job(job: dict) -> dict:
     cfg = experiment(
         ft_paths, out / "gec", size["ft_steps"], size["max_tokens"], device, seed=seed, **init
     )
-    tuned = seqweave.load(train(cfg), device=device)
-    row["gleu"] = gec_scores(tuned, paths, size["eval_limit"])
+    best = train_or_load(cfg)
+    row["gleu"] = gec_scores(seqweave.load(best, device=device), paths, size["eval_limit"])
+    row["checkpoint"] = scored_checkpoint(out / "gec", best)
     row["seconds"] = time.perf_counter() - started
+    g = row["gleu"]
+    print(
+        f"{variant:8} seed {seed}: gec-synth GLEU {g['gec-synth test']:.2f}, "
+        f"jfleg GLEU {g['jfleg dev']:.2f}, probe "
+        f"{row['noise_detection']['probe_accuracy']:.3f} ({row['seconds']:.0f} s)",
+        flush=True,
+    )
     return row
 
 
@@ -212,82 +167,6 @@ def _random_model(paths: dict, device: str):
     tokenizer = Tokenizer.load(paths["tokenizer"])
     cfg = resolve_model_config(ModelConfig(**MODEL), tokenizer)
     return Seq2Seq(build_model(cfg).to(device), tokenizer, DecodeConfig())
-
-
-# -- scores ----------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def encoder_view(model, sentences: list[str], seed: int):
-    """Corrupt held-out sentences as in pretraining; the encoder states of the corrupted
-    view and, per position, whether it is text and whether (and how) it was corrupted."""
-    network, tokenizer = model.network.eval(), model.tokenizer
-    cfg = network.config
-    sources = [frame_source(ids, cfg) for ids in tokenizer.encode_batch(sentences)]
-    batch = collate(sources, [[cfg.eos_id]] * len(sources), cfg)
-    vocab = noise_vocabulary(tokenizer)
-    generator = torch.Generator().manual_seed(10_000 + seed)
-    noisy, corrupted = corrupt(batch.src, vocab, MASK_RATE, REPLACE_RATE, generator)
-    special = torch.tensor(sorted(vocab.special_ids))
-    text = ~torch.isin(batch.src, special)
-    states = []
-    for start in range(0, len(sources), 64):
-        rows = slice(start, start + 64)
-        lengths = batch.src_lengths[rows].to(network.device)
-        states.append(network.encode(noisy[rows].to(network.device), lengths).states.cpu())
-    states = torch.cat(states).float()  # (N, S, D)
-    return states, noisy, batch.src, corrupted, text, vocab
-
-
-def noise_detection(model, paths: dict, count: int, seed: int) -> dict:
-    """A logistic-regression probe on frozen encoder states: corrupted or not, per text
-    position; trained on the first 60% of the sentences, scored on the rest."""
-    sentences = [e.source for e in read_examples(paths["pretrain_valid"])][:count]
-    states, noisy, original, corrupted, text, vocab = encoder_view(model, sentences, seed)
-    split = int(0.6 * len(sentences))
-    features = states[text]
-    labels = corrupted[text].float()
-    masked = (noisy == vocab.mask_id)[text]
-    rows = torch.arange(len(sentences))[:, None].expand_as(text)[text]
-    train_rows, test_rows = rows < split, rows >= split
-    mean, std = features[train_rows].mean(0), features[train_rows].std(0) + 1e-6
-    x = (features - mean) / std
-    probe = torch.nn.Linear(x.shape[1], 1).to(x.device)
-    optimizer = torch.optim.Adam(probe.parameters(), lr=0.05)
-    for _ in range(300):
-        loss = F.binary_cross_entropy_with_logits(
-            probe(x[train_rows]).squeeze(-1), labels[train_rows]
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        predicted = (probe(x).squeeze(-1) > 0).float()
-    result = {
-        "probe_accuracy": _accuracy(predicted, labels, test_rows),
-        "probe_replaced_vs_kept": _balanced(predicted, labels, test_rows & ~masked),
-        "kept_share": 1.0 - float(labels[test_rows].mean()),
-    }
-    network = model.network
-    if getattr(network, "restore_head", None) is not None:
-        with torch.no_grad():
-            guess = network.restore_logits(states.to(network.device)).argmax(-1).cpu()
-        said = (guess != noisy)[text].float()
-        every = torch.ones_like(test_rows)
-        result["head_accuracy"] = _accuracy(said, labels, every)
-        result["head_replaced_vs_kept"] = _balanced(said, labels, every & ~masked)
-        result["head_restore_accuracy"] = float((guess == original)[corrupted].float().mean())
-    return result
-
-
-def _accuracy(predicted, labels, where) -> float:
-    return float((predicted[where] == labels[where]).float().mean())
-
-
-def _balanced(predicted, labels, where) -> float:
-    """Mean of the recall on corrupted and on kept positions."""
-    p, y = predicted[where], labels[where]
-    return 0.5 * float((p[y == 1] == 1).float().mean() + (p[y == 0] == 0).float().mean())
 
 
 def gec_scores(model, paths: dict, limit: int) -> dict:
@@ -308,21 +187,6 @@ def gec_scores(model, paths: dict, limit: int) -> dict:
 # -- report ----------------------------------------------------------------------------------
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Mean and sample standard deviation over seeds of every figure, per variant."""
-    summary: dict = {}
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        mine = [r for r in rows if r["variant"] == variant]
-        figures: dict = {}
-        for group in ("gleu", "noise_detection"):
-            for key in mine[0][group]:
-                values = [r[group][key] for r in mine]
-                spread = statistics.stdev(values) if len(values) > 1 else 0.0
-                figures[f"{group}: {key}"] = {"mean": statistics.mean(values), "std": spread}
-        summary[variant] = figures
-    return summary
-
-
 def print_table(summary: dict) -> None:
     keys = list(dict.fromkeys(key for figures in summary.values() for key in figures))
     print(f"{'figure':48}" + "".join(f"{v:>18}" for v in summary))
@@ -337,14 +201,12 @@ def print_table(summary: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the CPU-sized configuration")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--variants", default="scratch,plain,e2s2")
     parser.add_argument("--pre-steps", type=int, default=0, help="override the size's steps")
     parser.add_argument("--ft-steps", type=int, default=0)
     parser.add_argument("--eval-limit", type=int, default=0, help="score the first N rows")
-    parser.add_argument("--out", default=str(ROOT / "recipes/e2s2/results.json"))
+    add_run_arguments(parser, ROOT / "recipes/e2s2/results.json", jobs=2)
     args = parser.parse_args()
     size = dict(QUICK if args.quick else FULL)
     size["pre_steps"] = args.pre_steps or size["pre_steps"]
@@ -352,40 +214,35 @@ def main() -> None:
     size["eval_limit"] = args.eval_limit or size["eval_limit"] or None
     os.chdir(ROOT)
     started = time.perf_counter()
-    paths = prepare_data()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    variants = args.variants.split(",")
-    jobs = [
-        {"variant": v, "seed": s, "device": args.device, "paths": paths, "size": size}
-        for s in seeds
-        for v in variants
-    ]
-    rows = []
-    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        for row in pool.imap_unordered(run_job, jobs):
-            rows.append(row)
-            g = row["gleu"]
-            print(
-                f"{row['variant']:8} seed {row['seed']}: gec-synth GLEU {g['gec-synth test']:.2f}, "
-                f"jfleg GLEU {g['jfleg dev']:.2f}, probe "
-                f"{row['noise_detection']['probe_accuracy']:.3f} ({row['seconds']:.0f} s)",
-                flush=True,
-            )
-    rows.sort(key=lambda r: (variants.index(r["variant"]), r["seed"]))
-    summary = summarise(rows)
-    result = {
-        "size": size,
-        "model": MODEL,
-        "noise": {"mask_rate": MASK_RATE, "replace_rate": REPLACE_RATE},
-        "e2s2": {**E2S2, "restore_head": True},
-        "machine": describe_machine(args.device, args.jobs),
-        "seconds": time.perf_counter() - started,
-        "summary": summary,
-        "runs": rows,
-    }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print_table(summary)
-    print(f"wrote {args.out} in {result['seconds']:.0f} s")
+    seeds, variants = seed_list(args.seeds), args.variants.split(",")
+    settings = {"device": args.device, "paths": prepare_data(), "size": size}
+    cells = grid(seed=seeds, variant=variants)
+
+    def write(rows: list[dict]) -> dict:
+        rows = sorted(rows, key=lambda r: (variants.index(r["variant"]), r["seed"]))
+        summary = summarise(rows, by=("variant",))
+        for figures in summary.values():  # the figures this recipe reports, not the bookkeeping
+            for key in [k for k in figures if not k.startswith(("gleu.", "noise_detection."))]:
+                del figures[key]
+        return write_results(
+            args.out,
+            seeds=seeds,
+            device=args.device,
+            jobs=args.jobs,
+            started=started,
+            complete=len(rows) == len(cells),
+            size=size,
+            model=MODEL,
+            noise={"mask_rate": MASK_RATE, "replace_rate": REPLACE_RATE},
+            e2s2={**E2S2, "restore_head": True},
+            summary=summary,
+            runs=rows,
+        )
+
+    log = cell_log_path(args.out, RUNS, args.fresh)
+    result = write(run_grid(run_job, cells, settings, log, args.jobs, write))
+    print_table(result["summary"])
+    print(f"wrote {args.out} in {60 * result['minutes']:.0f} s")
 
 
 if __name__ == "__main__":

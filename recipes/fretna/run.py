@@ -1,7 +1,7 @@
 """FReTNA on Multi30k EN->DE: simultaneous re-translation, from scratch vs a NAR editor.
 
     .venv/bin/python recipes/fretna/run.py [--target runs/multi30k/best] [--minutes 15]
-        [--sentences 300] [--skip-training]
+        [--sentences 300] [--skip-training | --retrain]
 
 1. The target is the model of ``bench/multi30k.py`` (run that first).
 2. Its greedy translations of source *prefixes* (two random cut points and the
@@ -9,7 +9,8 @@
    (sequence-level distillation): the editor learns what the target would
    output after each word.
 3. The editor (recipes/fretna/editor.toml) starts from the target's weights and
-   trains for ``--minutes``.
+   trains for ``--minutes`` (``seqweave.harness.train_or_load``: a finished editor of the
+   same config is reused).
 4. On the first ``--sentences`` of test2016, each source arrives a word at a
    time; after each word, interleaved per sentence: the target re-translates
    from scratch (greedy), and the editor revises its previous output in 1, 2
@@ -18,17 +19,17 @@
    length), and CPU time per update at source lengths 10, 20 and 40 (streams
    of consecutive test sentences joined to 40 words; median).
 
-Writes recipes/fretna/results.json and prints a table. Run from the repository root.
+Writes recipes/fretna/results.json (with the scored editor checkpoint's step and
+validation) and prints a table. Run from the repository root.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -36,11 +37,10 @@ import torch
 import seqweave
 from seqweave.config import load_config
 from seqweave.data.readers import read_examples
+from seqweave.harness import scored_checkpoint, train_or_load, write_results
 from seqweave.metrics import compute_metric
 from seqweave.streaming import retranslate, source_words, stream_metrics
-from seqweave.train import train
 from seqweave.train.distil import write_distilled
-from seqweave.train.report import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path("../shared/data/multi30k-en-de")
@@ -153,7 +153,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--sentences", type=int, default=300)
     parser.add_argument("--skip-training", action="store_true", help="use runs/fretna/editor")
+    parser.add_argument("--retrain", action="store_true", help="even if a finished editor exists")
     args = parser.parse_args()
+    started = time.perf_counter()
     # One thread throughout: batch-1 updates gain nothing from a second, and on shared
     # cores two-thread kernels wait for each other (15x slower here under load).
     torch.set_num_threads(1)
@@ -171,31 +173,26 @@ def main() -> None:
         ],
     )
     distil(target, config, random.Random(7))
-    best = Path(config.train.out_dir) / "best" if args.skip_training else train(config)
+    best = train_or_load(config, retrain=args.retrain, reuse_any=args.skip_training)
     editor = seqweave.load(best)
-    log = read_metrics(Path(config.train.out_dir) / "metrics.jsonl")
-    last_train = [r for r in log if r["kind"] == "train"][-1]
-    last_valid = [r for r in log if r["kind"] == "valid"][-1]
 
     test = read_examples(DATA / "test2016.jsonl")
     quality = evaluate(target, editor, test, args.sentences)
     timing = time_updates(target, editor, test[args.sentences :])
-    summary = {
-        "data": f"multi30k-en-de test2016, first {args.sentences} sentences, sacrebleu 13a; "
-        "a word arrives per update",
-        "target": str(target_dir),
-        "editor": str(best.resolve().relative_to(ROOT)),
-        "editor_training": {
-            "steps": last_train["step"],
-            "minutes": last_train["elapsed_seconds"] / 60,
-            "valid_nll_per_token": last_valid["valid_nll"],
-        },
-        "machine": f"{platform.machine()}, 1 thread, torch {torch.__version__}",
-        "systems": quality,
-        "update_cost": timing,
-    }
     out = Path("recipes/fretna/results.json")
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_results(
+        out,
+        seeds=[config.train.seed],
+        device="cpu",
+        jobs=1,
+        started=started,
+        data=f"multi30k-en-de test2016, first {args.sentences} sentences, sacrebleu 13a; "
+        "a word arrives per update",
+        target=str(target_dir),
+        editor=scored_checkpoint(config.train.out_dir, best),
+        systems=quality,
+        update_cost=timing,
+    )
     print(f"{'system':24} {'BLEU':>6} {'AL':>6} {'NE':>6} {'passes/upd':>10} {'ms/upd':>8}")
     for name, row in quality.items():
         print(

@@ -1,26 +1,26 @@
 """Generalized aggressive decoding on Multi30k EN->DE: distil, train the drafter, measure.
 
     .venv/bin/python recipes/gad/run.py [--target runs/multi30k/best] [--minutes 25]
-        [--repeats 3] [--relaxed 3,3.0]
+        [--repeats 3] [--relaxed 3,3.0] [--skip-training | --retrain]
 
 1. The target is the model of ``bench/multi30k.py`` (run that first).
 2. Its greedy outputs on the Multi30k training sources become the drafter's
    targets (sequence-level distillation), so the drafter learns what the target says.
 3. A NAR block drafter (recipes/gad/drafter.toml) starts from the target's
-   encoder and first decoder layers and trains for ``--minutes``.
+   encoder and first decoder layers and trains for ``--minutes`` (``seqweave.harness.
+   train_or_load``: a finished drafter of the same config is reused).
 4. On test2016, at batch 1 and 32, side by side in one run: greedy, GAD and
    GAD++ (relaxed, lossy). Reported: outputs identical to greedy, decoder
    passes, accepted tokens per pass, BLEU, and sentences/s (median of ``--repeats``).
 
-Writes recipes/gad/results.json and prints a table. Run from the repository root.
+Writes recipes/gad/results.json (with the scored drafter checkpoint's step and validation)
+and prints a table. Run from the repository root.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -30,10 +30,9 @@ import torch
 import seqweave
 from seqweave.config import load_config
 from seqweave.data.readers import read_examples
+from seqweave.harness import scored_checkpoint, train_or_load, write_results
 from seqweave.metrics import compute_metric
-from seqweave.train import train
 from seqweave.train.distil import write_distilled
-from seqweave.train.report import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path("../shared/data/multi30k-en-de")
@@ -83,7 +82,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--relaxed", default="3,3.0", help="GAD++ BETA,TAU")
     parser.add_argument("--skip-training", action="store_true", help="use runs/gad/drafter/best")
+    parser.add_argument("--retrain", action="store_true", help="even if a finished drafter exists")
     args = parser.parse_args()
+    started = time.perf_counter()
     beta, tau = args.relaxed.split(",")
     relaxed = (int(beta), float(tau))
     os.chdir(ROOT)
@@ -106,11 +107,8 @@ def main() -> None:
             sources = [e.source for e in read_examples(DATA / f"{split}.jsonl")]
             seconds = write_distilled(target, sources, path, batch_size=64)
             print(f"distilled {len(sources)} {name} outputs in {seconds:.0f} s", flush=True)
-    best = Path(config.train.out_dir) / "best" if args.skip_training else train(config)
+    best = train_or_load(config, retrain=args.retrain, reuse_any=args.skip_training)
     target.attach_draft(seqweave.load(best))
-    log = read_metrics(Path(config.train.out_dir) / "metrics.jsonl")
-    last_train = [r for r in log if r["kind"] == "train"][-1]
-    last_valid = [r for r in log if r["kind"] == "valid"][-1]
 
     test = read_examples(DATA / "test2016.jsonl")
     sources = [e.source for e in test]
@@ -119,22 +117,21 @@ def main() -> None:
         f"batch {size}": measure(target, sources, references, size, args.repeats, relaxed)
         for size in (1, 32)
     }
-    summary = {
-        "data": "multi30k-en-de test2016 (1,000 sentences), sacrebleu 13a",
-        "target": str(target_dir),
-        "drafter": str(best.resolve().relative_to(ROOT)),
-        "drafter_block": config.model.draft_block,
-        "drafter_training": {
-            "steps": last_train["step"],
-            "minutes": last_train["elapsed_seconds"] / 60,
-            "valid_nll_per_token": last_valid["valid_nll"],
-        },
-        "repeats": args.repeats,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-        "results": results,
-    }
     out = ROOT / "recipes" / "gad" / "results.json"
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_results(
+        out,
+        seeds=[config.train.seed],
+        device="cpu",
+        jobs=1,
+        threads=torch.get_num_threads(),
+        started=started,
+        data="multi30k-en-de test2016 (1,000 sentences), sacrebleu 13a",
+        target=str(target_dir),
+        drafter_block=config.model.draft_block,
+        drafter=scored_checkpoint(config.train.out_dir, best),
+        repeats=args.repeats,
+        results=results,
+    )
     for size, table in results.items():
         print(size)
         for name, r in table.items():

@@ -14,8 +14,10 @@
    each, BLEU of greedy decoding on test2016.
 
 ``--stage cipher`` or ``--stage multi30k`` runs one stage and keeps the other's
-results in results.json. Writes recipes/palm/results.json and recipes/palm/attention.png,
-prints a table.
+results in results.json; each stage records its own command, machine line and minutes
+(``<stage>_run``) and each model the checkpoint scored (``seqweave.harness``). A model
+that finished training with the same config is reused. Writes recipes/palm/results.json
+and recipes/palm/attention.png, prints a table.
 Run from the repository root; models go to runs/palm/.
 """
 
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import time
 from pathlib import Path
@@ -33,11 +34,10 @@ import torch
 
 import seqweave
 from seqweave.analysis import analyze_attention, plot_curves
-from seqweave.commands.evaluate import evaluate
 from seqweave.config import load_config
 from seqweave.data.readers import read_examples
-from seqweave.train import train
-from seqweave.train.report import read_metrics
+from seqweave.harness import decode_and_score, scored_checkpoint, train_or_load, write_results
+from seqweave.harness.results import command_line, machine_line
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path("recipes/palm")
@@ -89,16 +89,14 @@ def train_variant(task: str, name: str, steps: int, skip: bool) -> tuple[Path, d
         f"train.out_dir=runs/palm/{task}/{DIRS[name]}",
     ]
     config = load_config(HERE / f"{task}.toml", overrides)
-    out = Path(config.train.out_dir)
-    best = out / "best" if skip else train(config)
-    log = read_metrics(out / "metrics.jsonl")
-    last = [r for r in log if r["kind"] == "train"][-1]
+    best = train_or_load(config, reuse_any=skip)
+    checkpoint = scored_checkpoint(config.train.out_dir, best)
     model = seqweave.load(best)
-    parameters = sum(p.numel() for p in model.network.parameters())
     return best, {
-        "parameters": parameters,
-        "steps": last["step"],
-        "minutes": last["elapsed_seconds"] / 60,
+        "parameters": sum(p.numel() for p in model.network.parameters()),
+        "steps": checkpoint["step"],
+        "minutes": checkpoint.get("minutes_at_last_log"),
+        "checkpoint": checkpoint,
     }
 
 
@@ -137,7 +135,7 @@ def cipher_stage(steps: int, skip: bool) -> dict:
         info["analysis_seconds"] = time.perf_counter() - started
         info.update(greedy_thirds(model, test))
         info["thirds_teacher_forced"] = analysis["thirds"]
-        info["steps"] = analysis["steps"]
+        info["analysis_steps"] = analysis["steps"]
         curves[name] = analysis
         results[name] = info
         print(f"cipher {name}: {json.dumps(analysis['thirds'])}", flush=True)
@@ -151,11 +149,14 @@ def multi30k_stage(steps: int, skip: bool) -> dict:
     for name in VARIANTS["multi30k"]:
         best, info = train_variant("multi30k", name, steps, skip)
         model = seqweave.load(best)
-        scored = evaluate(model, test, ["bleu"], batch_size=64, decoder="greedy")
+        scored = decode_and_score(model, test, ["bleu"], batch_size=64, decoder="greedy")
         info["bleu_test2016_greedy"] = scored["scores"]["bleu"]
         results[name] = info
         print(f"multi30k {name}: BLEU {info['bleu_test2016_greedy']:.2f}", flush=True)
     return results
+
+
+STAGES = {"cipher": cipher_stage, "multi30k": multi30k_stage}
 
 
 def main() -> None:
@@ -169,20 +170,34 @@ def main() -> None:
     os.chdir(ROOT)
     torch.set_num_threads(args.threads)
     out = HERE / "results.json"
-    summary = json.loads(out.read_text()) if out.exists() else {}
-    started = time.perf_counter()
-    if args.stage in ("all", "cipher"):
-        summary["cipher"] = cipher_stage(args.steps, args.skip_training)
-    if args.stage in ("all", "multi30k"):
-        summary["multi30k"] = multi30k_stage(args.mt_steps, args.skip_training)
-    summary["machine"] = f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}"
-    summary[f"{args.stage}_minutes"] = (time.perf_counter() - started) / 60
-    out = HERE / "results.json"
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    kept = json.loads(out.read_text()) if out.exists() else {}
+    summary = {k: v for k, v in kept.items() if k not in ("command", "machine", "minutes")}
+    stages = ["cipher", "multi30k"] if args.stage == "all" else [args.stage]
+    begun = time.perf_counter()
+    for stage in stages:
+        started = time.perf_counter()
+        run = STAGES[stage]
+        summary[stage] = run(
+            args.mt_steps if stage == "multi30k" else args.steps, args.skip_training
+        )
+        summary[f"{stage}_run"] = {
+            "command": command_line(),
+            "machine": machine_line("cpu", 1, args.threads),
+            "minutes": (time.perf_counter() - started) / 60,
+        }
+    write_results(
+        out,
+        seeds=[1],
+        device="cpu",
+        jobs=1,
+        threads=args.threads,
+        started=begun,
+        **{k: v for k, v in summary.items() if k not in ("seeds", "complete")},
+    )
     for name, info in summary.get("cipher", {}).items():
         tf = info["thirds_teacher_forced"]
         print(
-            f"{name:16s} params {info['parameters']:,}  steps {info['steps']}  "
+            f"{name:16s} params {info['parameters']:,}  step {info['steps']}  "
             f"src-attn early/late {tf['early']['source_attention']} / "
             f"{tf['late']['source_attention']}  "
             f"greedy acc late {info['greedy_accuracy']['late']:.3f}  "

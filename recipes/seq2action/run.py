@@ -1,11 +1,13 @@
 """Sequence-to-action (Li et al. 2022) against the plain seq2seq model of the same size.
 
     .venv/bin/python recipes/seq2action/run.py [--steps 300] [--minutes 8] [--cweb-every 10]
+        [--limit N] [--skip-training | --retrain]
 
 1. Synthetic learner English (``seqweave.data.synthetic_gec``, as ``make demo``)
    in runs/seq2action/data: 60,000 training pairs, 300 validation, 1,000 test.
 2. The model of recipes/seq2action/gec.toml trained twice with the same data,
-   seed and budget: as is (plain) and with ``model.action_head = true``.
+   seed and budget: as is (plain) and with ``model.action_head = true``
+   (``seqweave.harness.train_or_load``: a finished run of the same config is reused).
 3. For both, decoded with IAD at batch 32 (lossless: greedy's tokens, checked on
    JFLEG below):
    - GLEU and exact match on the held-out synthetic test set;
@@ -17,15 +19,14 @@
 4. On JFLEG at batch 32: greedy and IAD side by side, outputs identical to
    greedy, decoder passes per sentence, sentences/s.
 
-Writes recipes/seq2action/results.json and prints a table. Run from the repository root.
+Writes recipes/seq2action/results.json (with each scored checkpoint's step and validation)
+and prints a table. Run from the repository root.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -35,9 +36,8 @@ import seqweave
 from seqweave.config import load_config
 from seqweave.data.readers import read_examples
 from seqweave.data.synthetic_gec import write_splits
+from seqweave.harness import scored_checkpoint, train_or_load, write_results
 from seqweave.metrics import compute_metric
-from seqweave.train import train
-from seqweave.train.report import read_metrics
 from seqweave.train.validate import references
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,18 +98,6 @@ def decoders(model, texts: list[str]) -> dict:
     return rows
 
 
-def training_summary(out_dir: Path) -> dict:
-    log = read_metrics(out_dir / "metrics.jsonl")
-    last_train = [r for r in log if r["kind"] == "train"][-1]
-    last_valid = [r for r in log if r["kind"] == "valid"][-1]
-    return {
-        "steps": last_valid["step"],  # the final checkpoint's step
-        "minutes_at_last_log": last_train["elapsed_seconds"] / 60,
-        "valid_nll_per_token": last_valid["valid_nll"],
-        "valid_exact": last_valid.get("valid_exact"),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=300)
@@ -120,13 +108,15 @@ def main() -> None:
         "--limit", type=int, default=0, help="evaluate the first N rows of each set"
     )
     parser.add_argument("--skip-training", action="store_true", help="use runs/seq2action/*/best")
+    parser.add_argument("--retrain", action="store_true", help="even if finished models exist")
     args = parser.parse_args()
+    started = time.perf_counter()
     os.chdir(ROOT)
     torch.set_num_threads(args.threads)
     data = Path("runs/seq2action/data")
     paths = write_splits(data, 60_000, 300, 1000, seed=0)
 
-    models = {}
+    models, checkpoints = {}, {}
     for name, action_head in (("plain", False), ("seq2action", True)):
         config = load_config(
             CONFIG,
@@ -138,11 +128,10 @@ def main() -> None:
                 f"train.validate_every={args.steps}",
             ],
         )
-        if args.skip_training:
-            models[name] = seqweave.load(Path(config.train.out_dir) / "best")
-        else:
-            print(f"== training {name}", flush=True)
-            models[name] = seqweave.load(train(config))
+        print(f"== {name}", flush=True)
+        best = train_or_load(config, retrain=args.retrain, reuse_any=args.skip_training)
+        models[name] = seqweave.load(best)
+        checkpoints[name] = scored_checkpoint(config.train.out_dir, best)
 
     test = read_examples(paths["test"])
     jfleg = read_examples(SHARED / "jfleg" / "dev.jsonl")
@@ -163,35 +152,36 @@ def main() -> None:
     results = {}
     for name, model in models.items():
         print(f"== evaluating {name}", flush=True)
-        started = time.perf_counter()
+        evaluating = time.perf_counter()
         results[name] = {
             "parameters": sum(p.numel() for p in model.network.parameters()),
-            "training": training_summary(Path(f"runs/seq2action/{name}")),
+            "training": checkpoints[name],
             "scores": evaluate(model, sets),
             "over_correction": over_correction(model, clean),
             "decoders_on_jfleg": decoders(model, [e.source for e in jfleg]),
         }
-        print(f"   {time.perf_counter() - started:.0f} s", flush=True)
-    summary = {
-        "data": {
+        print(f"   {time.perf_counter() - evaluating:.0f} s", flush=True)
+    out = ROOT / "recipes" / "seq2action" / "results.json"
+    write_results(
+        out,
+        seeds=[config.train.seed],
+        device="cpu",
+        jobs=1,
+        threads=args.threads,
+        started=started,
+        data={
             "train": "synthetic_gec, 60,000 pairs, seed 0 (as make demo)",
             "clean sets": {name: len(texts) for name, texts in clean.items()},
             "decoding": f"IAD (lossless), batch 32, max_new_tokens {MAX_NEW_TOKENS}",
             "rows per set": args.limit or "all",
             "gleu": "seqweave.metrics.gleu (source-aware, multi-reference)",
         },
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{args.threads} threads",
-        "results": results,
-    }
-    out = ROOT / "recipes" / "seq2action" / "results.json"
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+        results=results,
+    )
     for name, r in results.items():
         t = r["training"]
-        print(
-            f"{name}: {r['parameters']:,} parameters, {t['steps']} steps, "
-            f"valid exact {t['valid_exact']:.3f}"
-        )
+        exact = (t["validation"] or {}).get("valid_exact", float("nan"))
+        print(f"{name}: {r['parameters']:,} parameters, step {t['step']}, valid exact {exact:.3f}")
         for set_name, s in r["scores"].items():
             extra = f"  exact {s['exact']:.3f}" if "exact" in s else ""
             print(f"  {set_name:28s} GLEU {s['gleu']:.4f}  changed {s['changed']:.1%}{extra}")

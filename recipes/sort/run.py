@@ -1,7 +1,7 @@
 """Order Matters, Table 1: sorting N uniform floats with a pointer network and Read-Process-Write.
 
     .venv/bin/python recipes/sort/run.py [--sizes 5,10,15] [--steps 2000] [--hidden 128]
-        [--device cpu|cuda] [--jobs N]
+        [--device cpu|cuda] [--jobs N] [--fresh]
 
 For each N, every model is trained for the same number of steps on fresh
 random sets (N floats drawn uniformly from [0, 1), target: their indices in
@@ -16,22 +16,23 @@ As in the paper, elements already written are not masked out (with masking,
 any pointer scorer monotone in the value sorts perfectly, so the task would
 measure nothing).
 
-The 27 runs are independent: ``--jobs N`` trains N at a time in separate
-processes (one CPU thread each, or sharing one GPU with ``--device cuda``).
-Writes recipes/sort/results.json and prints the table. Run from the repository root.
+The 27 runs are a grid (``seqweave.harness``): ``--jobs N`` trains N at a time in
+separate processes (one CPU thread each, or sharing one GPU with ``--device cuda``);
+a cut-off run resumes with the runs it has not finished. The models train in this
+file's loop, not ``seqweave.train``: floats are not tokens, and the trainer has no
+pointer loss. Writes recipes/sort/results.json. Run from the repository root.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
+import os
 import time
 from pathlib import Path
 
 import torch
 
-from seqweave.device import describe_machine
+from seqweave.harness import add_run_arguments, cell_log_path, grid, run_grid, write_results
 from seqweave.models.sets import SetPointerNetwork
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,12 +57,17 @@ def sets(
     return x, x.squeeze(-1).argsort(dim=1)
 
 
-def train_and_score(
-    size: int, options: dict, steps: int, hidden: int, seed: int, device: str = "cpu"
-) -> dict:
+def train_and_score(cell: dict, settings: dict) -> dict:
+    """One model at one N: train on fresh sets, score on 2,000 held-out ones."""
     torch.set_num_threads(1)
+    size, device, steps, seed = (
+        cell["size"],
+        settings["device"],
+        settings["steps"],
+        settings["seed"],
+    )
     torch.manual_seed(seed)
-    model = SetPointerNetwork(hidden=hidden, **options).to(device)
+    model = SetPointerNetwork(hidden=settings["hidden"], **models()[cell["model"]]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=1e-5)
     data = torch.Generator().manual_seed(seed)
@@ -79,6 +85,9 @@ def train_and_score(
     x, order = sets(2000, size, torch.Generator().manual_seed(10_000 + size), device)
     with torch.no_grad():
         exact = (model.decode(x) == order).all(dim=1).float().mean().item()
+    print(
+        f"{cell['model']:20} N={size:<3} exact {100 * exact:5.1f}%  ({seconds:.0f} s)", flush=True
+    )
     return {"exact_sort_accuracy": exact, "final_loss": loss.item(), "train_seconds": seconds}
 
 
@@ -88,40 +97,42 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--jobs", type=int, default=2, help="runs trained at a time")
-    parser.add_argument("--output", default=str(ROOT / "recipes/sort/results.json"))
+    add_run_arguments(parser, ROOT / "recipes/sort/results.json", out_flags=("--output", "--out"))
     args = parser.parse_args()
+    os.chdir(ROOT)
+    started = time.perf_counter()
     sizes = [int(s) for s in args.sizes.split(",")]
-    runs = [(name, size) for name in models() for size in sizes]
-    work = [
-        (size, models()[name], args.steps, args.hidden, args.seed, args.device)
-        for name, size in runs
-    ]
-    results: dict[str, dict] = {name: {} for name in models()}
-    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        for (name, size), row in zip(runs, pool.imap(_train, work), strict=True):
-            results[name][f"N={size}"] = row
-            print(
-                f"{name:20} N={size:<3} exact {100 * row['exact_sort_accuracy']:5.1f}%"
-                f"  ({row['train_seconds']:.0f} s)",
-                flush=True,
-            )
-    summary = {
-        "task": "sort N floats drawn uniformly from [0, 1); exact-sort accuracy on 2,000 "
-        "held-out sets, greedy pointing",
-        "training": f"{args.steps} steps of 128 fresh sets, Adam lr 1e-3 with cosine decay, "
-        f"hidden {args.hidden}, seed {args.seed}",
-        "machine": describe_machine(args.device, args.jobs),
-        "results": results,
+    settings = {
+        "steps": args.steps,
+        "hidden": args.hidden,
+        "seed": args.seed,
+        "device": args.device,
     }
-    out = Path(args.output)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {out}")
 
+    def write(rows: list[dict], complete: bool = False) -> None:
+        results: dict[str, dict] = {name: {} for name in models()}
+        for row in rows:
+            results[row["model"]][f"N={row['size']}"] = {
+                k: v for k, v in row.items() if k not in ("model", "size")
+            }
+        write_results(
+            args.out,
+            seeds=[args.seed],
+            device=args.device,
+            jobs=args.jobs,
+            started=started,
+            complete=complete,
+            task="sort N floats drawn uniformly from [0, 1); exact-sort accuracy on 2,000 "
+            "held-out sets, greedy pointing",
+            training=f"{args.steps} steps of 128 fresh sets, Adam lr 1e-3 with cosine decay, "
+            f"hidden {args.hidden}, seed {args.seed}",
+            results=results,
+        )
 
-def _train(work: tuple) -> dict:
-    return train_and_score(*work)
+    cells = grid(model=list(models()), size=sizes)
+    log = cell_log_path(args.out, "runs/sort", args.fresh)
+    write(run_grid(train_and_score, cells, settings, log, args.jobs, write), complete=True)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
