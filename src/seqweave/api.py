@@ -23,7 +23,7 @@ from seqweave.checkpoint import (
 )
 from seqweave.config import DecodeConfig, ModelConfig
 from seqweave.data.framing import frame_source, max_source_tokens
-from seqweave.data.readers import unencodable
+from seqweave.data.unicode import unencodable
 from seqweave.decoding import Generation, decode_many
 from seqweave.device import resolve_device
 from seqweave.errors import CheckpointError, ConfigError, DataError

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from seqweave.data.unicode import require_encodable, unencodable
 from seqweave.errors import DataError
 
 PathLike = str | os.PathLike[str]
@@ -51,21 +52,6 @@ def _strip_terminator(line: str) -> str:
         if line.endswith("\r"):
             line = line[:-1]
     return line
-
-
-def unencodable(text: str) -> str | None:
-    """Why ``text`` is not valid Unicode (a lone surrogate, which UTF-8 cannot encode), or None.
-
-    Such text reaches Python only through an escape (a JSON ``"\\ud800"`` without its pair) or
-    a lossy decoder (``surrogateescape``); every reader and the model's input boundary reject
-    it here, with its position, rather than failing later inside the tokenizer.
-    """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        char = ord(text[err.start])
-        return f"lone surrogate U+{char:04X} at character {err.start} is not valid Unicode"
-    return None
 
 
 def decode_lines(data: bytes, name: str) -> list[str]:
@@ -143,26 +129,8 @@ def _parse_object(line: str, name: str, number: int) -> dict[str, Any]:
         raise DataError(
             f"expected a JSON object, got {type(value).__name__}", path=name, line=number
         )
-    _require_encodable(value, "", name, number)
+    require_encodable(value, "", name, number)
     return value
-
-
-def _require_encodable(value: Any, where: str, name: str, number: int) -> None:
-    """Every string of a parsed record, keys included, must be valid Unicode: a lone surrogate
-    written as a JSON escape would otherwise fail in the tokenizer or when outputs are
-    written, far from the line that holds it. ``where`` is the field's path, e.g. ``refs[1]``."""
-    if isinstance(value, str):
-        problem = unencodable(value)
-        if problem is not None:
-            field = f"field {where!r}" if where else "the value"
-            raise DataError(f"{field}: {problem}", path=name, line=number)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _require_encodable(key, f"{where}.<key>" if where else "<key>", name, number)
-            _require_encodable(item, f"{where}.{key}" if where else key, name, number)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _require_encodable(item, f"{where}[{i}]", name, number)
 
 
 def _string_field(
