@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import string
 import subprocess
 import sys
@@ -368,7 +369,10 @@ def test_generate_on_stdin_that_is_not_utf8_is_a_line_error(model_dir):
     """Through a real process: sys.stdin's decoder would raise (or, under a POSIX locale,
     smuggle in surrogates) before any seqweave code saw the line."""
     command = [sys.executable, "-m", "seqweave.cli", "generate", "--model", str(model_dir)]
-    result = subprocess.run(command, input=b"ab\nc\xffd\n", capture_output=True, timeout=120)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, input=b"ab\nc\xffd\n", capture_output=True, timeout=120, env=env
+    )
     stderr = result.stderr.decode()
     assert result.returncode == 2 and "<stdin>:2: invalid UTF-8" in stderr, stderr
     assert "Traceback" not in stderr
