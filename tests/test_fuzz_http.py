@@ -23,7 +23,9 @@ from schemathesis import GenerationMode  # noqa: E402
 KEY = "fuzz-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 JSON = {"content-type": "application/json"}
-LIMITS = dict(max_input_tokens=16, max_new_tokens=8, max_inputs=4, timeout=10.0)
+# a server timeout well below the client's, so that a slow answer under load is the server's
+# documented 504, not the client giving up
+LIMITS = dict(max_input_tokens=16, max_new_tokens=8, max_inputs=4, timeout=5.0)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def test_the_api_keeps_its_schema_on_any_request(api_schema, mode):
         max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     def check(case):
-        case.call_and_validate(headers=AUTH, additional_checks=[documented_error_shape])
+        case.call_and_validate(headers=AUTH, additional_checks=[documented_error_shape], timeout=60)
 
     check()
 
@@ -142,7 +144,9 @@ def test_a_tiny_temperature_samples_instead_of_failing(client):
     assert response.json()["choices"][0]["text"] == greedy.json()["choices"][0]["text"]
 
 
-@pytest.mark.parametrize("field, value", [("seed", True), ("max_new_tokens", "3"), ("stream", 1)])
+@pytest.mark.parametrize(
+    "field, value", [("seed", True), ("seed", 2**64), ("max_new_tokens", "3"), ("stream", 1)]
+)
 def test_numbers_and_booleans_must_be_what_the_schema_says(client, field, value):
     assert_error(client.post("/v1/generate", json={"inputs": "ab", field: value}), 422, field)
 
