@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from seqweave.checkpoint import save_model_dir
+from seqweave.errors import ConfigError
 from seqweave.serve import Limits, ServeConfig, Server, create_app, load_engine
 from seqweave.serve import auth as auth_module
 from seqweave.serve.auth import keys_from, warn_if_exposed
@@ -152,6 +153,12 @@ def test_every_key_is_compared_in_constant_time_even_after_a_match(monkeypatch):
 def test_keys_come_from_the_options_or_the_environment(arguments, environment, keys):
     environ = {} if environment is None else {"SEQWEAVE_API_KEY": environment}
     assert keys_from(arguments, environ) == keys
+
+
+def test_a_key_that_is_not_text_is_a_config_error():
+    key = b"k\xff".decode("utf-8", "surrogateescape")  # how argv holds bytes that are not UTF-8
+    with pytest.raises(ConfigError, match="API key"):
+        keys_from([key], {})
 
 
 def test_the_serve_command_passes_its_keys_to_the_server_and_to_ray(monkeypatch):

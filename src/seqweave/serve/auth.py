@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from seqweave.data.unicode import unencodable
+from seqweave.errors import ConfigError
 from seqweave.serve.errors import error_response
 
 ENV_VARIABLE = "SEQWEAVE_API_KEY"
@@ -24,11 +26,17 @@ log = logging.getLogger("seqweave.serve")
 
 def keys_from(arguments: Iterable[str] | None, environ: dict | None = None) -> tuple[str, ...]:
     """The keys given with ``--api-key`` or, when none is, in ``SEQWEAVE_API_KEY`` (several
-    separated by commas). Blank entries are dropped: an empty variable means no keys."""
+    separated by commas). Blank entries are dropped: an empty variable means no keys.
+
+    Raises:
+        ConfigError: a key is not valid text (it could never match a request's header).
+    """
     given = [key.strip() for key in arguments or ()]
     if not given:
         environ = os.environ if environ is None else environ
         given = [key.strip() for key in environ.get(ENV_VARIABLE, "").split(",")]
+    if any(unencodable(key) for key in given):  # bytes that were not UTF-8 on the command line
+        raise ConfigError("an API key is not valid UTF-8 text")
     return tuple(key for key in given if key)
 
 
