@@ -23,9 +23,10 @@ from seqweave.checkpoint import (
 )
 from seqweave.config import DecodeConfig, ModelConfig
 from seqweave.data.framing import frame_source, max_source_tokens
+from seqweave.data.unicode import unencodable
 from seqweave.decoding import Generation, decode_many
 from seqweave.device import resolve_device
-from seqweave.errors import CheckpointError, ConfigError
+from seqweave.errors import CheckpointError, ConfigError, DataError
 from seqweave.models import Seq2SeqBase, build_model
 from seqweave.tokenizers import Tokenizer
 
@@ -34,9 +35,19 @@ def source_ids(
     tokenizer: Tokenizer, config: ModelConfig, texts: Sequence[str], clip: bool = True
 ) -> list[list[int]]:
     """Token ids of source texts, framed as the model was trained; with ``clip``, sources
-    longer than the model's positions allow are cut to fit."""
+    longer than the model's positions allow are cut to fit.
+
+    Raises:
+        DataError: a text is not a string or not valid Unicode (a lone surrogate), which the
+            tokenizer would otherwise reject with a bare ``TypeError``.
+    """
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        problem = "not a string" if not isinstance(text, str) else unencodable(text)
+        if problem is not None:
+            raise DataError(f"input {i}: {problem}")
     limit = max_source_tokens(config) if clip else None
-    return [frame_source(ids, config, limit) for ids in tokenizer.encode_batch(list(texts))]
+    return [frame_source(ids, config, limit) for ids in tokenizer.encode_batch(texts)]
 
 
 class Seq2Seq:

@@ -59,7 +59,7 @@ def summarize(outputs) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqweave.data.readers import read_input_file, read_inputs
+    from seqweave.data.readers import read_input_file, read_input_stream
 
     if (args.editor or args.edit_passes != 2) and not args.stream_source:
         raise ConfigError("--editor and --edit-passes only apply with --stream-source")
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input:
         examples, kind = read_input_file(args.input)
     else:
-        examples, kind = read_inputs(sys.stdin, "<stdin>")
+        examples, kind = read_input_stream(sys.stdin, "<stdin>")
     if args.stream_source:
         return stream(args, model, [e.source for e in examples])
     wanted = [i for i, e in enumerate(examples) if e.source.strip() or kind == "jsonl"]

@@ -1,5 +1,9 @@
 """seqweave serve --model DIR [--host 127.0.0.1] [--port 8000] [--decoder iad|spec|gad|greedy|beam]
-[--max-batch N] [--max-queue N]"""
+[--max-batch N] [--max-queue N] [--api-key KEY ...]
+
+API keys come from ``--api-key`` (repeatable) or, when none is given, from the
+``SEQWEAVE_API_KEY`` environment variable (comma-separated), which keeps them out of the
+process list."""
 
 from __future__ import annotations
 
@@ -31,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve with Ray Serve (replicas on this machine or a Ray cluster)",
     )
     parser.add_argument("--replicas", type=int, default=1, help="with --ray: server replicas")
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on every route but /health (repeatable; "
+        "default: the comma-separated keys in SEQWEAVE_API_KEY)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from seqweave.serve import ServeConfig, serve
     from seqweave.serve.app import Limits
+    from seqweave.serve.auth import keys_from
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.decoder in ("spec", "gad") and not args.draft_model:
@@ -45,17 +57,22 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"--decoder {args.decoder} needs --draft-model DIR")
     limits = Limits(args.max_input_tokens, args.max_new_tokens, timeout=args.timeout)
-    serve(
-        ServeConfig(
-            args.model,
-            args.host,
-            args.port,
-            args.decoder,
-            args.draft_model,
-            args.max_batch,
-            args.max_queue,
-            args.device,
-            limits,
-        )
+    config = ServeConfig(
+        args.model,
+        args.host,
+        args.port,
+        args.decoder,
+        args.draft_model,
+        args.max_batch,
+        args.max_queue,
+        args.device,
+        limits,
+        api_keys=keys_from(args.api_key),
     )
+    if args.ray:
+        from seqweave.serve.ray_deployment import run as run_ray
+
+        run_ray(config, args.replicas)
+    else:
+        serve(config)
     return 0

@@ -17,8 +17,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from seqweave.data.unicode import require_encodable, unencodable
 from seqweave.errors import DataError
 
 PathLike = str | os.PathLike[str]
@@ -53,20 +54,14 @@ def _strip_terminator(line: str) -> str:
     return line
 
 
-def read_text_lines(path: PathLike) -> list[str]:
-    """Read a file as UTF-8 lines without terminators, reporting bad bytes by line number.
+def decode_lines(data: bytes, name: str) -> list[str]:
+    """Split bytes into UTF-8 lines without terminators, reporting bad bytes by line number.
 
     Splitting happens on raw ``b"\\n"`` rather than ``str.splitlines`` because the latter also
     splits on characters such as U+2028 that may legitimately appear inside a sentence, which
     would shift every later line number and misalign parallel files.
     """
-    name = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise DataError("file does not exist", path=name)
-    if not p.is_file():
-        raise DataError("not a regular file", path=name)
-    raw_lines = p.read_bytes().split(b"\n")
+    raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()  # the final terminator does not start another line
     lines = []
@@ -85,6 +80,21 @@ def read_text_lines(path: PathLike) -> list[str]:
             text = text[1:]
         lines.append(text)
     return lines
+
+
+def read_text_lines(path: PathLike) -> list[str]:
+    """Read a file as UTF-8 lines without terminators (see ``decode_lines``)."""
+    name = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise DataError("file does not exist", path=name)
+    if not p.is_file():
+        raise DataError("not a regular file", path=name)
+    try:
+        data = p.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read the file ({err.strerror or err})", path=name) from None
+    return decode_lines(data, name)
 
 
 def _is_blank(line: str) -> bool:
@@ -112,10 +122,14 @@ def _parse_object(line: str, name: str, number: int) -> dict[str, Any]:
         raise DataError(
             f"invalid JSON: {err.msg} at column {err.colno}{hint}", path=name, line=number
         ) from None
+    except (ValueError, RecursionError) as err:  # an over-long integer, too deep nesting
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise DataError(f"invalid JSON: {reason}", path=name, line=number) from None
     if not isinstance(value, dict):
         raise DataError(
             f"expected a JSON object, got {type(value).__name__}", path=name, line=number
         )
+    require_encodable(value, "", name, number)
     return value
 
 
@@ -324,7 +338,7 @@ def _input_record(line: str, source_field: str, target_field: str) -> dict[str, 
         return None
     try:
         value = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return None
     if not isinstance(value, dict) or not isinstance(value.get(source_field), str):
         return None
@@ -351,6 +365,10 @@ def read_inputs(
     stripped = [_strip_terminator(line) for line in lines]
     if stripped and stripped[0].startswith("\ufeff"):
         stripped[0] = stripped[0][1:]
+    for number, line in enumerate(stripped, start=1):
+        problem = unencodable(line)  # text decoded with surrogateescape, e.g. a POSIX locale
+        if problem is not None:
+            raise DataError(problem, path=name, line=number)
     _require_nonblank(stripped, name)
     records = [
         _input_record(line, source_field, target_field) for line in stripped if not _is_blank(line)
@@ -365,6 +383,15 @@ def read_inputs(
         )
         return examples, "jsonl"
     return _lines_to_text_examples(stripped, name), "text"
+
+
+def read_input_stream(stream: IO, name: str) -> tuple[list[Example], str]:
+    """Read generation inputs from an open stream such as ``sys.stdin``: its bytes when it has
+    them, so bad UTF-8 is reported by line as for files, not by a traceback from the decoder."""
+    binary = getattr(stream, "buffer", None)
+    if binary is None:
+        return read_inputs(stream, name)
+    return read_inputs(decode_lines(binary.read(), name), name)
 
 
 def read_input_file(path: PathLike) -> tuple[list[Example], str]:

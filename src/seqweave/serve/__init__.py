@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from seqweave.serve.app import Limits, Server, create_app
+from seqweave.serve.auth import warn_if_exposed
 from seqweave.serve.engine import Engine
 
 log = logging.getLogger("seqweave.serve")
@@ -29,6 +30,7 @@ class ServeConfig:
     device: str = "cpu"
     limits: Limits | None = None
     drain_seconds: float = 60.0
+    api_keys: tuple[str, ...] = ()  # with keys, every route but /health* needs one
 
 
 def load_engine(server: Server, config: ServeConfig) -> None:
@@ -62,13 +64,14 @@ def build(config: ServeConfig, load_now: bool = False):
 
     if load_now:
         start_loading()
-    return create_app(server, on_startup=start_loading), server
+    return create_app(server, on_startup=start_loading, api_keys=config.api_keys), server
 
 
 def serve(config: ServeConfig) -> None:
     """Run until SIGTERM/SIGINT, then drain and exit."""
     import uvicorn
 
+    warn_if_exposed(config.host, config.api_keys)
     app, server = build(config)
 
     class DrainingServer(uvicorn.Server):

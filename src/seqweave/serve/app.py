@@ -1,28 +1,36 @@
 """The HTTP API: FastAPI routes over the continuous-batching engine.
 
 Every error is JSON ``{"error": {"type", "message"}}`` with a documented status:
-422 malformed or invalid request, 413 input longer than the limit, 429 queue
+401 no valid API key (when the server has keys), 422 malformed or invalid request
+(text that is not valid Unicode included), 413 input longer than the limit, 429 queue
 full (with ``Retry-After``), 503 not ready or shutting down, 504 past the
 request's timeout. A client that disconnects frees its rows.
+
+The parts: ``routes`` (the endpoints), ``streams`` (waiting on jobs), ``errors`` (the error
+shape), ``auth`` (API keys), ``schemas`` (the bodies); this module holds the server's state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import time
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi import FastAPI
 
+from seqweave.errors import DataError
+from seqweave.serve.auth import BearerAuth
 from seqweave.serve.engine import Engine, EngineClosed, EngineFull, Job, Options
+from seqweave.serve.errors import ApiError, install_error_handlers
 from seqweave.serve.metrics import ServerMetrics
+from seqweave.serve.openapi import server_openapi
+from seqweave.serve.routes import add_routes
 from seqweave.serve.schemas import CompletionRequest, GenerateRequest
+
+__all__ = ["ApiError", "Limits", "Server", "create_app"]
+
+MIN_TEMPERATURE = 1e-3  # indistinguishable from argmax but for near-exact ties
 
 
 @dataclass
@@ -31,12 +39,6 @@ class Limits:
     max_new_tokens: int = 256
     max_inputs: int = 64
     timeout: float = 60.0
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, kind: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.kind, self.message, self.headers = status, kind, message, headers
 
 
 class Server:
@@ -61,6 +63,37 @@ class Server:
     # -- requests -> jobs ------------------------------------------------------------------
 
     def jobs(self, texts: list[str], options: Options) -> tuple[list[Job], list[asyncio.Queue]]:
+        """Validate a request and submit one job per input; raises ApiError if refused."""
+        self.check(texts, options)
+        try:
+            sources = self.model.encode_sources(texts, clip=False)
+        except DataError as error:  # text the schema let through that the tokenizer refuses
+            raise ApiError(422, "invalid_request", str(error)) from None
+        for i, source in enumerate(sources):
+            if len(source) > self.limits.max_input_tokens:
+                raise ApiError(
+                    413,
+                    "input_too_long",
+                    f"input {i} has {len(source)} tokens; the limit is "
+                    f"{self.limits.max_input_tokens}",
+                )
+        loop = asyncio.get_running_loop()
+        queues, jobs = [], []
+        for source in sources:
+            queue: asyncio.Queue = asyncio.Queue()
+            sink = _threadsafe_sink(loop, queue, self.metrics)
+            jobs.append(Job(source=source, options=options, sink=sink))
+            queues.append(queue)
+        try:
+            self.engine.submit(jobs)
+        except EngineFull as error:
+            raise ApiError(429, "overloaded", str(error), {"Retry-After": "1"}) from None
+        except EngineClosed as error:
+            raise ApiError(503, "unavailable", str(error), {"Retry-After": "1"}) from None
+        return jobs, queues
+
+    def check(self, texts: list[str], options: Options) -> None:
+        """What can be refused before tokenizing: not ready, empty inputs, over the limits."""
         if not self.ready:
             status = "shutting down" if self.draining else "loading the model"
             raise ApiError(503, "unavailable", f"the server is {status}", {"Retry-After": "1"})
@@ -87,29 +120,6 @@ class Server:
                 f"decoder {options.decoder!r} needs the server to run with --draft-model "
                 f"of {kind} model",
             )
-        sources = self.model.encode_sources(texts, clip=False)
-        for i, source in enumerate(sources):
-            if len(source) > self.limits.max_input_tokens:
-                raise ApiError(
-                    413,
-                    "input_too_long",
-                    f"input {i} has {len(source)} tokens; the limit is "
-                    f"{self.limits.max_input_tokens}",
-                )
-        loop = asyncio.get_running_loop()
-        queues, jobs = [], []
-        for source in sources:
-            queue: asyncio.Queue = asyncio.Queue()
-            sink = _threadsafe_sink(loop, queue, self.metrics)
-            jobs.append(Job(source=source, options=options, sink=sink))
-            queues.append(queue)
-        try:
-            self.engine.submit(jobs)
-        except EngineFull as error:
-            raise ApiError(429, "overloaded", str(error), {"Retry-After": "1"}) from None
-        except EngineClosed as error:
-            raise ApiError(503, "unavailable", str(error), {"Retry-After": "1"}) from None
-        return jobs, queues
 
     def options(self, body: GenerateRequest) -> Options:
         limits = self.limits
@@ -118,14 +128,31 @@ class Server:
             max_new_tokens=body.max_new_tokens or min(64, limits.max_new_tokens),
             beam_size=body.beam_size or 4,
             length_penalty=body.length_penalty if body.length_penalty is not None else 1.0,
-            temperature=body.temperature if body.temperature is not None else 1.0,
+            temperature=_temperature(body.temperature if body.temperature is not None else 1.0),
             top_k=body.top_k or 0,
             top_p=body.top_p if body.top_p is not None else 1.0,
             seed=body.seed,
         )
 
+    def completion_options(self, body: CompletionRequest) -> Options:
+        """OpenAI's temperature: 0 decodes with the server's (lossless) decoder, above 0
+        samples; without ``max_tokens``, OpenAI's 16 or the server's limit if that is lower."""
+        return Options(
+            decoder="sample" if body.temperature > 0 else self.default_decoder,
+            max_new_tokens=body.max_tokens or min(16, self.limits.max_new_tokens),
+            temperature=_temperature(body.temperature),
+            top_p=body.top_p,
+            seed=body.seed,
+        )
+
     def text(self, tokens: list[int]) -> str:
         return self.model.tokenizer.decode(tokens)
+
+
+def _temperature(temperature: float) -> float:
+    """0 is greedy; a positive temperature below MIN_TEMPERATURE samples at MIN_TEMPERATURE,
+    since dividing float32 logits by it would overflow to inf (and then NaN probabilities)."""
+    return max(temperature, MIN_TEMPERATURE) if temperature > 0 else 0.0
 
 
 def _threadsafe_sink(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, metrics):
@@ -138,100 +165,9 @@ def _threadsafe_sink(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, metr
     return sink
 
 
-async def collect(
-    server: Server, request: Request, jobs: list[Job], queues: list[asyncio.Queue], timeout: float
-) -> list[tuple[list[int], str]]:
-    """Wait for every job to finish; cancel them on timeout (504) or client disconnect."""
-    tokens: list[list[int]] = [[] for _ in jobs]
-    finishes: list[str | None] = [None] * len(jobs)
-    deadline = time.monotonic() + timeout
-    merged: asyncio.Queue = asyncio.Queue()
-    pumps = [asyncio.create_task(_pump(i, q, merged)) for i, q in enumerate(queues)]
-    try:
-        while any(f is None for f in finishes):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ApiError(504, "timeout", f"the request took longer than {timeout:g} s")
-            try:
-                i, new, finish = await asyncio.wait_for(merged.get(), min(remaining, 0.25))
-            except TimeoutError:
-                if await request.is_disconnected():
-                    raise asyncio.CancelledError from None
-                continue
-            tokens[i].extend(new)
-            finishes[i] = finish
-    finally:
-        for pump in pumps:
-            pump.cancel()
-        if any(f is None for f in finishes):
-            for job in jobs:
-                job.cancelled = True
-    if "error" in finishes:
-        raise ApiError(500, "internal_error", "decoding failed; see the server log")
-    return list(zip(tokens, finishes, strict=True))  # type: ignore[arg-type]
-
-
-async def stream_events(
-    server: Server, jobs: list[Job], queues: list[asyncio.Queue], timeout: float, shape
-) -> AsyncIterator[str]:
-    """Server-sent events: text as it is accepted (several tokens at a time after a draft)."""
-    tokens: list[list[int]] = [[] for _ in jobs]
-    sent = [""] * len(jobs)
-    done = [False] * len(jobs)
-    deadline = time.monotonic() + timeout
-    merged: asyncio.Queue = asyncio.Queue()
-    pumps = [asyncio.create_task(_pump(i, q, merged)) for i, q in enumerate(queues)]
-    try:
-        while not all(done):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                yield _sse(shape(-1, "", "timeout", None))
-                break
-            try:
-                i, new, finish = await asyncio.wait_for(merged.get(), remaining)
-            except TimeoutError:
-                continue
-            tokens[i].extend(new)
-            text = server.text(tokens[i])
-            if finish is None and text.endswith("\ufffd"):
-                continue  # a character split across tokens: wait for the rest
-            delta, sent[i] = text[len(sent[i]) :], text
-            if delta or finish is not None:
-                yield _sse(shape(i, delta, finish, jobs[i] if finish else None))
-            done[i] = finish is not None
-        yield "data: [DONE]\n\n"
-    finally:
-        for pump in pumps:
-            pump.cancel()
-        for i, job in enumerate(jobs):
-            if not done[i]:
-                job.cancelled = True
-
-
-async def _pump(i: int, queue: asyncio.Queue, merged: asyncio.Queue) -> None:
-    while True:
-        new, finish = await queue.get()
-        await merged.put((i, new, finish))
-        if finish is not None:
-            return
-
-
-def _sse(payload: dict) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
-def job_stats(job: Job) -> dict:
-    started = job.started or job.submitted
-    finished = job.finished or time.monotonic()
-    return {
-        **job.stats.as_dict(),
-        "queue_seconds": round(started - job.submitted, 6),
-        "compute_seconds": round(finished - started, 6),
-    }
-
-
-def create_app(server: Server, on_startup=None) -> FastAPI:
-    """The routes; ``on_startup()`` runs when the server starts (it begins loading)."""
+def create_app(server: Server, on_startup=None, api_keys: Iterable[str] = ()) -> FastAPI:
+    """The routes; ``on_startup()`` runs when the server starts (it begins loading). With
+    ``api_keys`` every route but ``/health*`` needs ``Authorization: Bearer KEY``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -241,124 +177,11 @@ def create_app(server: Server, on_startup=None) -> FastAPI:
 
     app = FastAPI(title="seqweave", version="0.1.0", lifespan=lifespan)
     app.state.server = server
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, error: ApiError):
-        server.metrics.request(request.url.path, error.status)
-        body = {"error": {"type": error.kind, "message": error.message}}
-        return JSONResponse(body, status_code=error.status, headers=error.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError):
-        server.metrics.request(request.url.path, 422)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
-            for e in error.errors()
-        )
-        body = {"error": {"type": "invalid_request", "message": problems}}
-        return JSONResponse(body, status_code=422)
-
-    @app.get("/health")
-    async def health():
-        ready = server.ready
-        body = {
-            "status": "ok" if ready else "unavailable",
-            "live": True,
-            "ready": ready,
-            "draining": server.draining,
-        }
-        return JSONResponse(body, status_code=200 if ready else 503)
-
-    @app.get("/health/live")
-    async def live():
-        return {"live": True}
-
-    @app.get("/metrics")
-    async def metrics():
-        return PlainTextResponse(server.metrics.render(), media_type=server.metrics.content_type)
-
-    @app.post("/v1/generate")
-    async def generate(body: GenerateRequest, request: Request):
-        started = time.monotonic()
-        texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-        jobs, queues = server.jobs(texts, server.options(body))
-        timeout = body.timeout or server.limits.timeout
-        if body.stream:
-
-            def shape(i, delta, finish, job):
-                event = {"index": i, "text": delta, "finish_reason": finish}
-                if job is not None:
-                    event["stats"] = job_stats(job)
-                return event
-
-            return _streaming(server, jobs, queues, timeout, shape, request.url.path)
-        results = await collect(server, request, jobs, queues, timeout)
-        server.metrics.finished(request.url.path, started, jobs)
-        return {
-            "outputs": [server.text(tokens) for tokens, _ in results],
-            "results": [
-                {"finish_reason": finish, "tokens": len(tokens), "stats": job_stats(job)}
-                for (tokens, finish), job in zip(results, jobs, strict=True)
-            ],
-        }
-
-    @app.post("/v1/completions")
-    async def completions(body: CompletionRequest, request: Request):
-        started = time.monotonic()
-        texts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-        sampling = body.temperature > 0
-        options = Options(
-            decoder="sample" if sampling else server.default_decoder,
-            max_new_tokens=body.max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            seed=body.seed,
-        )
-        jobs, queues = server.jobs(texts, options)
-        ident, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        model_name = body.model or "seqweave"
-
-        def completion(choices, usage=None):
-            out = {
-                "id": ident,
-                "object": "text_completion",
-                "created": created,
-                "model": model_name,
-                "choices": choices,
-            }
-            if usage is not None:
-                out["usage"] = usage
-            return out
-
-        if body.stream:
-
-            def shape(i, delta, finish, job):
-                return completion(
-                    [{"index": i, "text": delta, "finish_reason": finish, "logprobs": None}]
-                )
-
-            return _streaming(server, jobs, queues, server.limits.timeout, shape, request.url.path)
-        results = await collect(server, request, jobs, queues, server.limits.timeout)
-        server.metrics.finished(request.url.path, started, jobs)
-        prompt_tokens = sum(len(j.source) for j in jobs)
-        completion_tokens = sum(len(tokens) for tokens, _ in results)
-        choices = [
-            {"index": i, "text": server.text(tokens), "finish_reason": finish, "logprobs": None}
-            for i, (tokens, finish) in enumerate(results)
-        ]
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        return completion(choices, usage)
-
+    install_error_handlers(app, server.metrics)
+    add_routes(app, server)
+    keys = tuple(api_keys)
+    if keys:
+        reject = lambda: server.metrics.request("other", 401)
+        app.add_middleware(BearerAuth, keys=keys, on_reject=reject)
+    app.openapi = server_openapi(app, server, with_keys=bool(keys))  # type: ignore[method-assign]
     return app
-
-
-def _streaming(server, jobs, queues, timeout, shape, path) -> StreamingResponse:
-    server.metrics.request(path, 200)
-    events = stream_events(server, jobs, queues, timeout, shape)
-    return StreamingResponse(
-        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )

@@ -12,10 +12,12 @@ seqweave server (continuous batching included). Use it from Python or with
 from __future__ import annotations
 
 from seqweave.serve import ServeConfig, build
+from seqweave.serve.auth import warn_if_exposed
 
 
 def _replica_app(config: ServeConfig):
-    """Evaluated in each replica: its own model, engine and routes."""
+    """Evaluated in each replica: its own model, engine and routes (and the config's API
+    keys, which travel with it: a replica on another machine needs no environment of its own)."""
     app, _ = build(config, load_now=True)
     return app
 
@@ -41,6 +43,7 @@ def run(config: ServeConfig, replicas: int, cpus_per_replica: float = 1.0) -> No
     import ray
     from ray import serve
 
+    warn_if_exposed(config.host, config.api_keys)
     ray.init(ignore_reinit_error=True)
     serve.start(http_options={"host": config.host, "port": config.port})
     serve.run(application(config, replicas, cpus_per_replica), blocking=True)
