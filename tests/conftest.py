@@ -10,8 +10,8 @@ import torch
 
 from seqweave.config import ModelConfig
 from seqweave.models import build_model
+from tests.shared import require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 VOCAB = 50
 # every model kind on the decoder-state API, as ModelConfig overrides
 MODEL_KINDS = {
@@ -72,9 +72,8 @@ def single_thread():
 
 @pytest.fixture
 def shared() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip("the shared data directory (../shared next to the repository) is absent")
-    return SHARED
+    """The shared data directory (skips where absent; fails where required)."""
+    return require_shared()
 
 
 def edit_task_pair(rng) -> dict[str, str]:
