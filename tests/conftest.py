@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,29 @@ def single_thread():
 def shared() -> Path:
     """The shared data directory (skips where absent; fails where required)."""
     return require_shared()
+
+
+class EngineGate:
+    """Holds a serving engine's thread inside its first call of a wrapped sink, so a test
+    can queue rows while a batch is provably running: ``live`` says whether the held row
+    was still decoding. Release in a ``finally``."""
+
+    def __init__(self) -> None:
+        self.holding, self.released = threading.Event(), threading.Event()
+        self.live: bool | None = None
+
+    def wrap(self, sink):
+        def held(tokens: list[int], finish: str | None) -> None:
+            sink(tokens, finish)
+            if not self.holding.is_set():
+                self.live = finish is None
+                self.holding.set()
+                self.released.wait(60)
+
+        return held
+
+    def release(self) -> None:
+        self.released.set()
 
 
 def edit_task_pair(rng) -> dict[str, str]:

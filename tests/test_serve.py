@@ -21,7 +21,7 @@ import pytest
 from seqweave.serve import ServeConfig, build
 from seqweave.serve.app import Limits
 from seqweave.serve.engine import Job, Options
-from tests.conftest import edit_task_pair
+from tests.conftest import EngineGate, edit_task_pair
 from tests.lossless import assert_lossless
 
 pytest.importorskip("fastapi")
@@ -217,18 +217,15 @@ def test_rows_that_join_a_running_batch_get_greedy_outputs(gad_server, texts):
     sources = model.encode_sources([*first, *later])
     outputs: list[list[int]] = [[] for _ in sources]
     finished = [threading.Event() for _ in sources]
-    holding, release = threading.Event(), threading.Event()
+    gate = EngineGate()
 
     def sink_for(i: int):
         def sink(tokens: list[int], finish: str | None) -> None:
             outputs[i].extend(tokens)
             if finish is not None:
                 finished[i].set()
-            if i == 0 and not holding.is_set():  # the engine thread waits here
-                holding.set()
-                release.wait(30)
 
-        return sink
+        return gate.wrap(sink) if i == 0 else sink
 
     jobs = [
         Job(source, Options(decoder=decoder, max_new_tokens=60), sink_for(i))
@@ -237,11 +234,11 @@ def test_rows_that_join_a_running_batch_get_greedy_outputs(gad_server, texts):
     before = engine.counters()
     engine.submit(jobs[:2])
     try:
-        assert holding.wait(30), "the engine took no pass"
-        assert not finished[0].is_set(), "the greedy row must still be decoding"
+        assert gate.holding.wait(30), "the engine took no pass"
+        assert gate.live, "the greedy row must still be decoding"
         engine.submit(jobs[2:])  # at least ADMIT_GROUP of them: they join at the next pass
     finally:
-        release.set()
+        gate.release()
     assert all(event.wait(60) for event in finished)
     after = engine.counters()
     assert after.submitted - before.submitted == 8
