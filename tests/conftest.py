@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,8 @@ import torch
 
 from seqweave.config import ModelConfig
 from seqweave.models import build_model
+from tests.shared import require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 VOCAB = 50
 # every model kind on the decoder-state API, as ModelConfig overrides
 MODEL_KINDS = {
@@ -72,9 +73,31 @@ def single_thread():
 
 @pytest.fixture
 def shared() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip("the shared data directory (../shared next to the repository) is absent")
-    return SHARED
+    """The shared data directory (skips where absent; fails where required)."""
+    return require_shared()
+
+
+class EngineGate:
+    """Holds a serving engine's thread inside its first call of a wrapped sink, so a test
+    can queue rows while a batch is provably running: ``live`` says whether the held row
+    was still decoding. Release in a ``finally``."""
+
+    def __init__(self) -> None:
+        self.holding, self.released = threading.Event(), threading.Event()
+        self.live: bool | None = None
+
+    def wrap(self, sink):
+        def held(tokens: list[int], finish: str | None) -> None:
+            sink(tokens, finish)
+            if not self.holding.is_set():
+                self.live = finish is None
+                self.holding.set()
+                self.released.wait(60)
+
+        return held
+
+    def release(self) -> None:
+        self.released.set()
 
 
 def edit_task_pair(rng) -> dict[str, str]:

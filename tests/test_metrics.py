@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-from pathlib import Path
 
 import pytest
 import sacrebleu
@@ -14,8 +13,8 @@ from hypothesis import strategies as st
 
 from seqweave.errors import ConfigError
 from seqweave.metrics import METRICS, compute_metric, gleu
+from tests.shared import require_shared
 
-JFLEG_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "jfleg" / "dev.jsonl"
 HEADLINE_RANGE = {"bleu": 100.0, "chrf": 100.0, "rouge": 100.0, "gleu": 100.0, "exact": 1.0}
 
 
@@ -181,9 +180,7 @@ def test_gleu_samples_one_reference_per_round_like_the_official_scorer() -> None
 
 
 def _jfleg_dev() -> list[dict]:
-    if not JFLEG_DEV.is_file():
-        pytest.skip(f"JFLEG dev set not found at {JFLEG_DEV} (shared/ sits beside the repo)")
-    with JFLEG_DEV.open(encoding="utf-8") as handle:
+    with require_shared("data", "jfleg", "dev.jsonl").open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
 
 

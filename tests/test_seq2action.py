@@ -29,7 +29,7 @@ from seqweave.decoding.common import pad_batch
 from seqweave.errors import ConfigError
 from seqweave.models import build_model
 from seqweave.objectives.actions import action_guided_loss
-from tests.conftest import VOCAB, random_sources, tiny_config, tiny_model
+from tests.conftest import VOCAB, EngineGate, random_sources, tiny_config, tiny_model
 from tests.lossless import assert_lossless
 
 SKIP_ID = 3  # the tiny world's <unk>: random_sources never emit it, like a real <skip>
@@ -329,7 +329,8 @@ def test_trained_action_model_leaves_clean_input_alone(tmp_path, one_torch_threa
 
 def test_server_engine_decodes_action_rows_joining_a_running_batch(one_torch_thread):
     """Continuous batching (extend, parked rows, compaction) keeps every row's pointer:
-    rows submitted one after another give greedy's tokens, with IAD and greedy mixed."""
+    rows queued while the engine is held in its first pass join that running batch (the
+    engine's counters say so), and all give greedy's tokens, with IAD and greedy mixed."""
     import threading
 
     from seqweave.api import Seq2Seq
@@ -337,9 +338,11 @@ def test_server_engine_decodes_action_rows_joining_a_running_batch(one_torch_thr
 
     model = action_model(1, copy_bias=4.0)
     sources = random_sources(torch.Generator().manual_seed(9), 8, high=14)
+    sources.sort(key=len, reverse=True)  # the held first row is the longest
     engine = Engine(Seq2Seq(model, None, DecodeConfig()), max_batch=4)
     results = {i: [] for i in range(len(sources))}
     finished = threading.Semaphore(0)
+    gate = EngineGate()
 
     def sink(i):
         def collect(tokens, finish):
@@ -347,17 +350,25 @@ def test_server_engine_decodes_action_rows_joining_a_running_batch(one_torch_thr
             if finish is not None:
                 finished.release()
 
-        return collect
+        return gate.wrap(collect) if i == 0 else collect
 
+    jobs = [
+        Job(source, Options(decoder="iad" if i % 2 else "greedy", max_new_tokens=20), sink(i))
+        for i, source in enumerate(sources)
+    ]
     engine.start()
     try:
-        for i, source in enumerate(sources):
-            decoder = "iad" if i % 2 else "greedy"
-            engine.submit([Job(source, Options(decoder=decoder, max_new_tokens=20), sink(i))])
+        engine.submit(jobs[:1])
+        assert gate.holding.wait(60) and gate.live, "the first row must still be decoding"
+        for job in jobs[1:]:
+            engine.submit([job])
+        gate.release()
         for _ in sources:
             assert finished.acquire(timeout=60)
     finally:
+        gate.release()
         engine.close(drain=False)
+    assert engine.counters().joined >= 3  # the batch's 3 free slots, filled while row 0 ran
     for i, source in enumerate(sources):
         (greedy,) = decode_batch(model, [source], DecodeConfig(max_new_tokens=20))
         assert_lossless(model, source, greedy.tokens, results[i])

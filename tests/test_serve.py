@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +20,8 @@ import pytest
 
 from seqweave.serve import ServeConfig, build
 from seqweave.serve.app import Limits
-from tests.conftest import edit_task_pair
+from seqweave.serve.engine import Job, Options
+from tests.conftest import EngineGate, edit_task_pair
 from tests.lossless import assert_lossless
 
 pytest.importorskip("fastapi")
@@ -191,9 +193,9 @@ def gad_server(model_dir, nar_dir):
     running.stop()
 
 
-def test_gad_rows_join_and_leave_a_running_batch_with_greedy_outputs(gad_server, texts):
-    """Concurrent GAD, IAD and greedy requests of different lengths share passes; the GAD
-    drafter gains and loses rows as requests come and go."""
+def test_concurrent_gad_iad_and_greedy_requests_get_greedy_outputs(gad_server, texts):
+    """Concurrent GAD, IAD and greedy requests of different lengths, as they come; every
+    output is greedy's (how they share passes is up to the timing: see the next test)."""
     bodies = concurrent_requests(gad_server, texts * 2, ["gad", "iad", "greedy"])
     check_same(gad_server, texts * 2, [b["outputs"][0] for b in bodies])
     gad_stats = [b["results"][0]["stats"] for i, b in enumerate(bodies) if i % 3 == 0]
@@ -201,6 +203,52 @@ def test_gad_rows_join_and_leave_a_running_batch_with_greedy_outputs(gad_server,
     spec = gad_server.post("/v1/generate", {"inputs": "abc", "decoder": "spec"})
     assert spec.status_code == 422
     assert "needs the server to run with --draft-model of an autoregressive" in spec.text
+
+
+def test_rows_that_join_a_running_batch_get_greedy_outputs(gad_server, texts):
+    """Hold the engine inside its first pass over two rows (greedy, GAD), queue six more
+    (GAD, IAD, greedy), let go: the engine's own counters say the six joined a batch whose
+    rows were still decoding, the GAD rows that joined the drafter's running rows had drafts
+    accepted, and every output is greedy's."""
+    engine, model = gad_server.state.engine, gad_server.state.model
+    ordered = sorted(texts, key=len, reverse=True)
+    first, later = ordered[:2], ordered[2:8]
+    decoders = ["greedy", "gad", *(["gad", "iad", "greedy"] * 2)]
+    sources = model.encode_sources([*first, *later])
+    outputs: list[list[int]] = [[] for _ in sources]
+    finished = [threading.Event() for _ in sources]
+    gate = EngineGate()
+
+    def sink_for(i: int):
+        def sink(tokens: list[int], finish: str | None) -> None:
+            outputs[i].extend(tokens)
+            if finish is not None:
+                finished[i].set()
+
+        return gate.wrap(sink) if i == 0 else sink
+
+    jobs = [
+        Job(source, Options(decoder=decoder, max_new_tokens=60), sink_for(i))
+        for i, (source, decoder) in enumerate(zip(sources, decoders, strict=True))
+    ]
+    before = engine.counters()
+    engine.submit(jobs[:2])
+    try:
+        assert gate.holding.wait(30), "the engine took no pass"
+        assert gate.live, "the greedy row must still be decoding"
+        engine.submit(jobs[2:])  # at least ADMIT_GROUP of them: they join at the next pass
+    finally:
+        gate.release()
+    assert all(event.wait(60) for event in finished)
+    after = engine.counters()
+    assert after.submitted - before.submitted == 8
+    assert after.admitted - before.admitted == 8
+    assert after.joined - before.joined == 6
+    assert sum(jobs[i].stats.accepted for i in (2, 5)) > 0
+    reference = offline(gad_server, [*first, *later])
+    for source, ref, got in zip(sources, reference, outputs, strict=True):
+        if got != ref:
+            assert_lossless(model.network, source, ref, got)
 
 
 def sse_events(response) -> list[dict]:
@@ -313,6 +361,8 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir, texts):
             str(port),
             "--max-new-tokens",
             "60",
+            "--max-batch",
+            "8",  # many batches' worth of work: still decoding when the signal comes
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -328,15 +378,21 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir, texts):
                 pool.submit(httpx.post, url + "/v1/generate", json=body, timeout=60)
                 for _ in range(4)
             ]
-            time.sleep(0.3)  # requests are in flight
+            queued = 4 * len(body["inputs"])  # every request is in the engine's queue
+            assert wait_until(lambda: _metric(url, "seqweave_submitted_inputs") >= queued, 30)
             process.send_signal(signal.SIGTERM)
-            time.sleep(0.05)
+            assert wait_until(lambda: not _ready(url), 10), "the server did not start draining"
             late = _post_or_refused(url, {"inputs": "abc"})
             results = [f.result() for f in futures]
         assert all(r.status_code == 200 for r in results)
         assert all(len(r.json()["outputs"]) == len(texts) * 4 for r in results)
         assert late in (503, "refused")
         assert process.wait(timeout=60) == 0
+        # the engine's own record: the signal came while inputs were waiting or decoding
+        log = re.search(
+            r"closing: (\d+) inputs waiting, (\d+) rows decoding", process.stdout.read()
+        )
+        assert log is not None and int(log[1]) + int(log[2]) > 0
     finally:
         if process.poll() is None:
             process.kill()
@@ -347,6 +403,16 @@ def _ready(url: str) -> bool:
         return httpx.get(url + "/health").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def _metric(url: str, name: str) -> float:
+    """A sample's value from the server's /metrics (0 when it cannot be read)."""
+    try:
+        text = httpx.get(url + "/metrics").text
+    except httpx.TransportError:
+        return 0.0
+    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    return float(match[1]) if match else 0.0
 
 
 def _post_or_refused(url: str, body):

@@ -25,12 +25,10 @@ from seqweave.tokenizers import (
     protein_tokenizer,
     train_bpe,
 )
+from tests.shared import SHARED, require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-BART_TOKENIZER = SHARED / "models" / "gec-bart-anchor" / "tokenizer.json"
-needs_bart = pytest.mark.skipif(
-    not BART_TOKENIZER.is_file(), reason=f"shared BART tokenizer not found at {BART_TOKENIZER}"
-)
+BART_PARTS = ("models", "gec-bart-anchor", "tokenizer.json")
+BART_TOKENIZER = SHARED.joinpath(*BART_PARTS)  # read by the tests that took the bart fixture
 
 CORPUS = [
     "A dog runs in the park.",
@@ -58,7 +56,7 @@ def bpe() -> Tokenizer:
 
 @pytest.fixture(scope="module")
 def bart() -> Tokenizer:
-    return Tokenizer.load(BART_TOKENIZER)
+    return Tokenizer.load(require_shared(*BART_PARTS))
 
 
 # --- built tokenizers: layout -------------------------------------------------------------
@@ -329,13 +327,11 @@ def test_load_of_a_file_without_our_specials_names_the_missing_one(tmp_path: Pat
 # --- a Hugging Face BART tokenizer.json -----------------------------------------------------
 
 
-@needs_bart
 def test_bart_specials_are_looked_up_by_name(bart: Tokenizer) -> None:
     assert (bart.bos_id, bart.pad_id, bart.eos_id, bart.unk_id) == (0, 1, 2, 3)
     assert bart.vocab_size == 8000
 
 
-@needs_bart
 def test_bart_encode_adds_no_specials_unless_asked(bart: Tokenizer) -> None:
     text = "A dog run in a the park"
     reference = tokenizers.Tokenizer.from_file(str(BART_TOKENIZER))
@@ -344,7 +340,6 @@ def test_bart_encode_adds_no_specials_unless_asked(bart: Tokenizer) -> None:
     assert bart.encode_batch([text], add_special_tokens=True) == [reference.encode(text).ids]
 
 
-@needs_bart
 def test_bart_matches_transformers(bart: Tokenizer) -> None:
     transformers = pytest.importorskip("transformers")
     reference = transformers.AutoTokenizer.from_pretrained(str(BART_TOKENIZER.parent))
@@ -354,14 +349,12 @@ def test_bart_matches_transformers(bart: Tokenizer) -> None:
     assert bart.decode(ids) == reference.decode(ids, skip_special_tokens=True)
 
 
-@needs_bart
 def test_bart_file_truncation_is_removed(bart: Tokenizer) -> None:
     settings_in_file = json.loads(BART_TOKENIZER.read_text())["truncation"]
     assert settings_in_file["max_length"] == 128
     assert len(bart.encode("word " * 300)) > 128
 
 
-@needs_bart
 @settings(max_examples=200, deadline=None)
 @given(text=st.text())
 def test_bart_round_trips_any_string(bart: Tokenizer, text: str) -> None:

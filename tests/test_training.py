@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from seqweave.config import (
     TrainConfig,
 )
 from seqweave.train import train
-from seqweave.train.report import read_metrics
+from seqweave.train.report import TrainingLog, read_metrics
 from tests.conftest import write_edit_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -273,3 +274,45 @@ def test_init_from_copies_the_weights_that_fit_and_reports_the_rest(data, tmp_pa
     wrong = dataclasses.replace(cfg.model, d_model=24, ffn_dim=48)
     with pytest.raises(seqweave.errors.ConfigError, match="no parameter fits"):
         train(dataclasses.replace(cfg, model=wrong))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_bar(tmp_path, max_steps: int, minutes: float, steps: int, seconds: float, start=0):
+    """A training bar after ``steps`` steps in ``seconds`` of a fake clock; its text."""
+    clock = FakeClock()
+    log = TrainingLog(tmp_path, max_steps, start, True, True, minutes, clock, io.StringIO())
+    began = clock.now
+    for step in range(1, steps + 1):
+        clock.now = began + seconds * step / steps
+        log.advance(loss=2.0, tokens_per_second=500.0, lr=1e-3)
+    return str(log.bar)
+
+
+def test_bar_counts_time_when_the_time_budget_ends_the_run_first(tmp_path):
+    """15 minutes, the default 100,000 steps, 26 steps in 38 s: the bar shows 38 s spent
+    and 14:22 left of the budget (not a 37-hour estimate), with the steps done."""
+    text = run_bar(tmp_path, 100_000, 15, steps=26, seconds=38)
+    assert "00:38<14:22 of the time budget" in text
+    assert "step 26/100,000" in text and "loss=2.000" in text
+    assert "37:0" not in text
+
+
+def test_bar_counts_steps_when_the_steps_end_the_run_first(tmp_path):
+    with_budget = run_bar(tmp_path, 100, 15, steps=26, seconds=38)  # 74 steps need ~108 s
+    without = run_bar(tmp_path, 100_000, 0, steps=26, seconds=38)
+    assert "26/100 " in with_budget and "time budget" not in with_budget
+    assert "26/100000 " in without and "time budget" not in without
+
+
+def test_bar_judges_a_resumed_run_by_its_own_steps(tmp_path):
+    """Resumed at step 900 of 1,000: 10 steps in 60 s means 600 s for the last 100, so a
+    5-minute budget ends the run first (the resumed steps do not count toward the rate)."""
+    text = run_bar(tmp_path, 1000, 5, steps=10, seconds=60, start=900)
+    assert "01:00<04:00 of the time budget" in text and "step 910/1,000" in text

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-NEAR_TIE = 1e-4
+from seqweave.lossless import TIE_TOLERANCE, first_difference, top2_gap
+
+NEAR_TIE = TIE_TOLERANCE
 
 
 @dataclass
@@ -199,17 +201,7 @@ def first_difference_gap(model, sources: list[list[int]], reference: list[list[i
     where ``tokens`` leaves ``reference[i]``, from an uncached forward pass."""
 
     def gap(i: int, tokens: list[int]) -> float:
-        ref = reference[i]
-        k = next(
-            (j for j, (a, b) in enumerate(zip(ref, tokens, strict=False)) if a != b),
-            min(len(ref), len(tokens)),
-        )
-        src = torch.tensor([sources[i]], device=model.device)
-        tgt = torch.tensor([[model.config.decoder_start_id, *ref[:k]]], device=model.device)
-        with torch.inference_mode():
-            logits = model(src, torch.tensor([len(sources[i])], device=model.device), tgt)[0, -1]
-        top = logits.float().topk(2).values
-        return float(top[0] - top[1])
+        return top2_gap(model, sources[i], reference[i][: first_difference(reference[i], tokens)])
 
     return gap
 

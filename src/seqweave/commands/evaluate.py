@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from seqweave.commands.options import add_decode_arguments, decode_overrides, load_model
+from seqweave.evaluation import evaluate, format_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,42 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="score only the first N examples")
     parser.add_argument("--output", default="eval.json", help="JSON result file")
     parser.add_argument("--hypotheses", help="also write the outputs, one per line, here")
-
-
-def evaluate(model, examples, metrics: list[str], **overrides) -> dict:
-    """Decode ``examples`` and compute each metric; also report speed and decoder counters."""
-    from seqweave.metrics import compute_metric
-    from seqweave.train.validate import references
-
-    started = time.perf_counter()
-    outputs = model.generate_tokens([e.source for e in examples], **overrides)
-    seconds = time.perf_counter() - started
-    hypotheses = model.tokenizer.decode_batch([o.tokens for o in outputs])
-    refs = [references(e) for e in examples]
-    sources = [e.source for e in examples]
-    scores = {}
-    for name in metrics:
-        scores.update(compute_metric(name, hypotheses, refs, sources))
-    return {
-        "scores": scores,
-        "examples": len(examples),
-        "seconds": seconds,
-        "sentences_per_second": len(examples) / seconds if seconds else 0.0,
-        "decoder_passes_per_sentence": sum(o.stats.passes for o in outputs) / len(outputs),
-        "hypotheses": hypotheses,
-    }
-
-
-def format_table(result: dict) -> str:
-    rows = [
-        (name, f"{value:.4f}" if abs(value) < 2 else f"{value:.2f}")
-        for name, value in result["scores"].items()
-    ]
-    rows.append(("sentences", str(result["examples"])))
-    rows.append(("sentences/s", f"{result['sentences_per_second']:.1f}"))
-    rows.append(("passes/sentence", f"{result['decoder_passes_per_sentence']:.2f}"))
-    width = max(len(r[0]) for r in rows)
-    return "\n".join(f"{name:<{width}}  {value:>10}" for name, value in rows)
 
 
 def run(args: argparse.Namespace) -> int:

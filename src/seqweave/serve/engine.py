@@ -19,6 +19,7 @@ engine thread; the HTTP layer turns them into responses or SSE events.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import logging
 import threading
@@ -81,6 +82,19 @@ class Job:
     stats: RowStats = field(default_factory=RowStats)
 
 
+@dataclass(frozen=True)
+class Counters:
+    """What the engine has done since it started, for tests and metrics to wait on
+    instead of sleeping: inputs accepted into the queue, rows admitted into the batch,
+    rows admitted while other rows were already decoding (joined a running batch), and
+    decoder passes."""
+
+    submitted: int = 0
+    admitted: int = 0
+    joined: int = 0
+    passes: int = 0
+
+
 @dataclass
 class _Row:
     job: Job
@@ -113,6 +127,7 @@ class Engine:
         self._closing = False
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="seqweave-engine", daemon=True)
+        self._counters = Counters()
         self.on_pass: Callable[[int, int, int], None] | None = None  # rows, drafted, accepted
 
     # -- public ----------------------------------------------------------------------------
@@ -128,6 +143,7 @@ class Engine:
             if len(self._waiting) + len(jobs) > self.max_queue:
                 raise EngineFull(f"{len(self._waiting)} requests waiting (limit {self.max_queue})")
             self._waiting.extend(jobs)
+            self._count(submitted=len(jobs))
             self._lock.notify()
 
     @property
@@ -142,9 +158,21 @@ class Engine:
     def idle(self) -> bool:
         return not self._waiting and not self.running
 
+    def counters(self) -> Counters:
+        """A snapshot of the engine's counters (read-only)."""
+        return self._counters
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:  # a re-entrant lock: submit() counts while holding it
+            values = {k: getattr(self._counters, k) + n for k, n in increments.items()}
+            self._counters = dataclasses.replace(self._counters, **values)
+
     def close(self, drain: bool = True, timeout: float = 60.0) -> None:
         """Stop taking work; with ``drain`` finish what is queued or running first."""
         with self._lock:
+            log.info(
+                "closing: %d inputs waiting, %d rows decoding", len(self._waiting), self.running
+            )
             self._closing = True
             if not drain:
                 for job in self._waiting:
@@ -236,8 +264,10 @@ class Engine:
         else:
             self._state.extend(state)
             self._last = torch.cat([self._last, start])
+        joined = len(rowwise) if self.running else 0
         for job, budget in zip(rowwise, budgets, strict=True):
             self._rows.append(self._new_row(job, budget))
+        self._count(admitted=len(rowwise), joined=joined)
 
     def _new_row(self, job: Job, budget: int) -> _Row:
         options, defaults = job.options, self.decode_defaults
@@ -273,6 +303,7 @@ class Engine:
         next_list = next_tokens.tolist()
         if shared:
             self._drafter.observe([accepted[i] for i in shared], [next_list[i] for i in shared])
+        self._count(passes=1)
         if self.on_pass is not None:
             self.on_pass(len(live), sum(map(len, drafts)), sum(accepted))
         self._last = next_tokens

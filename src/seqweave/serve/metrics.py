@@ -30,6 +30,10 @@ class ServerMetrics:
         queue.set_function(lambda: server.engine.queue_depth if server.engine else 0)
         running = Gauge("seqweave_running_rows", "inputs in the running batch", registry=r)
         running.set_function(lambda: server.engine.running if server.engine else 0)
+        submitted = Gauge(
+            "seqweave_submitted_inputs", "inputs accepted into the queue so far", registry=r
+        )
+        submitted.set_function(lambda: server.engine.counters().submitted if server.engine else 0)
         self.batch = Histogram(
             "seqweave_batch_rows",
             "rows per decoder pass",

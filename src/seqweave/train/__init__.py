@@ -117,7 +117,14 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
         if valid_examples
         else None
     )
-    log = TrainingLog(out_dir, cfg.train.max_steps, progress.step, dist.is_main, cfg.train.progress)
+    log = TrainingLog(
+        out_dir,
+        cfg.train.max_steps,
+        progress.step,
+        dist.is_main,
+        cfg.train.progress,
+        cfg.train.max_minutes,
+    )
     for data in (train_set, valid_set):
         if data is not None:
             log.message(f"{data.name}: {data.report.describe()}")

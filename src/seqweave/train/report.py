@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +18,96 @@ METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss_curve.png"
 
 
+@dataclass
+class Budget:
+    """Which limit ends the run first, steps or time, and what the bar shows for it.
+
+    tqdm estimates the time left from ``max_steps``; with ``train.max_minutes`` the
+    time budget usually ends the run long before (a 15-minute run showed a 37-hour
+    estimate). When it will, the bar counts seconds against the budget instead, with the
+    steps done beside it, so its estimate is the real one. Which limit comes first is
+    judged from the rate so far.
+    """
+
+    max_steps: int
+    step: int  # the current step (a resumed run starts past 0)
+    seconds: float = 0.0  # the time budget; 0: none
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(init=False)
+    first_step: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started, self.first_step = self.clock(), self.step
+
+    def time_ends_first(self) -> bool:
+        elapsed, done = self.clock() - self.started, self.step - self.first_step
+        if not self.seconds or done <= 0 or elapsed <= 0:
+            return False
+        steps_need = (self.max_steps - self.step) * elapsed / done
+        return self.seconds - elapsed < steps_need
+
+    def time_view(self, postfix: str | None) -> dict[str, Any]:
+        """tqdm's format fields for a bar over the time budget (seconds at one per second)."""
+        elapsed = self.clock() - self.started
+        steps = f"step {self.step:,}/{self.max_steps:,}"
+        return {
+            "n": min(elapsed, self.seconds),
+            "total": self.seconds,
+            "elapsed": elapsed,
+            "rate": 1.0,
+            "unit": "s",
+            "postfix": f"{steps}, {postfix}" if postfix else steps,
+            "bar_format": "{l_bar}{bar}| {elapsed}<{remaining} of the time budget{postfix}",
+        }
+
+
+class _BudgetBar(tqdm):
+    """A step bar that turns into a time bar while the time budget will end the run first
+    (tqdm documents overriding ``format_dict`` to change what a bar shows)."""
+
+    budget: Budget | None = None
+
+    @property
+    def format_dict(self) -> dict[str, Any]:
+        values = super().format_dict
+        if self.budget is not None and self.budget.time_ends_first():
+            values.update(self.budget.time_view(values.get("postfix")))
+        return values
+
+
 class TrainingLog:
     """Appends one JSON object per event to ``metrics.jsonl`` and redraws the loss curve.
 
-    Only rank 0 of a distributed run writes (``enabled``).
+    Only rank 0 of a distributed run writes (``enabled``). ``max_minutes`` is the run's
+    time budget (0: none), for the bar.
     """
 
-    def __init__(self, out_dir: Path, total_steps: int, start_step: int, enabled: bool, bar: bool):
+    def __init__(
+        self,
+        out_dir: Path,
+        total_steps: int,
+        start_step: int,
+        enabled: bool,
+        bar: bool,
+        max_minutes: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        stream=None,
+    ):
         self.out_dir = out_dir
         self.enabled = enabled
         self.path = out_dir / METRICS_FILE
+        self.budget = Budget(total_steps, start_step, 60 * max_minutes, clock)
         self.bar = None
         if enabled and bar:
-            self.bar = tqdm(
+            self.bar = _BudgetBar(
                 total=total_steps,
                 initial=start_step,
                 unit="step",
-                dynamic_ncols=True,
-                file=sys.stderr,
+                dynamic_ncols=stream is None,
+                file=stream or sys.stderr,
                 smoothing=0.1,
             )
+            self.bar.budget = self.budget
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -51,6 +124,7 @@ class TrainingLog:
             print(text, file=sys.stderr, flush=True)
 
     def advance(self, loss: float, tokens_per_second: float, lr: float) -> None:
+        self.budget.step += 1
         if self.bar is not None:
             self.bar.set_postfix(
                 loss=f"{loss:.3f}", tok_s=f"{tokens_per_second:,.0f}", lr=f"{lr:.2e}"
