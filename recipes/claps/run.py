@@ -5,7 +5,7 @@
         [--out FILE]
 
 For each task, seed and variant one model trains for the same number of updates
-(``mle``: label-smoothed MLE; ``claps``: the same plus ``train.claps_weight`` times
+(``mle``: label-smoothed MLE; ``claps``: the same plus ``objectives.claps.weight`` times
 CLAPS's loss, objectives/claps.py). Both variants of a seed start from the same
 weights (the projection head is built last) and see the same batches. No validation
 during training: the model scored is the one after the last update. Greedy
@@ -175,7 +175,7 @@ def plan(args, tokenizers: dict[str, Path], runs: Path) -> list[dict]:
                             *(QUICK if args.quick else []),
                             *overrides,
                             *(
-                                [f"train.claps_weight={args.claps_weight}"]
+                                [f"objectives.claps.weight={args.claps_weight}"]
                                 if variant == "claps"
                                 else []
                             ),
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="updates per run (default 1000; quick 300)")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--tasks", default="multi30k,e2e")
-    parser.add_argument("--claps-weight", type=float, default=1.0, help="train.claps_weight")
+    parser.add_argument("--claps-weight", type=float, default=1.0, help="objectives.claps.weight")
     parser.add_argument(
         "--warm-start",
         type=int,

@@ -63,7 +63,7 @@ def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed
             )
         if cfg.model.action_head:  # the sequence-to-action model writes deletions as <skip>
             tokenizer.add_task_tokens([SKIP_TOKEN])
-        if cfg.train.corrupts_source or cfg.train.uses_e2s2:  # denoising masks with <mask>
+        if cfg.objectives.corrupts_source:  # denoising masks with <mask>
             tokenizer.add_task_tokens([MASK_TOKEN])
         tokenizer.save(path)
     dist.barrier()
@@ -84,9 +84,9 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
         )
     device = resolve_device(cfg.train.device)
     dist = Distributed.from_environment(device.type)
-    if dist.enabled and cfg.train.uses_e2s2:
+    if dist.enabled and cfg.objectives.e2s2.on:
         raise ConfigError(
-            "train.e2s2_*_weight: E2S2's objectives run on the bare model (its contrastive "
+            "objectives.e2s2: E2S2's objectives run on the bare model (its contrastive "
             "negatives are the local batch), not under data parallelism"
         )
     if dist.enabled and device.type == "cuda":
