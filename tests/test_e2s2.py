@@ -24,6 +24,7 @@ from seqweave.config import (
     apply_overrides,
 )
 from seqweave.errors import ConfigError
+from seqweave.models.e2s2 import restore_logits
 from seqweave.objectives.e2s2 import (
     E2S2,
     MASK_TOKEN,
@@ -191,7 +192,7 @@ def test_the_denoising_loss_trains_the_encoder_and_head_not_the_decoder():
     weighted = e2s2_loss(model, micro, with_e2s2(cfg, denoise_weight=0.5), 0)
     memory = model.encode(micro.src, micro.src_lengths)
     targets = restore_targets(micro.original, micro.corrupted, 0)
-    expected = restore_loss(model.restore_logits(memory.states), targets, 0)
+    expected = restore_loss(restore_logits(model, memory.states), targets, 0)
     torch.testing.assert_close(weighted - plain, 0.5 * expected)
     (weighted - plain).backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
@@ -336,8 +337,8 @@ def test_training_with_the_restore_head_round_trips_and_fine_tunes(tmp_path):
     with torch.no_grad():
         states = loaded.network.encode(src, torch.tensor([4])).states
         torch.testing.assert_close(
-            fresh.restore_logits(fresh.encode(src, torch.tensor([4])).states),
-            loaded.network.restore_logits(states),
+            restore_logits(fresh, fresh.encode(src, torch.tensor([4])).states),
+            restore_logits(loaded.network, states),
         )
     plain = build_model(dataclasses.replace(loaded.network.config, restore_head=False))
     _initialise(plain, best, announce=False)  # what train.init_from does

@@ -8,7 +8,7 @@ the encoder itself:
 
 - **Encoder-side denoising**: from the encoder states of the corrupted source,
   predict the original token at every corrupted position (through
-  ``EncoderDecoder.restore_logits``: the optional restore head and the tied
+  ``models.e2s2.restore_logits``: the optional restore head and the tied
   output layer). Summed cross-entropy over corrupted positions, like the token
   loss is summed over target tokens.
 - **Encoder-side contrastive learning**: the mean-pooled encoder states of a
@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqweave.errors import ConfigError
+from seqweave.models.e2s2 import restore_logits
 from seqweave.models.layers import padding_mask
 from seqweave.objectives.settings import DenoisingConfig, E2S2Config
 
@@ -162,7 +163,7 @@ class E2S2:
         terms = {}
         if cfg.denoise_weight > 0:
             targets = restore_targets(micro.original, micro.corrupted, pad_id)
-            restore = restore_loss(model.restore_logits(memory.states), targets, pad_id)
+            restore = restore_loss(restore_logits(model, memory.states), targets, pad_id)
             terms["e2s2_restore"] = cfg.denoise_weight * restore
         if cfg.contrastive_weight > 0:
             clean = model.encode(micro.original, micro.src_lengths)
