@@ -13,10 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqweave.config import (
+    ClapsConfig,
     DataConfig,
     DecodeConfig,
+    DenoisingConfig,
     ExperimentConfig,
     ModelConfig,
+    ObjectivesConfig,
+    SeqPEConfig,
     TokenizerConfig,
     TrainConfig,
     apply_overrides,
@@ -373,7 +377,20 @@ def experiment_configs(draw) -> ExperimentConfig:
         top_p=draw(finite),
     )
     data = DataConfig(max_tokens=draw(st.integers(0, 10**9)), train=draw(st.text(max_size=12)))
-    return ExperimentConfig(model=model, tokenizer=tokenizer, data=data, train=train, decode=decode)
+    share = st.floats(0, 0.5)
+    objectives = ObjectivesConfig(
+        denoising=DenoisingConfig(mask_rate=draw(share), replace_rate=draw(share)),
+        claps=ClapsConfig(temperature=draw(st.floats(1e-3, 10)), kl_bound=draw(st.floats(0, 1))),
+        seqpe=SeqPEConfig(max_position=draw(st.integers(0, 10**6))),
+    )
+    return ExperimentConfig(
+        model=model,
+        tokenizer=tokenizer,
+        data=data,
+        train=train,
+        decode=decode,
+        objectives=objectives,
+    )
 
 
 @settings(max_examples=60, deadline=None)
