@@ -19,11 +19,11 @@ from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
 from seqweave.models.base import Seq2SeqBase, causal_mask, new_token_positions
-from seqweave.models.e2s2 import restore_logits
+from seqweave.models.e2s2 import RestoreHead, restore_logits
 from seqweave.models.embedding import Embedder, token_embedding
 from seqweave.models.heads import TOKEN_READOUT, Readout, attach_heads
 from seqweave.models.layers import DecoderLayer, EncoderLayer, padding_mask
-from seqweave.models.seq2action import ActionOutputs
+from seqweave.models.seq2action import ActionHead, ActionOutputs
 from seqweave.models.state import DecoderState, Memory, plan_step
 
 
@@ -122,6 +122,11 @@ class EncoderDecoderStack(Seq2SeqBase):
 
 
 class EncoderDecoder(EncoderDecoderStack):
+    # set by attach_heads from models/heads.py's HEADS (None where the config leaves one off)
+    action_head: ActionHead | None
+    contrastive_head: nn.Module | None
+    restore_head: RestoreHead | None
+
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         attach_heads(self, cfg)  # after the layers: they start the same with or without heads
