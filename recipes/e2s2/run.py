@@ -73,7 +73,8 @@ MODEL = dict(
     dropout=0.1,
     max_positions=256,
 )
-E2S2 = dict(e2s2_denoise_weight=1.0, e2s2_contrastive_weight=0.1, e2s2_temperature=0.1)
+E2S2 = dict(denoise_weight=1.0, contrastive_weight=0.1, temperature=0.1)  # [objectives.e2s2]
+DENOISING = dict(mask_rate=MASK_RATE, replace_rate=REPLACE_RATE)  # [objectives.denoising]
 FULL = dict(pre_steps=1500, ft_steps=1200, max_tokens=4096, probe_sentences=1000, eval_limit=0)
 # what two shared CPU cores manage in about ten minutes for three seeds
 QUICK = dict(pre_steps=100, ft_steps=150, max_tokens=1024, probe_sentences=300, eval_limit=200)
@@ -83,11 +84,18 @@ QUICK = dict(pre_steps=100, ft_steps=150, max_tokens=1024, probe_sentences=300, 
 
 
 def experiment(
-    paths: dict, out_dir: Path, steps: int, max_tokens: int, device: str, **train_values
+    paths: dict,
+    out_dir: Path,
+    steps: int,
+    max_tokens: int,
+    device: str,
+    restore_head: bool = False,
+    objectives: dict | None = None,
+    **train_values,
 ):
     data = {"train": str(paths["train"]), "valid": str(paths["valid"]), "max_tokens": max_tokens}
     values = {
-        "model": {**MODEL, "restore_head": train_values.pop("restore_head", False)},
+        "model": {**MODEL, "restore_head": restore_head},
         "tokenizer": {"path": str(paths["tokenizer"])},
         "data": {**data, "max_source_len": 200, "max_target_len": 200},
         "train": {
@@ -104,6 +112,7 @@ def experiment(
             "progress": False,
             **train_values,
         },
+        "objectives": objectives or {},
     }
     return from_dict(ExperimentConfig, values)
 
@@ -118,7 +127,7 @@ def run_job(cell: dict, settings: dict) -> dict:
     row: dict = {}
     pretrained = None
     if variant != "scratch":
-        extra = {**E2S2, "restore_head": True} if variant == "e2s2" else {}
+        objectives = {"denoising": DENOISING, **({"e2s2": E2S2} if variant == "e2s2" else {})}
         pre_paths = {**paths, "train": paths["pretrain"], "valid": paths["pretrain_valid"]}
         cfg = experiment(
             pre_paths,
@@ -126,10 +135,9 @@ def run_job(cell: dict, settings: dict) -> dict:
             size["pre_steps"],
             size["max_tokens"],
             device,
+            restore_head=variant == "e2s2",
+            objectives=objectives,
             seed=seed,
-            noise_mask_rate=MASK_RATE,
-            noise_replace_rate=REPLACE_RATE,
-            **extra,
         )
         pretrained = train_or_load(cfg)
         row["pretrain_seconds"] = time.perf_counter() - started
@@ -233,7 +241,7 @@ def main() -> None:
             complete=len(rows) == len(cells),
             size=size,
             model=MODEL,
-            noise={"mask_rate": MASK_RATE, "replace_rate": REPLACE_RATE},
+            noise=DENOISING,
             e2s2={**E2S2, "restore_head": True},
             summary=summary,
             runs=rows,
