@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from seqweave.checkpoint import load_weights, save_model_dir
-from seqweave.config import DecodeConfig, ExperimentConfig, ModelConfig, TrainConfig
+from seqweave.config import (
+    ClapsConfig,
+    DecodeConfig,
+    ExperimentConfig,
+    ModelConfig,
+    ObjectivesConfig,
+)
 from seqweave.decoding import decode_many
 from seqweave.errors import ConfigError
 from seqweave.objectives.claps import (
@@ -123,14 +129,15 @@ def test_contrastive_loss_is_infonce_on_constructed_vectors():
     assert math.isclose(float(got), expected([row[:3] for row in plain]), rel_tol=1e-6)
 
 
-def make_trainer(model, **train):
-    config = ExperimentConfig(model=model.config, train=TrainConfig(**train))
+def make_trainer(model, **claps):
+    objectives = ObjectivesConfig(claps=ClapsConfig(**claps))
+    config = ExperimentConfig(model=model.config, objectives=objectives)
     return Trainer(config, model, model, None, None, None, None, None, "cpu", None, None)
 
 
-def loss_and_grads(model, micro, **train):
+def loss_and_grads(model, micro, **claps):
     model.zero_grad(set_to_none=True)
-    loss = make_trainer(model, **train)._loss(micro)
+    loss = make_trainer(model, **claps)._loss(micro)
     loss.backward()
     return loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
@@ -140,7 +147,7 @@ def test_weight_zero_is_plain_mle_to_the_bit():
     plain = tiny_model(3).train()
     headed = tiny_model(3, contrastive_dim=8).train()
     base_loss, base_grads = loss_and_grads(plain, micro)
-    loss, grads = loss_and_grads(headed, micro, claps_weight=0.0)
+    loss, grads = loss_and_grads(headed, micro, weight=0.0)
     assert torch.equal(loss, base_loss)
     assert grads.keys() == base_grads.keys()  # the head gets no gradient
     for name, grad in grads.items():
@@ -150,11 +157,11 @@ def test_weight_zero_is_plain_mle_to_the_bit():
 def test_claps_adds_to_mle_and_reaches_head_and_encoder():
     micro = batch(4)
     model = tiny_model(4, contrastive_dim=8).train()
-    base_loss, base_grads = loss_and_grads(model, micro, claps_weight=0.0)
-    loss, grads = loss_and_grads(model, micro, claps_weight=0.5)
+    base_loss, base_grads = loss_and_grads(model, micro, weight=0.0)
+    loss, grads = loss_and_grads(model, micro, weight=0.5)
     memory, hidden = states(model, micro)
     logits = model.logits(hidden)
-    extra = claps_loss(model, memory, hidden, logits, micro.tgt_out, PAD, TrainConfig())
+    extra = claps_loss(model, memory, hidden, logits, micro.tgt_out, PAD, ClapsConfig())
     assert torch.allclose(loss, base_loss + 0.5 * extra.detach() * micro.num_tokens)
     assert float(extra.detach()) > 0
     assert float(grads["contrastive_head.0.weight"].abs().sum()) > 0
@@ -179,24 +186,25 @@ def test_head_round_trips_and_never_changes_decoding(tmp_path):
 @pytest.mark.parametrize(
     ("section", "values", "key"),
     [
-        ("train", {"claps_weight": -1.0}, "train.claps_weight"),
-        ("train", {"claps_temperature": 0.0}, "train.claps_temperature"),
-        ("train", {"claps_imposter_eps": -0.1}, "train.claps_imposter_eps"),
-        ("train", {"claps_distant_eta": float("nan")}, "train.claps_distant_eta"),
-        ("train", {"claps_kl_bound": -1e-3}, "train.claps_kl_bound"),
+        ("claps", {"weight": -1.0}, "objectives.claps.weight"),
+        ("claps", {"temperature": 0.0}, "objectives.claps.temperature"),
+        ("claps", {"imposter_eps": -0.1}, "objectives.claps.imposter_eps"),
+        ("claps", {"distant_eta": float("nan")}, "objectives.claps.distant_eta"),
+        ("claps", {"kl_bound": -1e-3}, "objectives.claps.kl_bound"),
         ("model", {"contrastive_dim": -2}, "model.contrastive_dim"),
         ("model", {"contrastive_dim": 8, "architecture": "prefix_lm"}, "model.contrastive_dim"),
         ("model", {"contrastive_dim": 8, "action_head": True}, "model.contrastive_dim"),
     ],
 )
 def test_bad_settings_name_the_key(section, values, key):
-    build = TrainConfig if section == "train" else ModelConfig
+    build = ClapsConfig if section == "claps" else ModelConfig
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         build(**values)
 
 
 def test_claps_weight_needs_the_head():
-    with pytest.raises(ConfigError, match=r"train\.claps_weight.*model\.contrastive_dim"):
-        ExperimentConfig(train=TrainConfig(claps_weight=1.0))
+    objectives = ObjectivesConfig(claps=ClapsConfig(weight=1.0))
+    with pytest.raises(ConfigError, match=r"objectives\.claps\.weight.*model\.contrastive_dim"):
+        ExperimentConfig(objectives=objectives)
     model = dataclasses.replace(ModelConfig(), contrastive_dim=16)
-    ExperimentConfig(model=model, train=TrainConfig(claps_weight=1.0))
+    ExperimentConfig(model=model, objectives=objectives)

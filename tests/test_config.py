@@ -13,10 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqweave.config import (
+    ClapsConfig,
     DataConfig,
     DecodeConfig,
+    DenoisingConfig,
     ExperimentConfig,
     ModelConfig,
+    ObjectivesConfig,
+    SeqPEConfig,
     TokenizerConfig,
     TrainConfig,
     apply_overrides,
@@ -55,6 +59,9 @@ precision = "bf16"
 decoder = "beam"
 beam_size = 5
 """
+
+
+SECTIONS = "data, decode, model, objectives, tokenizer, train"
 
 
 def write_toml(directory: Path, text: str, name: str = "experiment.toml") -> Path:
@@ -240,8 +247,11 @@ def test_a_bad_override_after_good_ones_still_fails():
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [
-        ("[trian]\nlr = 1.0\n", r"unknown key 'trian'; valid keys: data, decode, model, tokenizer"),
-        ("lr = 1.0\n", r"unknown key 'lr'; valid keys: data, decode, model, tokenizer, train"),
+        (
+            "[trian]\nlr = 1.0\n",
+            r"unknown key 'trian'; valid keys: " + SECTIONS,
+        ),
+        ("lr = 1.0\n", r"unknown key 'lr'; valid keys: " + SECTIONS),
         ("[model]\nd_modle = 64\n", r"unknown key 'model\.d_modle'; valid keys: .*\bd_model\b"),
         ('[model]\nd_model = "64"\n', r"model\.d_model must be int, got '64'"),
         ("[model]\nd_model = 64.0\n", r"model\.d_model must be int, got 64\.0"),
@@ -322,7 +332,7 @@ def test_to_dict_is_plain_json_with_lists_for_tuples():
     values = to_dict(cfg)
     assert values["train"]["betas"] == [0.9, 0.98]
     assert values["tokenizer"]["task_tokens"] == ["<a>"]
-    assert set(values) == {"model", "tokenizer", "data", "train", "decode"}
+    assert set(values) == {"model", "tokenizer", "data", "train", "decode", "objectives"}
     assert json.loads(json.dumps(values)) == values
 
 
@@ -367,7 +377,20 @@ def experiment_configs(draw) -> ExperimentConfig:
         top_p=draw(finite),
     )
     data = DataConfig(max_tokens=draw(st.integers(0, 10**9)), train=draw(st.text(max_size=12)))
-    return ExperimentConfig(model=model, tokenizer=tokenizer, data=data, train=train, decode=decode)
+    share = st.floats(0, 0.5)
+    objectives = ObjectivesConfig(
+        denoising=DenoisingConfig(mask_rate=draw(share), replace_rate=draw(share)),
+        claps=ClapsConfig(temperature=draw(st.floats(1e-3, 10)), kl_bound=draw(st.floats(0, 1))),
+        seqpe=SeqPEConfig(max_position=draw(st.integers(0, 10**6))),
+    )
+    return ExperimentConfig(
+        model=model,
+        tokenizer=tokenizer,
+        data=data,
+        train=train,
+        decode=decode,
+        objectives=objectives,
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -385,9 +408,150 @@ def test_from_dict_checks_each_section_class():
         from_dict(DecodeConfig, {"beam": 4})
 
 
-def test_claps_and_e2s2_together_are_refused():
-    with pytest.raises(ConfigError, match="cannot be combined"):
-        ExperimentConfig(
-            model=ModelConfig(contrastive_dim=8),
-            train=TrainConfig(claps_weight=1.0, e2s2_contrastive_weight=0.1),
-        )
+# -- objectives sections and the old flat keys -------------------------------------------------
+
+OLD_OBJECTIVES = """
+[model]
+contrastive_dim = 8
+position = "seqpe"
+
+[train]
+lr = 0.002
+action_weight = 0.5
+length_weight = 2.0
+noise_mask_rate = 0.2
+noise_replace_rate = 0.1
+e2s2_denoise_weight = 1.0
+e2s2_contrastive_weight = 0.3
+e2s2_temperature = 0.2
+seqpe_contrastive_weight = 0.1
+seqpe_distill_weight = 0.2
+seqpe_max_position = 999
+claps_weight = 0.7
+claps_temperature = 0.3
+claps_imposter_eps = 0.4
+claps_distant_eta = 2.5
+claps_kl_bound = 0.05
+"""
+
+NEW_OBJECTIVES = """
+[model]
+contrastive_dim = 8
+position = "seqpe"
+
+[train]
+lr = 0.002
+
+[objectives.actions]
+weight = 0.5
+
+[objectives.length]
+weight = 2.0
+
+[objectives.denoising]
+mask_rate = 0.2
+replace_rate = 0.1
+
+[objectives.e2s2]
+denoise_weight = 1.0
+contrastive_weight = 0.3
+temperature = 0.2
+
+[objectives.seqpe]
+contrastive_weight = 0.1
+distill_weight = 0.2
+max_position = 999
+
+[objectives.claps]
+weight = 0.7
+temperature = 0.3
+imposter_eps = 0.4
+distant_eta = 2.5
+kl_bound = 0.05
+"""
+
+
+def test_old_flat_keys_load_to_the_same_config_as_the_sections(tmp_path):
+    old = load_config(write_toml(tmp_path, OLD_OBJECTIVES, "old.toml"))
+    new = load_config(write_toml(tmp_path, NEW_OBJECTIVES, "new.toml"))
+    assert old == new
+    assert new.objectives.claps.weight == 0.7 and new.objectives.seqpe.max_position == 999
+    assert new.objectives.denoising.mask_rate == 0.2 and new.objectives.actions.weight == 0.5
+    for name, section in vars(new.objectives).items():
+        assert section != getattr(ExperimentConfig().objectives, name), name
+
+
+def test_every_old_key_maps_to_a_field_that_exists():
+    from seqweave.config_parse import LEGACY_KEYS
+
+    for section, moved in LEGACY_KEYS.items():
+        fields = {f.name for f in dataclasses.fields(getattr(ExperimentConfig(), section))}
+        for old, path in moved.items():
+            assert old not in fields  # it did leave its section
+            value = ExperimentConfig()
+            for part in path:
+                value = getattr(value, part)  # raises if the new path does not exist
+
+
+def test_a_saved_config_json_with_old_keys_loads(tmp_path):
+    old = load_config(write_toml(tmp_path, OLD_OBJECTIVES))
+    values = to_dict(old)
+    flat = {**values["train"], "claps_weight": 0.7, "seqpe_max_position": 999}
+    saved = {k: v for k, v in values.items() if k != "objectives"} | {"train": flat}
+    saved["objectives"] = {"claps": {"kl_bound": 0.05}}  # a mix of old and new keys
+    loaded = from_dict(ExperimentConfig, json.loads(json.dumps(saved)))
+    assert loaded.objectives.claps == dataclasses.replace(
+        ExperimentConfig().objectives.claps, weight=0.7, kl_bound=0.05
+    )
+    assert loaded.objectives.seqpe.max_position == 999
+    assert saved["train"]["claps_weight"] == 0.7  # the caller's values are left alone
+
+
+def test_old_override_keys_set_the_new_fields():
+    cfg = apply_overrides(
+        ExperimentConfig(model=ModelConfig(contrastive_dim=8)),
+        ["train.claps_weight=0.5", "train.noise_mask_rate=0.3", "train.action_weight=0"],
+    )
+    assert cfg.objectives.claps.weight == 0.5
+    assert cfg.objectives.denoising.mask_rate == 0.3
+    assert cfg.objectives.actions.weight == 0.0
+    assert cfg == apply_overrides(
+        ExperimentConfig(model=ModelConfig(contrastive_dim=8)),
+        [
+            "objectives.claps.weight=0.5",
+            "objectives.denoising.mask_rate=0.3",
+            "objectives.actions.weight=0",
+        ],
+    )
+    with pytest.raises(ConfigError, match=r"objectives\.claps\.weight must be >= 0"):
+        apply_overrides(ExperimentConfig(), ["train.claps_weight=-1"])
+
+
+def test_an_old_key_and_its_new_one_with_different_values_are_refused(tmp_path):
+    text = "[train]\nclaps_kl_bound = 0.2\n\n[objectives.claps]\nkl_bound = 0.3\n"
+    with pytest.raises(ConfigError, match=r"train\.claps_kl_bound .*keep only objectives\.claps"):
+        load_config(write_toml(tmp_path, text))
+    same = "[train]\nclaps_kl_bound = 0.3\n\n[objectives.claps]\nkl_bound = 0.3\n"
+    assert load_config(write_toml(tmp_path, same)).objectives.claps.kl_bound == 0.3
+
+
+def test_an_old_key_where_it_cannot_move_names_the_new_one():
+    with pytest.raises(ConfigError, match=r"'claps_weight' \(now objectives\.claps\.weight\)"):
+        from_dict(TrainConfig, {"claps_weight": 1.0})
+    with pytest.raises(ConfigError, match=r"now objectives\.seqpe\.max_position.*\blr\b"):
+        apply_overrides(TrainConfig(), ["seqpe_max_position=3"])
+
+
+def test_a_typo_in_an_objectives_section_lists_its_keys(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_config(write_toml(tmp_path, "[objectives.claps]\nwieght = 1.0\n"))
+    message = str(error.value)
+    assert "'objectives.claps.wieght'" in message
+    for name in ("weight", "temperature", "imposter_eps", "distant_eta", "kl_bound"):
+        assert name in message
+    with pytest.raises(
+        ConfigError, match="'e2s2x' is not one of actions, claps, denoising, e2s2, length, seqpe"
+    ):
+        apply_overrides(ExperimentConfig(), ["objectives.e2s2x.weight=1"])
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.clap_weight'.*\blr\b"):
+        apply_overrides(ExperimentConfig(), ["train.clap_weight=1"])

@@ -14,13 +14,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import seqweave
-from seqweave.config import ExperimentConfig, ModelConfig, TrainConfig, apply_overrides
+from seqweave.config import (
+    DenoisingConfig,
+    E2S2Config,
+    ExperimentConfig,
+    ModelConfig,
+    ObjectivesConfig,
+    TrainConfig,
+    apply_overrides,
+)
 from seqweave.errors import ConfigError
+from seqweave.models.e2s2 import restore_logits
 from seqweave.objectives.e2s2 import (
+    E2S2,
     MASK_TOKEN,
     NoiseVocabulary,
     corrupt,
-    e2s2_loss,
     mean_pool,
     noise_seed,
     noise_vocabulary,
@@ -30,6 +39,7 @@ from seqweave.objectives.e2s2 import (
     view_contrastive_loss,
 )
 from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.objectives.registry import MLE, TrainingLoss
 from seqweave.train.data import collate
 from seqweave.train.loop import Trainer
 from seqweave.train.resume import Progress
@@ -37,7 +47,7 @@ from tests.conftest import VOCAB, random_sources, tiny_config, tiny_model
 
 MASK_ID = 3  # the tiny models' vocabulary has no tokenizer: pad 0, bos 1, eos 2, mask 3
 VOCABULARY = NoiseVocabulary(MASK_ID, frozenset({0, 1, 2}), VOCAB)
-NOISE = dict(noise_mask_rate=0.2, noise_replace_rate=0.15)
+NOISE = DenoisingConfig(mask_rate=0.2, replace_rate=0.15)
 
 
 def batch(seed: int = 0, count: int = 6, cfg: ModelConfig | None = None):
@@ -47,8 +57,23 @@ def batch(seed: int = 0, count: int = 6, cfg: ModelConfig | None = None):
 
 
 def noisy(seed: int = 0, step_seed: int = 7, **train_values):
-    cfg = TrainConfig(**{**NOISE, **train_values})
-    return noisy_batch(batch(seed), cfg, VOCABULARY, step_seed), cfg
+    """A corrupted micro-batch and an experiment with the E2S2 weights at 0."""
+    cfg = ExperimentConfig(
+        train=TrainConfig(**train_values), objectives=ObjectivesConfig(denoising=NOISE)
+    )
+    return noisy_batch(batch(seed), NOISE, VOCABULARY, step_seed), cfg
+
+
+def with_e2s2(cfg: ExperimentConfig, **values) -> ExperimentConfig:
+    objectives = dataclasses.replace(cfg.objectives, e2s2=E2S2Config(**values))
+    return dataclasses.replace(cfg, objectives=objectives)
+
+
+def e2s2_loss(model, micro, cfg: ExperimentConfig, pad_id: int = 0):
+    """The loop's training loss with the E2S2 objective composed on, even at weight 0 (the
+    registry leaves it out then), so that its pass is the one under test."""
+    token = MLE(pad_id, cfg.train.label_smoothing)
+    return TrainingLoss(token, (E2S2(cfg.objectives.e2s2, pad_id),))(model, model, micro)
 
 
 # -- corruption ------------------------------------------------------------------------------
@@ -94,7 +119,7 @@ def test_corruption_rates_and_seeds():
 
 def test_trainer_corrupts_each_micro_batch_reproducibly():
     model = tiny_model()
-    cfg = ExperimentConfig(model=model.config, train=TrainConfig(**NOISE))
+    cfg = ExperimentConfig(model=model.config, objectives=ObjectivesConfig(denoising=NOISE))
     trainer = _trainer(model, cfg)
     sources = [s[:-1] for s in random_sources(torch.Generator().manual_seed(0), 8)]
     trainer.train_set = SimpleNamespace(sources=sources, targets=sources)
@@ -164,10 +189,10 @@ def test_the_denoising_loss_trains_the_encoder_and_head_not_the_decoder():
     micro, cfg = noisy(label_smoothing=0.0)
     model = tiny_model(restore_head=True).train()
     plain = e2s2_loss(model, micro, cfg, pad_id=0)
-    weighted = e2s2_loss(model, micro, dataclasses.replace(cfg, e2s2_denoise_weight=0.5), 0)
+    weighted = e2s2_loss(model, micro, with_e2s2(cfg, denoise_weight=0.5), 0)
     memory = model.encode(micro.src, micro.src_lengths)
     targets = restore_targets(micro.original, micro.corrupted, 0)
-    expected = restore_loss(model.restore_logits(memory.states), targets, 0)
+    expected = restore_loss(restore_logits(model, memory.states), targets, 0)
     torch.testing.assert_close(weighted - plain, 0.5 * expected)
     (weighted - plain).backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
@@ -220,7 +245,7 @@ def test_contrastive_weight_adds_the_pooled_views_loss_per_target_token():
     micro, cfg = noisy(label_smoothing=0.0)
     model = tiny_model().eval()
     plain = e2s2_loss(model, micro, cfg, pad_id=0)
-    weighted_cfg = dataclasses.replace(cfg, e2s2_contrastive_weight=0.3, e2s2_temperature=0.5)
+    weighted_cfg = with_e2s2(cfg, contrastive_weight=0.3, temperature=0.5)
     weighted = e2s2_loss(model, micro, weighted_cfg, pad_id=0)
     corrupted = model.encode(micro.src, micro.src_lengths).states
     clean = model.encode(micro.original, micro.src_lengths).states
@@ -236,22 +261,34 @@ def test_contrastive_weight_adds_the_pooled_views_loss_per_target_token():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["train.e2s2_denoise_weight=-1"], r"train\.e2s2_denoise_weight must be >= 0"),
-        (["train.e2s2_contrastive_weight=nan"], r"train\.e2s2_contrastive_weight must be >= 0"),
-        (["train.e2s2_temperature=0"], r"train\.e2s2_temperature must be > 0"),
-        (["train.noise_mask_rate=1.5"], r"train\.noise_mask_rate must be in \[0, 1\]"),
-        (["train.noise_replace_rate=-0.1"], r"train\.noise_replace_rate must be in \[0, 1\]"),
+        (["objectives.e2s2.denoise_weight=-1"], r"objectives\.e2s2\.denoise_weight must be >= 0"),
         (
-            ["train.noise_mask_rate=0.6", "train.noise_replace_rate=0.6"],
-            r"train\.noise_mask_rate \+ train\.noise_replace_rate must be <= 1",
+            ["objectives.e2s2.contrastive_weight=nan"],
+            r"objectives\.e2s2\.contrastive_weight must be >= 0",
         ),
-        (["train.e2s2_denoise_weight=1"], r"train\.e2s2_denoise_weight needs a corrupted source"),
+        (["objectives.e2s2.temperature=0"], r"objectives\.e2s2\.temperature must be > 0"),
         (
-            ["model.architecture=prefix_lm", "train.e2s2_contrastive_weight=1"],
+            ["objectives.denoising.mask_rate=1.5"],
+            r"objectives\.denoising\.mask_rate must be in \[0, 1\]",
+        ),
+        (
+            ["objectives.denoising.replace_rate=-0.1"],
+            r"objectives\.denoising\.replace_rate must be in \[0, 1\]",
+        ),
+        (
+            ["objectives.denoising.mask_rate=0.6", "objectives.denoising.replace_rate=0.6"],
+            r"mask_rate \+ objectives\.denoising\.replace_rate must be <= 1",
+        ),
+        (
+            ["objectives.e2s2.denoise_weight=1"],
+            r"objectives\.e2s2\.denoise_weight needs a corrupted source",
+        ),
+        (
+            ["model.architecture=prefix_lm", "objectives.e2s2.contrastive_weight=1"],
             r"need a plain encoder-decoder .*got 'prefix_lm'",
         ),
         (
-            ["model.action_head=true", "model.skip_id=5", "train.e2s2_contrastive_weight=1"],
+            ["model.action_head=true", "model.skip_id=5", "objectives.e2s2.contrastive_weight=1"],
             "with an action head",
         ),
         (["model.architecture=prefix_lm", "model.restore_head=true"], r"model\.restore_head needs"),
@@ -282,12 +319,9 @@ def test_training_with_the_restore_head_round_trips_and_fine_tunes(tmp_path):
     train_values = dict(max_steps=3, warmup_steps=1, metric="none", progress=False)
     cfg = ExperimentConfig(
         model=tiny_config(restore_head=True),
-        train=TrainConfig(
-            out_dir=str(tmp_path / "pre"),
-            e2s2_denoise_weight=1.0,
-            e2s2_contrastive_weight=0.5,
-            **NOISE,
-            **train_values,
+        train=TrainConfig(out_dir=str(tmp_path / "pre"), **train_values),
+        objectives=ObjectivesConfig(
+            denoising=NOISE, e2s2=E2S2Config(denoise_weight=1.0, contrastive_weight=0.5)
         ),
         **common,
     )
@@ -303,8 +337,8 @@ def test_training_with_the_restore_head_round_trips_and_fine_tunes(tmp_path):
     with torch.no_grad():
         states = loaded.network.encode(src, torch.tensor([4])).states
         torch.testing.assert_close(
-            fresh.restore_logits(fresh.encode(src, torch.tensor([4])).states),
-            loaded.network.restore_logits(states),
+            restore_logits(fresh, fresh.encode(src, torch.tensor([4])).states),
+            restore_logits(loaded.network, states),
         )
     plain = build_model(dataclasses.replace(loaded.network.config, restore_head=False))
     _initialise(plain, best, announce=False)  # what train.init_from does

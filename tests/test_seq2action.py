@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqweave.config import DecodeConfig, ModelConfig, TrainConfig
+from seqweave.config import ActionsConfig, DecodeConfig, ModelConfig, TrainConfig
 from seqweave.data.actions import (
     COPY,
     GEN,
@@ -272,7 +272,7 @@ def test_action_loss_counts_the_gold_actions_of_the_pointer_rule():
         (lambda: tiny_config(action_head=True, architecture="prefix_lm"), "model.action_head"),
         (lambda: tiny_config(action_head=True, skip_id=VOCAB), "model.skip_id=50"),
         (lambda: build_model(tiny_config(action_head=True)), "model.skip_id"),
-        (lambda: TrainConfig(action_weight=-1.0), "train.action_weight"),
+        (lambda: ActionsConfig(weight=-1.0), "objectives.actions.weight"),
         (lambda: ModelConfig(architecture="nar_drafter", action_head=True), "model.action_head"),
     ],
 )

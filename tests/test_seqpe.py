@@ -17,7 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import seqweave
-from seqweave.config import ExperimentConfig, ModelConfig, TrainConfig, apply_overrides
+from seqweave.config import (
+    ExperimentConfig,
+    ModelConfig,
+    ObjectivesConfig,
+    SeqPEConfig,
+    TrainConfig,
+    apply_overrides,
+)
 from seqweave.errors import ConfigError
 from seqweave.models.positions import sinusoidal_table
 from seqweave.models.seqpe import SequentialPositions
@@ -174,7 +181,7 @@ def test_objectives_order_the_encoder_when_optimised():
     """A few steps of the contrastive objective alone make similarity fall with distance."""
     module = encoder().train()
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
-    cfg = TrainConfig(seqpe_contrastive_weight=1.0, seqpe_max_position=255)
+    cfg = SeqPEConfig(contrastive_weight=1.0, max_position=255)
     positions = torch.arange(256)
     before = distance_rank_correlation(module.encode(positions).detach())
     for _ in range(80):
@@ -196,8 +203,9 @@ def micro_batch(architecture: str):
     return collate(sources, targets, tiny_config(architecture=architecture, **SEQPE))
 
 
-def trainer_loss(model, **train_values) -> torch.Tensor:
-    cfg = ExperimentConfig(model=model.config, train=TrainConfig(**train_values))
+def trainer_loss(model, **seqpe) -> torch.Tensor:
+    objectives = ObjectivesConfig(seqpe=SeqPEConfig(**seqpe))
+    cfg = ExperimentConfig(model=model.config, objectives=objectives)
     fields = {f.name: None for f in dataclasses.fields(Trainer)}
     trainer = Trainer(**{**fields, "config": cfg, "model": model, "wrapped": model})
     return trainer._loss(micro_batch(model.config.architecture))
@@ -210,7 +218,7 @@ def test_training_loss_is_plain_mle_unless_weighted(architecture):
     logits = model(micro.src, micro.src_lengths, micro.tgt_in)
     plain, _ = label_smoothed_nll(logits, micro.tgt_out, 0, 0.1)
     assert torch.equal(trainer_loss(model), plain)
-    weighted = trainer_loss(model, seqpe_contrastive_weight=0.5, seqpe_distill_weight=0.5)
+    weighted = trainer_loss(model, contrastive_weight=0.5, distill_weight=0.5)
     assert weighted > plain
     place = model.get_submodule("embed" if architecture == "prefix_lm" else "decoder_embed")
     (weighted - plain.detach()).backward()
@@ -237,9 +245,9 @@ def test_training_with_the_objectives_saves_and_loads(tmp_path):
             warmup_steps=1,
             metric="none",
             progress=False,
-            seqpe_contrastive_weight=0.1,
-            seqpe_distill_weight=0.1,
-            seqpe_max_position=999,
+        ),
+        objectives=ObjectivesConfig(
+            seqpe=SeqPEConfig(contrastive_weight=0.1, distill_weight=0.1, max_position=999)
         ),
     )
     best = train(cfg)
@@ -279,13 +287,16 @@ def test_invalid_seqpe_model_config_is_rejected(overrides, message):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["train.seqpe_contrastive_weight=-1"], "train.seqpe_contrastive_weight must be >= 0"),
-        (["train.seqpe_distill_weight=nan"], "train.seqpe_distill_weight must be >= 0"),
-        (["train.seqpe_max_position=-5"], "train.seqpe_max_position must be >= 0"),
-        (["train.seqpe_distill_weight=1"], "need model.position='seqpe', got 'sinusoidal'"),
         (
-            ["model.position=seqpe", "train.seqpe_max_position=100000"],
-            r"seqpe_max_position=100000 is past what model.seqpe_digits=5 encode \(99999\)",
+            ["objectives.seqpe.contrastive_weight=-1"],
+            "objectives.seqpe.contrastive_weight must be >= 0",
+        ),
+        (["objectives.seqpe.distill_weight=nan"], "objectives.seqpe.distill_weight must be >= 0"),
+        (["objectives.seqpe.max_position=-5"], "objectives.seqpe.max_position must be >= 0"),
+        (["objectives.seqpe.distill_weight=1"], "need model.position='seqpe', got 'sinusoidal'"),
+        (
+            ["model.position=seqpe", "objectives.seqpe.max_position=100000"],
+            r"max_position=100000 is past what model.seqpe_digits=5 encode \(99999\)",
         ),
     ],
 )

@@ -5,7 +5,7 @@
         [--out FILE] [--fresh]
 
 For each task, seed and variant one model trains for the same number of updates
-(``mle``: label-smoothed MLE; ``claps``: the same plus ``train.claps_weight`` times
+(``mle``: label-smoothed MLE; ``claps``: the same plus ``objectives.claps.weight`` times
 CLAPS's loss, objectives/claps.py). Both variants of a seed start from the same
 weights (the projection head is built last) and see the same batches. No validation
 during training: the model scored is the one after the last update. Greedy
@@ -113,7 +113,7 @@ def overrides(cell: dict, settings: dict) -> list[str]:
     steps = warm if variant == "warm" else settings["steps"]
     values = [*(QUICK if settings["quick"] else []), *VARIANTS.get(variant, [])]
     if variant == "claps":
-        values.append(f"train.claps_weight={settings['claps_weight']}")
+        values.append(f"objectives.claps.weight={settings['claps_weight']}")
     if variant == "warm":
         values += [f"train.seed={seed}", f"train.out_dir={runs / task / f'warm{warm}-seed{seed}'}"]
     elif warm:
@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="updates per run (default 1000; quick 300)")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--tasks", default="multi30k,e2e")
-    parser.add_argument("--claps-weight", type=float, default=1.0, help="train.claps_weight")
+    parser.add_argument("--claps-weight", type=float, default=1.0, help="objectives.claps.weight")
     parser.add_argument(
         "--warm-start",
         type=int,

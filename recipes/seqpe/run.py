@@ -55,8 +55,8 @@ SYSTEMS = {
     "seqpe": ["model.position=seqpe"],
     "seqpe+objectives": [
         "model.position=seqpe",
-        "train.seqpe_contrastive_weight=0.1",
-        "train.seqpe_distill_weight=0.1",
+        "objectives.seqpe.contrastive_weight=0.1",
+        "objectives.seqpe.distill_weight=0.1",
     ],
 }
 

@@ -1,26 +1,29 @@
-"""Typed configuration: frozen dataclasses per concern, TOML in, JSON out.
+"""Typed configuration: frozen dataclasses per concern.
 
 One experiment is one TOML file with the sections ``[model]``, ``[tokenizer]``,
-``[data]``, ``[train]`` and ``[decode]``. Every value can be overridden on the
-command line as ``--set train.lr=1e-3``; the string is parsed by the field's
-type. An unknown section or key is an error that lists the valid ones, so a
-typo fails at start-up instead of being silently ignored.
+``[data]``, ``[train]``, ``[decode]`` and ``[objectives.NAME]``, one per paper
+objective. This module holds the schemas and their checks; reading TOML, the
+``--set section.key=value`` overrides and the old flat keys live in
+``seqweave.config_parse`` (re-exported here, so ``from seqweave.config import
+load_config`` keeps working). Each section checks its own values when built;
+checks that need two sections are all in ``ExperimentConfig.__post_init__``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from seqweave.errors import ConfigError
-
-T = TypeVar("T")
+from seqweave.objectives.settings import (
+    ActionsConfig,
+    ClapsConfig,
+    DenoisingConfig,
+    E2S2Config,
+    LengthConfig,
+    ObjectivesConfig,
+    SeqPEConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,14 @@ class ModelConfig:
         return self.scale_embedding
 
     def __post_init__(self) -> None:
+        self._check_choices()
+        self._check_shapes()
+        self._check_options()
+        if self.position == "seqpe":
+            self._check_seqpe()
+        self._check_heads()
+
+    def _check_choices(self) -> None:
         choices = {
             "architecture": ("transformer", "prefix_lm", "nar_drafter", "nar_editor"),
             "activation": ("relu", "gelu", "gelu_tanh", "silu"),
@@ -119,10 +130,23 @@ class ModelConfig:
         }
         for name, valid in choices.items():
             _check_choice(f"model.{name}", getattr(self, name), valid)
+
+    def _check_shapes(self) -> None:
         if self.d_model % self.num_heads:
             raise ConfigError(
                 f"model.d_model={self.d_model} is not divisible by model.num_heads={self.num_heads}"
             )
+        if self.draft_block < 1:
+            raise ConfigError(f"model.draft_block must be >= 1, got {self.draft_block}")
+        if self.position == "rope" and (self.d_model // self.num_heads) % 2:
+            raise ConfigError("model.position='rope' needs an even head dimension")
+        if not -1 <= self.skip_id < self.vocab_size:
+            raise ConfigError(
+                f"model.skip_id={self.skip_id} is not a token id of the vocabulary "
+                f"(0..{self.vocab_size - 1}, or -1 for not set)"
+            )
+
+    def _check_options(self) -> None:
         if self.partial_attention and self.architecture != "prefix_lm":
             raise ConfigError(
                 "model.partial_attention is a prefix_lm option, but model.architecture="
@@ -133,27 +157,15 @@ class ModelConfig:
                 "model.partial_attention needs model.prefix_attention='bidirectional' "
                 "(PALM reads the source bidirectionally)"
             )
-        if self.draft_block < 1:
-            raise ConfigError(f"model.draft_block must be >= 1, got {self.draft_block}")
-        if self.position == "rope" and (self.d_model // self.num_heads) % 2:
-            raise ConfigError("model.position='rope' needs an even head dimension")
-        if self.action_head and self.architecture != "transformer":
-            raise ConfigError(
-                f"model.action_head needs model.architecture='transformer', "
-                f"not {self.architecture!r}"
-            )
-        if not -1 <= self.skip_id < self.vocab_size:
-            raise ConfigError(
-                f"model.skip_id={self.skip_id} is not a token id of the vocabulary "
-                f"(0..{self.vocab_size - 1}, or -1 for not set)"
-            )
-        if self.position == "seqpe":
-            self._check_seqpe()
-        if self.restore_head and self.architecture != "transformer":
-            raise ConfigError(
-                f"model.restore_head needs model.architecture='transformer', "
-                f"not {self.architecture!r}"
-            )
+
+    def _check_heads(self) -> None:
+        """The heads (models/heads.py) sit on the plain encoder-decoder only."""
+        for name in ("action_head", "restore_head"):
+            if getattr(self, name) and self.architecture != "transformer":
+                raise ConfigError(
+                    f"model.{name} needs model.architecture='transformer', "
+                    f"not {self.architecture!r}"
+                )
         self._check_contrastive()
 
     def _check_contrastive(self) -> None:
@@ -239,103 +251,12 @@ class TrainConfig:
     # A model directory whose weights start the model wherever parameter names and shapes
     # agree (fine-tuning; a drafter starting from the model it drafts for). Not on --resume.
     init_from: str = ""
-    # nar_editor only: weight of the output-length loss (one cross-entropy per sentence),
-    # added to the summed token loss
-    length_weight: float = 1.0
-    # Models with model.action_head: weight of the action classifier's cross-entropy against
-    # the gold actions, added to the token loss of the fused distribution (Li et al. 2022).
-    action_weight: float = 1.0
-    # SeqPE's auxiliary objectives (model.position = "seqpe"; objectives/seqpe.py), weighted
-    # per target token like the token loss: positions nearer an anchor embed more alike
-    # (contrastive), and positions shifted past the training length keep the similarity
-    # pattern of the in-distribution ones (distillation). Both sample positions up to
-    # seqpe_max_position (0: the largest position SeqPE encodes).
-    seqpe_contrastive_weight: float = 0.0
-    seqpe_distill_weight: float = 0.0
-    seqpe_max_position: int = 0
-    # CLAPS (Lee et al. 2021; objectives/claps.py): claps_weight > 0 adds, per target token
-    # like the token loss, the contrastive loss between pooled source and target states
-    # (cosine over claps_temperature; negatives: the batch's other targets and imposters,
-    # the target states pushed claps_imposter_eps up the NLL; positives: the target and its
-    # distant target, pushed claps_distant_eta up the contrastive loss, then pulled back
-    # until its output distribution is within claps_kl_bound nats per token of the
-    # original's) plus that KL per token. Needs model.contrastive_dim > 0.
-    claps_weight: float = 0.0
-    claps_temperature: float = 0.1
-    claps_imposter_eps: float = 1.0
-    claps_distant_eta: float = 3.0
-    claps_kl_bound: float = 0.1
-    # Denoising pretraining and E2S2 (Zhong et al. 2022; objectives/e2s2.py). The source is
-    # corrupted on the fly, position by position (so every encoder position keeps its
-    # original token): noise_mask_rate of its text tokens become <mask>, noise_replace_rate
-    # a random ordinary token. E2S2 adds, each with its weight, the encoder-side restore
-    # loss (the original token at every corrupted position, from the encoder states) and an
-    # InfoNCE loss between the mean-pooled encoder states of the clean and the corrupted
-    # view of each sentence, the batch's other sentences being the negatives.
-    noise_mask_rate: float = 0.0
-    noise_replace_rate: float = 0.0
-    e2s2_denoise_weight: float = 0.0
-    e2s2_contrastive_weight: float = 0.0
-    e2s2_temperature: float = 0.1
 
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
         _check_choice("train.schedule", self.schedule, ("inverse_sqrt", "cosine", "constant"))
         if self.accumulate < 1:
             raise ConfigError(f"train.accumulate must be >= 1, got {self.accumulate}")
-        for name in (
-            "length_weight",
-            "action_weight",
-            "seqpe_contrastive_weight",
-            "seqpe_distill_weight",
-        ):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
-        if self.seqpe_max_position < 0:
-            raise ConfigError(
-                f"train.seqpe_max_position must be >= 0, got {self.seqpe_max_position}"
-            )
-        self._check_claps()
-
-    def _check_claps(self) -> None:
-        for name in ("claps_weight", "claps_imposter_eps", "claps_distant_eta", "claps_kl_bound"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
-        if not self.claps_temperature > 0:
-            raise ConfigError(f"train.claps_temperature must be > 0, got {self.claps_temperature}")
-        self._check_e2s2()
-
-    def _check_e2s2(self) -> None:
-        for name in ("noise_mask_rate", "noise_replace_rate"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.noise_mask_rate + self.noise_replace_rate > 1:
-            raise ConfigError(
-                "train.noise_mask_rate + train.noise_replace_rate must be <= 1, got "
-                f"{self.noise_mask_rate} + {self.noise_replace_rate}"
-            )
-        for name in ("e2s2_denoise_weight", "e2s2_contrastive_weight"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
-        if not self.e2s2_temperature > 0:
-            raise ConfigError(f"train.e2s2_temperature must be > 0, got {self.e2s2_temperature}")
-        if self.e2s2_denoise_weight > 0 and not self.corrupts_source:
-            raise ConfigError(
-                "train.e2s2_denoise_weight needs a corrupted source to restore: set "
-                "train.noise_mask_rate or train.noise_replace_rate"
-            )
-
-    @property
-    def corrupts_source(self) -> bool:
-        return self.noise_mask_rate > 0 or self.noise_replace_rate > 0
-
-    @property
-    def uses_e2s2(self) -> bool:
-        return self.e2s2_denoise_weight > 0 or self.e2s2_contrastive_weight > 0
-
-    @property
-    def uses_seqpe_objectives(self) -> bool:
-        return self.seqpe_contrastive_weight > 0 or self.seqpe_distill_weight > 0
 
 
 @dataclass(frozen=True)
@@ -369,36 +290,39 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig)
 
     def __post_init__(self) -> None:
-        """Options of one section that only make sense with another's."""
-        train, model = self.train, self.model
-        if train.uses_seqpe_objectives and model.position != "seqpe":
+        """Options of one section that only make sense with another's: every such check
+        of the experiment is here."""
+        model, objectives = self.model, self.objectives
+        seqpe, e2s2 = objectives.seqpe, objectives.e2s2
+        if seqpe.on and model.position != "seqpe":
             raise ConfigError(
-                "train.seqpe_contrastive_weight and train.seqpe_distill_weight need "
-                f"model.position='seqpe', got {model.position!r}"
+                "objectives.seqpe.contrastive_weight and objectives.seqpe.distill_weight "
+                f"need model.position='seqpe', got {model.position!r}"
             )
-        if train.uses_e2s2 and (model.architecture != "transformer" or model.action_head):
+        if model.position == "seqpe" and seqpe.max_position >= model.seqpe_limit:
             raise ConfigError(
-                "train.e2s2_denoise_weight and train.e2s2_contrastive_weight need a plain "
-                f"encoder-decoder (model.architecture='transformer', no model.action_head), "
-                f"got {model.architecture!r}"
-                + (" with an action head" if model.action_head else "")
-            )
-        if model.position == "seqpe" and train.seqpe_max_position >= model.seqpe_limit:
-            raise ConfigError(
-                f"train.seqpe_max_position={train.seqpe_max_position} is past what "
+                f"objectives.seqpe.max_position={seqpe.max_position} is past what "
                 f"model.seqpe_digits={model.seqpe_digits} encode ({model.seqpe_limit - 1})"
             )
-        if train.claps_weight > 0 and not model.contrastive_dim:
+        if e2s2.denoise_weight > 0 and not objectives.denoising.on:
             raise ConfigError(
-                "train.claps_weight > 0 needs model.contrastive_dim > 0 (the projection head "
-                "of the contrastive loss)"
+                "objectives.e2s2.denoise_weight needs a corrupted source to restore: set "
+                "objectives.denoising.mask_rate or objectives.denoising.replace_rate"
             )
-        if train.claps_weight > 0 and train.uses_e2s2:
+        if e2s2.on and (model.architecture != "transformer" or model.action_head):
             raise ConfigError(
-                "train.claps_weight and train.e2s2_* weights cannot be combined: each replaces "
-                "the token loss with its own pass over the model"
+                "objectives.e2s2.denoise_weight and objectives.e2s2.contrastive_weight need a "
+                "plain encoder-decoder (model.architecture='transformer', no "
+                f"model.action_head), got {model.architecture!r}"
+                + (" with an action head" if model.action_head else "")
+            )
+        if objectives.claps.on and not model.contrastive_dim:
+            raise ConfigError(
+                "objectives.claps.weight > 0 needs model.contrastive_dim > 0 (the projection "
+                "head of the contrastive loss)"
             )
 
 
@@ -407,142 +331,32 @@ def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(valid)}")
 
 
-def from_dict(cls: type[T], values: dict[str, Any], where: str = "") -> T:
-    """Build a config dataclass from plain values, checking keys and types."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    kwargs = {}
-    for key, value in values.items():
-        if key not in hints:
-            valid = ", ".join(sorted(names))
-            raise ConfigError(f"unknown key {where + key!r}; valid keys: {valid}")
-        kwargs[key] = _coerce(value, hints[key], f"{where}{key}")
-    return cls(**kwargs)
+_PARSER_NAMES = ("apply_overrides", "from_dict", "load_config", "parse_override", "to_dict")
 
 
-def _coerce(value: Any, kind: Any, name: str) -> Any:
-    if dataclasses.is_dataclass(kind):
-        if not isinstance(value, dict):
-            raise ConfigError(f"[{name}] must be a table, got {type(value).__name__}")
-        return from_dict(kind, value, f"{name}.")
-    origin = typing.get_origin(kind)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{name} must be a list, got {value!r}")
-        args = typing.get_args(kind)
-        item = args[0]
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, item, name) for v in value)
-        if len(value) != len(args):
-            raise ConfigError(f"{name} must have {len(args)} items, got {len(value)}")
-        return tuple(_coerce(v, a, name) for v, a in zip(value, args, strict=True))
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(kind):
-            return None
-        return _coerce(value, _non_none(kind), name)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind in (int, float, str, bool) and not (
-        isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    ):
-        raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")
-    return value
+def __getattr__(name: str) -> Any:
+    """The parser's functions, importable from here as before the split (imported on first
+    use: ``seqweave.config_parse`` itself imports this module)."""
+    if name in _PARSER_NAMES:
+        from seqweave import config_parse
+
+        return getattr(config_parse, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _non_none(kind: Any) -> Any:
-    """The one non-None member of an optional type, e.g. bool for ``bool | None``."""
-    (member,) = [a for a in typing.get_args(kind) if a is not type(None)]
-    return member
-
-
-def parse_override(text: str) -> tuple[list[str], str]:
-    """Split ``section.key=value`` into its key path and raw value."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} is not of the form section.key=value")
-    key, raw = text.split("=", 1)
-    return key.strip().split("."), raw.strip()
-
-
-def _parse_value(raw: str, kind: Any, name: str) -> Any:
-    """Parse an override string by the type of the field it sets."""
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        if raw.lower() in ("none", "null"):
-            return None
-        return _parse_value(raw, _non_none(kind), name)
-    if kind is bool:
-        lowered = raw.lower()
-        if lowered not in ("true", "false", "1", "0", "yes", "no"):
-            raise ConfigError(f"{name} must be true or false, got {raw!r}")
-        return lowered in ("true", "1", "yes")
-    if kind is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if kind is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if typing.get_origin(kind) is tuple:
-        parts = [p.strip() for p in raw.strip("[]()").split(",") if p.strip()]
-        args = typing.get_args(kind)
-        item_kinds = [args[0]] * len(parts) if args[-1] is Ellipsis else list(args)
-        if len(item_kinds) != len(parts):
-            raise ConfigError(f"{name} must have {len(item_kinds)} comma-separated items")
-        return tuple(_parse_value(p, k, name) for p, k in zip(parts, item_kinds, strict=True))
-    return _unquote(raw)
-
-
-def _unquote(raw: str) -> str:
-    """``"text"`` or ``'text'`` -> text, as a shell user would expect from --set."""
-    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
-        return raw[1:-1]
-    return raw
-
-
-def apply_overrides(config: T, overrides: list[str]) -> T:
-    """Return a copy of ``config`` with ``section.key=value`` overrides applied."""
-    for text in overrides:
-        path, raw = parse_override(text)
-        config = _replace_path(config, path, raw, ".".join(path))
-    return config
-
-
-def _replace_path(config: Any, path: list[str], raw: str, full: str) -> Any:
-    hints = typing.get_type_hints(type(config))
-    key = path[0]
-    if key not in hints:
-        valid = ", ".join(sorted(hints))
-        raise ConfigError(f"unknown key {full!r}: {key!r} is not one of {valid}")
-    if len(path) == 1:
-        if dataclasses.is_dataclass(hints[key]):
-            raise ConfigError(f"{full!r} is a section; set one of its keys, e.g. {full}.KEY=...")
-        return dataclasses.replace(config, **{key: _parse_value(raw, hints[key], full)})
-    child = getattr(config, key)
-    if not dataclasses.is_dataclass(child):
-        raise ConfigError(f"{key!r} in {full!r} is not a section")
-    return dataclasses.replace(config, **{key: _replace_path(child, path[1:], raw, full)})
-
-
-def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read an experiment TOML file and apply command-line overrides."""
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            values = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not valid UTF-8 (byte {error.start})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from None
-    config = from_dict(ExperimentConfig, values)
-    return apply_overrides(config, list(overrides))
-
-
-def to_dict(config: Any) -> dict[str, Any]:
-    """Plain JSON-ready values of a config dataclass (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+__all__ = [
+    "ActionsConfig",
+    "ClapsConfig",
+    "DataConfig",
+    "DecodeConfig",
+    "DenoisingConfig",
+    "E2S2Config",
+    "ExperimentConfig",
+    "LengthConfig",
+    "ModelConfig",
+    "ObjectivesConfig",
+    "SeqPEConfig",
+    "TokenizerConfig",
+    "TrainConfig",
+    *_PARSER_NAMES,
+]

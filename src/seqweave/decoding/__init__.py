@@ -20,6 +20,7 @@ from seqweave.decoding.loop import Event, RelaxedAcceptance, argmax_choice, coll
 from seqweave.decoding.sampling import sampling_choice
 from seqweave.decoding.speculative import ModelDrafter
 from seqweave.errors import ConfigError
+from seqweave.models.base import require_step
 
 DECODERS = ("greedy", "beam", "sample", "iad", "spec", "gad")
 DRAFTING = ("iad", "spec", "gad")  # draft and verify: exactly greedy's tokens unless relaxed
@@ -65,6 +66,7 @@ def decode_batch(
 ) -> list[Generation]:
     """Decode one batch of token-id sources with ``cfg.decoder``."""
     check_decoder(cfg.decoder, draft_model, cfg.relaxed_top)
+    require_step(model)
     src, src_lengths = pad_batch(sources, model.config.pad_id, model.device)
     memory = model.encode(src, src_lengths)
     budgets = length_budget(model, src_lengths, cfg.max_new_tokens)

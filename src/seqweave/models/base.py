@@ -2,7 +2,9 @@
 
 The decoder-state API (DESIGN.md) is ``encode``, ``start``, ``step``,
 ``rollback`` and ``reorder``. The first three depend on the architecture; the
-last two only touch the cache, so they live here once.
+last two only touch the cache, so they live here once. Models that do not
+decode token by token (GAD's drafter, FReTNA's editor) have no ``step``; they
+say what they are for in ``not_a_decoder``, which ``require_step`` reports.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
+from seqweave.errors import ConfigError
 from seqweave.models.layers import TransposedWeight, project
 from seqweave.models.state import DecoderState
 
@@ -63,3 +66,15 @@ def causal_mask(size: int, device: torch.device) -> Tensor:
 def new_token_positions(start: Tensor, count: int) -> Tensor:
     """(B,) first position per row -> (B, count) position ids."""
     return start[:, None] + torch.arange(count, device=start.device)[None, :]
+
+
+def require_step(model: nn.Module) -> None:
+    """Raise ConfigError, before any work, when ``model`` cannot decode token by token.
+
+    Raises:
+        ConfigError: the model has no ``step``; the message is its ``not_a_decoder``.
+    """
+    if not hasattr(model, "step"):
+        architecture = model.config.architecture
+        default = f"a {architecture} model does not decode token by token"
+        raise ConfigError(getattr(model, "not_a_decoder", default))

@@ -2,7 +2,7 @@
 
 The encoder-side denoising objective (``seqweave.objectives.e2s2``) asks the
 encoder states of a corrupted source for the original token at each corrupted
-position, through the model's tied output projection. With
+position, through the model's tied output projection (``restore_logits``). With
 ``model.restore_head`` a small transform (dense, activation, layer norm, as
 BERT's masked-LM head) sits in between, so the encoder states need not live in
 the output embedding space themselves; without it the objective adds no
@@ -29,3 +29,10 @@ class RestoreHead(nn.Module):
     def forward(self, states: Tensor) -> Tensor:
         """(B, S, D) -> (B, S, D), to be projected by the model's output layer."""
         return self.norm(self.activation(linear(self.dense, states)))
+
+
+def restore_logits(model: nn.Module, states: Tensor) -> Tensor:
+    """Token logits (B, S, V) from encoder states (B, S, D): through the model's restore
+    head when it has one (``model.restore_head``, models/heads.py), then its output layer."""
+    head = getattr(model, "restore_head", None)
+    return model.logits(states if head is None else head(states))

@@ -23,23 +23,49 @@ accepted tokens are final, so each pass feeds only the newly accepted ones and
 the k slots behind them (with that mask, one ordinary causal ``step``), and
 rolls the slots back. ``draft`` recomputes the
 whole prefix and is the reference the tests compare against. The drafter does
-not decode on its own, and ``step`` says so.
+not decode on its own: it shares the encoder-decoder's layers and cache
+(``EncoderDecoderStack``) but has no ``step``, and what decoding asks of it is
+the ``BlockDrafter`` protocol.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
-from seqweave.errors import ConfigError
 from seqweave.models.state import DecoderState, Memory
-from seqweave.models.transformer import EncoderDecoder
+from seqweave.models.transformer import EncoderDecoderStack
 
 CrossMemory = list[tuple[Tensor, Tensor]]  # per decoder layer: keys, values (B, H, S, Dh)
 
 
-class NARDrafter(EncoderDecoder):
+class BlockDrafter(Protocol):
+    """What generalized aggressive decoding (``decoding.generalized``) asks of a drafter:
+    a cache of accepted tokens per row, and the next ``block`` tokens' logits from it."""
+
+    config: ModelConfig
+    block: int
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> Memory: ...
+
+    def start(self, memory: Memory, capacity: int = 64) -> DecoderState: ...
+
+    def draft_cached(
+        self, state: DecoderState, tokens: Tensor, n_new: Tensor, slots: int | None = None
+    ) -> Tensor: ...
+
+    def reorder(self, state: DecoderState, index: Tensor) -> None: ...
+
+
+class NARDrafter(EncoderDecoderStack):
+    not_a_decoder: ClassVar[str] = (
+        "a nar_drafter model drafts for another model (--decoder gad --draft-model DIR); "
+        "it does not decode on its own"
+    )
+
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         self.mask_vector = nn.Parameter(torch.randn(cfg.d_model) * cfg.d_model**-0.5)
@@ -47,12 +73,6 @@ class NARDrafter(EncoderDecoder):
     @property
     def block(self) -> int:
         return self.config.draft_block
-
-    def step(self, state: DecoderState, tokens: Tensor, n_new: Tensor | None = None) -> Tensor:
-        raise ConfigError(
-            "a nar_drafter model drafts for another model (--decoder gad --draft-model DIR); "
-            "it does not decode on its own"
-        )
 
     def cross_memory(self, memory: Memory) -> CrossMemory:
         """Cross-attention keys and values of every decoder layer, projected once per source."""

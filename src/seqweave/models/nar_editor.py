@@ -20,12 +20,17 @@ Training uses the ordinary loop: ``forward`` builds the canvas from the target
 itself, corrupted either like a previous translation (a kept prefix, a few
 tokens replaced, the rest masked) or like a mask-predict step (a random share
 of positions masked), and returns logits for every target position. The
-length head's loss is added by the training loop (``with_length=True``). Its
-data is sequence-level distillation: the target model's translations of
-source prefixes, so the editor learns what the target model would say.
+length head's loss is added by its token loss (``objectives.registry``,
+``with_length=True``). Its data is sequence-level distillation: the target
+model's translations of source prefixes, so the editor learns what the target
+model would say. It shares the encoder-decoder's layers (``EncoderDecoderStack``)
+but does not decode token by token, so it has no ``step``: what streaming asks
+of it is the ``Editor`` protocol.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -34,24 +39,33 @@ from torch import Tensor, nn
 from seqweave.config import ModelConfig
 from seqweave.errors import ConfigError
 from seqweave.models.layers import padding_mask
-from seqweave.models.state import DecoderState, Memory
-from seqweave.models.transformer import EncoderDecoder
+from seqweave.models.state import Memory
+from seqweave.models.transformer import EncoderDecoderStack
 
 FIRST_WORD_ID = 4  # ids below are pad, bos, eos, unk: never drawn as replacement tokens
 REPLACE_RATE = 0.1  # kept canvas tokens replaced by random ones in training
 
 
-class NAREditor(EncoderDecoder):
+class Editor(Protocol):
+    """What simultaneous re-translation (``seqweave.streaming``) asks of an editor."""
+
+    config: ModelConfig
+
+    def edit(
+        self, src: Tensor, src_lengths: Tensor, previous: list[list[int]], passes: int = 2
+    ) -> list[list[int]]: ...
+
+
+class NAREditor(EncoderDecoderStack):
+    not_a_decoder: ClassVar[str] = (
+        "a nar_editor model revises translations in fixed passes "
+        "(seqweave generate --stream-source --editor DIR); it does not decode token by token"
+    )
+
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         self.mask_vector = nn.Parameter(torch.randn(cfg.d_model) * cfg.d_model**-0.5)
         self.length_head = nn.Linear(cfg.d_model, cfg.max_positions)
-
-    def step(self, state: DecoderState, tokens: Tensor, n_new: Tensor | None = None) -> Tensor:
-        raise ConfigError(
-            "a nar_editor model revises translations in fixed passes "
-            "(seqweave generate --stream-source --editor DIR); it does not decode token by token"
-        )
 
     # -- the two heads ------------------------------------------------------------------------
 

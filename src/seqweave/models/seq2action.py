@@ -34,7 +34,7 @@ from seqweave.config import ModelConfig
 from seqweave.data.actions import COPY, GEN, SKIP
 from seqweave.errors import ConfigError
 from seqweave.models.layers import Linear, linear
-from seqweave.models.state import DecoderState, StepPlan
+from seqweave.models.state import DecoderState, Memory, StepPlan
 
 
 @dataclass
@@ -111,24 +111,29 @@ class ActionHead(nn.Module):
         )
         return ActionOutputs(fused, actions, under)
 
-    def start(self, state: DecoderState, source: Tensor, states: Tensor) -> None:
+    # -- the readout (models/heads.py): what step and forward of the model return ------------
+
+    def start(self, state: DecoderState, memory: Memory) -> None:
         """Keep what ``step`` needs in the decoder state."""
-        state.memory_rows = {"source": source, "states": states}
+        state.memory_rows = {"source": memory.source, "states": memory.states}
         state.slot_values = {
             "pointer": torch.zeros_like(state.keys[0][:, 0, :, 0], dtype=torch.long)
         }
 
     def step(
         self,
+        model,
         state: DecoderState,
         plan: StepPlan,
         before: Tensor,
         tokens: Tensor,
-        hidden: Tensor,
-        vocab_logits: Tensor,
+        x: Tensor,
     ) -> Tensor:
         """Pointers of the new ``tokens`` (B, K), fed after ``before`` (B,) decoded tokens,
-        written at their slots; returns the fused log-probabilities (B, K, V)."""
+        written at their slots; returns the fused log-probabilities (B, K, V). ``x`` is the
+        last decoder layer's output, packed as ``plan`` says."""
+        hidden = plan.dense(model.final_states(x))  # (B, K, D)
+        vocab_logits = model.logits(hidden)
         stored = state.slot_values["pointer"]
         previous = (state.base + before - 1).clamp(min=0)
         start = stored.gather(1, previous[:, None])[:, 0].masked_fill(before == 0, 0)
@@ -138,6 +143,16 @@ class ActionHead(nn.Module):
         stored[plan.batch_index, plan.slots] = pointers
         fused = self.fuse(hidden, vocab_logits, pointers, rows["source"], rows["states"], lengths)
         return fused.log_probs
+
+    def teacher_forced(
+        self, model, memory: Memory, hidden: Tensor, tgt_in: Tensor, full: bool
+    ) -> ActionOutputs | Tensor:
+        """The fused log-probabilities (B, T, V) of decoder inputs ``tgt_in`` (B, T) from
+        final decoder states ``hidden`` (B, T, D); with ``full``, the ActionOutputs."""
+        outputs = self.forward_outputs(
+            hidden, model.logits(hidden), tgt_in, memory.source, memory.states, memory.lengths
+        )
+        return outputs if full else outputs.log_probs
 
     def forward_outputs(
         self, hidden: Tensor, vocab_logits: Tensor, tgt_in: Tensor, source: Tensor, states, lengths

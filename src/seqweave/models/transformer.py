@@ -2,9 +2,14 @@
 
 Pre-LN by default; post-LN, embedding layer norm, scaled embeddings, learned
 positions with an offset and a final logits bias are options, so BART and
-Marian checkpoints map onto it (see ``seqweave.models.hf_import``). With
-``action_head`` it is the sequence-to-action model (``seqweave.models.seq2action``):
-``step`` and ``forward`` return the fused log-probabilities instead of logits.
+Marian checkpoints map onto it (see ``seqweave.models.hf_import``).
+
+``EncoderDecoderStack`` is the encoder, the decoder layers and the cache they write:
+what the non-autoregressive drafter and editor share with the encoder-decoder.
+``EncoderDecoder`` adds the decoding API's ``step``, the teacher-forced
+``forward`` and the heads of ``models/heads.py``: its readout (the output layer,
+or the sequence-to-action head, whose fused log-probabilities ``step`` and
+``forward`` then return) and the training heads that objectives read.
 """
 
 from __future__ import annotations
@@ -14,14 +19,18 @@ from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
 from seqweave.models.base import Seq2SeqBase, causal_mask, new_token_positions
-from seqweave.models.e2s2 import RestoreHead
+from seqweave.models.e2s2 import restore_logits
 from seqweave.models.embedding import Embedder, token_embedding
+from seqweave.models.heads import TOKEN_READOUT, Readout, attach_heads
 from seqweave.models.layers import DecoderLayer, EncoderLayer, padding_mask
-from seqweave.models.seq2action import ActionHead, ActionOutputs
+from seqweave.models.seq2action import ActionOutputs
 from seqweave.models.state import DecoderState, Memory, plan_step
 
 
-class EncoderDecoder(Seq2SeqBase):
+class EncoderDecoderStack(Seq2SeqBase):
+    """Encoder, decoder layers and their cache, without a ``step``: the parts the
+    encoder-decoder shares with the drafter and the editor."""
+
     def __init__(self, cfg: ModelConfig):
         encoder_tokens = token_embedding(cfg)
         decoder_tokens = encoder_tokens if cfg.share_embeddings else token_embedding(cfg)
@@ -36,16 +45,6 @@ class EncoderDecoder(Seq2SeqBase):
         eps = cfg.layer_norm_eps
         self.encoder_norm = nn.LayerNorm(cfg.d_model, eps=eps) if pre else None
         self.decoder_norm = nn.LayerNorm(cfg.d_model, eps=eps) if pre else None
-        self.action_head = ActionHead(cfg) if cfg.action_head else None
-        # CLAPS's projection of pooled states (objectives/claps.py): training only, built
-        # last so that a model with it starts from the same weights as one without
-        self.contrastive_head = (
-            nn.Sequential(nn.Linear(cfg.d_model, cfg.contrastive_dim), nn.ReLU())
-            if cfg.contrastive_dim
-            else None
-        )
-        # built last, so that the other parameters start the same with and without it
-        self.restore_head = RestoreHead(cfg) if cfg.restore_head else None
 
     # -- encoder ---------------------------------------------------------------------------
 
@@ -63,23 +62,17 @@ class EncoderDecoder(Seq2SeqBase):
             x = self.encoder_norm(x)
         return Memory(lengths=src_lengths, states=x, mask=real, source=src)
 
-    def restore_logits(self, states: Tensor) -> Tensor:
-        """Token logits (B, S, V) from encoder states (B, S, D), for E2S2's encoder-side
-        denoising: through the restore head when the model has one, then the output layer."""
-        if self.restore_head is not None:
-            states = self.restore_head(states)
-        return self.logits(states)
-
     # -- decoder ---------------------------------------------------------------------------
 
     def _cross_mask(self, memory: Memory) -> Tensor | None:
         return None if bool(memory.mask.all()) else memory.mask[:, None, None, :]
 
-    def _final_states(self, x: Tensor) -> Tensor:
+    def final_states(self, x: Tensor) -> Tensor:
+        """The last decoder layer's output -> final decoder states (after the final norm)."""
         return x if self.decoder_norm is None else self.decoder_norm(x)
 
     def _decoder_out(self, x: Tensor) -> Tensor:
-        return self.logits(self._final_states(x))
+        return self.logits(self.final_states(x))
 
     def start(self, memory: Memory, capacity: int = 64) -> DecoderState:
         """An empty decoder cache for the rows of ``memory``; cross-attention keys and values
@@ -97,24 +90,7 @@ class EncoderDecoder(Seq2SeqBase):
             cross_mask=self._cross_mask(memory),
             memory_lengths=memory.lengths,
         )
-        if self.action_head is not None:
-            self.action_head.start(state, memory.source, memory.states)
         return state
-
-    def step(self, state: DecoderState, tokens: Tensor, n_new: Tensor | None = None) -> Tensor:
-        """Append tokens (B, K) to each row's cache; return logits (B, K, V).
-
-        Only the first ``n_new[b]`` tokens of row b count: the row's length grows
-        by that much, and the rest are stale slots that later steps overwrite.
-        Logits at those padding positions are unspecified.
-        """
-        before = state.lengths
-        x, plan = self._extend_cache(state, tokens, n_new)
-        if self.action_head is None:
-            return plan.dense(self._decoder_out(x), clear=False)
-        hidden = plan.dense(self._final_states(x))  # (B, K, D)
-        vocab_logits = self.logits(hidden)
-        return self.action_head.step(state, plan, before, tokens, hidden, vocab_logits)
 
     def _extend_cache(
         self,
@@ -144,6 +120,38 @@ class EncoderDecoder(Seq2SeqBase):
         state.lengths = state.lengths + (K if n_new is None else n_new)
         return x, plan
 
+
+class EncoderDecoder(EncoderDecoderStack):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        attach_heads(self, cfg)  # after the layers: they start the same with or without heads
+
+    @property
+    def readout(self) -> Readout:
+        """What ``step`` and ``forward`` return scores through (models/heads.py): the
+        action head when the model has one, else the output layer."""
+        return TOKEN_READOUT if self.action_head is None else self.action_head
+
+    def restore_logits(self, states: Tensor) -> Tensor:
+        """E2S2's token logits (B, S, V) from encoder states (B, S, D): ``models.e2s2``."""
+        return restore_logits(self, states)
+
+    def start(self, memory: Memory, capacity: int = 64) -> DecoderState:
+        state = super().start(memory, capacity)
+        self.readout.start(state, memory)
+        return state
+
+    def step(self, state: DecoderState, tokens: Tensor, n_new: Tensor | None = None) -> Tensor:
+        """Append tokens (B, K) to each row's cache; return logits (B, K, V).
+
+        Only the first ``n_new[b]`` tokens of row b count: the row's length grows
+        by that much, and the rest are stale slots that later steps overwrite.
+        Logits at those padding positions are unspecified.
+        """
+        before = state.lengths
+        x, plan = self._extend_cache(state, tokens, n_new)
+        return self.readout.step(self, state, plan, before, tokens, x)
+
     # -- training --------------------------------------------------------------------------
 
     def hidden_states(
@@ -163,7 +171,7 @@ class EncoderDecoder(Seq2SeqBase):
         for layer in self.decoder_layers:
             cross_kv = layer.cross.project_memory(memory.states)
             x = layer.forward(x, mask, rotary, cross_kv, cross_mask)
-        return memory, self._final_states(x)
+        return memory, self.final_states(x)
 
     def forward(
         self,
@@ -180,9 +188,4 @@ class EncoderDecoder(Seq2SeqBase):
         memory, hidden = self.hidden_states(src, src_lengths, tgt_in)
         if states:
             return memory, hidden
-        if self.action_head is None:
-            return self.logits(hidden)
-        outputs = self.action_head.forward_outputs(
-            hidden, self.logits(hidden), tgt_in, src, memory.states, src_lengths
-        )
-        return outputs if actions else outputs.log_probs
+        return self.readout.teacher_forced(self, memory, hidden, tgt_in, full=actions)

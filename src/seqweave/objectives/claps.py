@@ -32,11 +32,15 @@ KL reference are this module's choices, and are stated in recipes/claps/README.m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from seqweave.models.state import Memory
+from seqweave.objectives.settings import ClapsConfig
 
 HALVINGS = 3  # of the distant target's perturbation before it is dropped for a sentence
 
@@ -155,36 +159,58 @@ def claps_loss(
     logits: Tensor,
     targets: Tensor,
     pad_id: int,
-    cfg,
+    cfg: ClapsConfig,
 ) -> Tensor:
     """CLAPS's auxiliary loss of one batch: mean contrastive loss per sentence plus mean KL
     per target token between the original and the distant target's distributions.
 
     memory: the encoder's ``Memory``; hidden (B, T, D) teacher-forced decoder states and
     logits (B, T, V) their logits; targets (B, T) the decoder outputs; cfg: the
-    TrainConfig (its claps_* fields).
+    ``[objectives.claps]`` settings.
     """
     head = model.contrastive_head
     real = targets != pad_id  # (B, T)
     reference = F.log_softmax(logits.detach().float(), dim=-1)  # (B, T, V)
     z_x = head(pool(memory.states, memory.mask))  # (B, P)
     z_y = head(pool(hidden, real))
-    fake = imposter(model, hidden, targets, pad_id, cfg.claps_imposter_eps)
+    fake = imposter(model, hidden, targets, pad_id, cfg.imposter_eps)
     far = distant_target(
         model,
         hidden,
         z_x,
         real,
-        cfg.claps_distant_eta,
-        cfg.claps_kl_bound,
-        cfg.claps_temperature,
+        cfg.distant_eta,
+        cfg.kl_bound,
+        cfg.temperature,
         reference,
     )
     z_fake, z_far = head(pool(fake, real)), head(pool(far, real))
-    tau = cfg.claps_temperature
+    tau = cfg.temperature
     contrast = 0.5 * (
         contrastive_loss(z_x, z_y, z_y, z_fake, tau)
         + contrastive_loss(z_x, z_far, z_y, z_fake, tau)
     )
     kl = token_kl(model, reference, far, real)  # (B, T)
     return contrast + kl.sum() / real.sum().clamp(min=1)
+
+
+@dataclass(frozen=True)
+class Claps:
+    """CLAPS as an additive objective (``seqweave.objectives.registry``): its loss per
+    target token, weighted, from the token loss's own teacher-forced pass."""
+
+    settings: ClapsConfig
+    pad_id: int
+    needs_states: ClassVar[bool] = True
+
+    def terms(self, model, micro, forward) -> dict[str, Tensor]:
+        extra = claps_loss(
+            model,
+            forward.memory,
+            forward.hidden,
+            forward.logits,
+            micro.tgt_out,
+            self.pad_id,
+            self.settings,
+        )
+        return {"claps": self.settings.weight * extra * micro.num_tokens}

@@ -8,7 +8,7 @@ the encoder itself:
 
 - **Encoder-side denoising**: from the encoder states of the corrupted source,
   predict the original token at every corrupted position (through
-  ``EncoderDecoder.restore_logits``: the optional restore head and the tied
+  ``models.e2s2.restore_logits``: the optional restore head and the tied
   output layer). Summed cross-entropy over corrupted positions, like the token
   loss is summed over target tokens.
 - **Encoder-side contrastive learning**: the mean-pooled encoder states of a
@@ -35,15 +35,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqweave.config import TrainConfig
 from seqweave.errors import ConfigError
+from seqweave.models.e2s2 import restore_logits
 from seqweave.models.layers import padding_mask
-from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.objectives.settings import DenoisingConfig, E2S2Config
 
 MASK_TOKEN = "<mask>"
 
@@ -109,13 +110,11 @@ def corrupt(
     return noisy, noisy != src
 
 
-def noisy_batch(batch, cfg: TrainConfig, vocab: NoiseVocabulary, seed: int):
+def noisy_batch(batch, cfg: DenoisingConfig, vocab: NoiseVocabulary, seed: int):
     """A training ``Batch`` with its source corrupted as ``cfg`` says (the clean source kept
     as ``original``; unchanged when both rates are 0)."""
     generator = torch.Generator().manual_seed(seed)
-    noisy, corrupted = corrupt(
-        batch.src, vocab, cfg.noise_mask_rate, cfg.noise_replace_rate, generator
-    )
+    noisy, corrupted = corrupt(batch.src, vocab, cfg.mask_rate, cfg.replace_rate, generator)
     return dataclasses.replace(batch, src=noisy, original=batch.src, corrupted=corrupted)
 
 
@@ -147,23 +146,31 @@ def view_contrastive_loss(queries: Tensor, keys: Tensor, temperature: float) -> 
     return F.cross_entropy(scores / temperature, labels)
 
 
-def e2s2_loss(model: torch.nn.Module, micro, cfg: TrainConfig, pad_id: int) -> Tensor:
-    """The summed training loss of one micro-batch (a ``Batch`` from ``noisy_batch``): the
-    decoder's label-smoothed token loss plus E2S2's weighted encoder-side losses, all from
-    one pass over the corrupted source (and one more encoder pass over the clean one for
-    the contrastive loss). With both weights 0 it is the plain token loss, bit for bit."""
-    memory, hidden = model.hidden_states(micro.src, micro.src_lengths, micro.tgt_in)
-    loss, _ = label_smoothed_nll(model.logits(hidden), micro.tgt_out, pad_id, cfg.label_smoothing)
-    if cfg.e2s2_denoise_weight > 0:
-        targets = restore_targets(micro.original, micro.corrupted, pad_id)
-        restore = restore_loss(model.restore_logits(memory.states), targets, pad_id)
-        loss = loss + cfg.e2s2_denoise_weight * restore
-    if cfg.e2s2_contrastive_weight > 0:
-        clean = model.encode(micro.original, micro.src_lengths)
-        contrastive = view_contrastive_loss(
-            mean_pool(memory.states, micro.src_lengths),
-            mean_pool(clean.states, micro.src_lengths),
-            cfg.e2s2_temperature,
-        )
-        loss = loss + cfg.e2s2_contrastive_weight * contrastive * micro.num_tokens
-    return loss
+@dataclass(frozen=True)
+class E2S2:
+    """E2S2's encoder-side losses as an additive objective (``seqweave.objectives.registry``),
+    from the token loss's teacher-forced pass over the corrupted source (a ``Batch`` from
+    ``noisy_batch``), plus one more encoder pass over the clean source for the contrastive
+    loss. A term whose weight is 0 is not computed at all, so with both at 0 training is
+    the plain token loss, bit for bit."""
+
+    settings: E2S2Config
+    pad_id: int
+    needs_states: ClassVar[bool] = True
+
+    def terms(self, model: torch.nn.Module, micro, forward) -> dict[str, Tensor]:
+        cfg, pad_id, memory = self.settings, self.pad_id, forward.memory
+        terms = {}
+        if cfg.denoise_weight > 0:
+            targets = restore_targets(micro.original, micro.corrupted, pad_id)
+            restore = restore_loss(restore_logits(model, memory.states), targets, pad_id)
+            terms["e2s2_restore"] = cfg.denoise_weight * restore
+        if cfg.contrastive_weight > 0:
+            clean = model.encode(micro.original, micro.src_lengths)
+            contrastive = view_contrastive_loss(
+                mean_pool(memory.states, micro.src_lengths),
+                mean_pool(clean.states, micro.src_lengths),
+                cfg.temperature,
+            )
+            terms["e2s2_contrastive"] = cfg.contrastive_weight * contrastive * micro.num_tokens
+        return terms

@@ -24,12 +24,15 @@ temperature are this module's choices.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqweave.config import TrainConfig
 from seqweave.models.seqpe import SequentialPositions
+from seqweave.objectives.settings import SeqPEConfig
 
 TEMPERATURE = 0.1
 ANCHORS = 32  # contrastive anchors per update and position encoder
@@ -94,21 +97,21 @@ def distillation_sample(trained: int, top: int, device) -> tuple[Tensor, Tensor]
     return teacher.to(device), (teacher + shift).to(device)
 
 
-def seqpe_auxiliary_loss(model: torch.nn.Module, cfg: TrainConfig, trained: int) -> Tensor | None:
+def seqpe_auxiliary_loss(model: torch.nn.Module, cfg: SeqPEConfig, trained: int) -> Tensor | None:
     """Weighted sum of both objectives over every SeqPE encoder of ``model`` (an
     encoder-decoder has two), or None when both weights are 0.
 
     ``trained`` is how many positions (0 .. trained - 1) the current batch trains.
     """
-    if not cfg.uses_seqpe_objectives:
+    if not cfg.on:
         return None
     encoders = [m for m in model.modules() if isinstance(m, SequentialPositions)]
     total = None
     for encoder in encoders:
-        top = cfg.seqpe_max_position or encoder.limit - 1
+        top = cfg.max_position or encoder.limit - 1
         device = encoder.powers.device
         parts = []
-        if cfg.seqpe_contrastive_weight > 0:
+        if cfg.contrastive_weight > 0:
             anchors, candidates = contrastive_sample(top, device)
             vectors = encoder.encode(torch.cat([anchors, candidates.flatten()]))
             loss = contrastive_distance_loss(
@@ -116,16 +119,33 @@ def seqpe_auxiliary_loss(model: torch.nn.Module, cfg: TrainConfig, trained: int)
                 vectors[ANCHORS:].view(ANCHORS, CANDIDATES, -1),
                 (candidates - anchors[:, None]).abs(),
             )
-            parts.append(cfg.seqpe_contrastive_weight * loss)
-        if cfg.seqpe_distill_weight > 0 and 1 < trained <= top - trained:
+            parts.append(cfg.contrastive_weight * loss)
+        if cfg.distill_weight > 0 and 1 < trained <= top - trained:
             teacher, student = distillation_sample(trained, top, device)
             vectors = encoder.encode(torch.cat([teacher.flatten(), student.flatten()]))
             windows = vectors.view(2, *teacher.shape, -1)
             loss = similarity_distillation_loss(windows[0], windows[1])
-            parts.append(cfg.seqpe_distill_weight * loss)
+            parts.append(cfg.distill_weight * loss)
         for part in parts:
             total = part if total is None else total + part
     return total
+
+
+@dataclass(frozen=True)
+class SeqPE:
+    """SeqPE's objectives as an additive objective (``seqweave.objectives.registry``). They
+    act on the position encoders, not on the model's outputs, so they need no states of
+    the forward pass; scaled by the micro-batch's target tokens like the token loss."""
+
+    settings: SeqPEConfig
+    needs_states: ClassVar[bool] = False
+
+    def terms(self, model: torch.nn.Module, micro, forward) -> dict[str, Tensor]:
+        source, target = micro.src.shape[1], micro.tgt_in.shape[1]
+        shared = model.config.shares_positions
+        trained = source + target if shared else max(source, target)
+        extra = seqpe_auxiliary_loss(model, self.settings, trained)
+        return {} if extra is None else {"seqpe": extra * micro.num_tokens}
 
 
 def distance_rank_correlation(vectors: Tensor) -> float:

@@ -63,7 +63,7 @@ def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed
             )
         if cfg.model.action_head:  # the sequence-to-action model writes deletions as <skip>
             tokenizer.add_task_tokens([SKIP_TOKEN])
-        if cfg.train.corrupts_source or cfg.train.uses_e2s2:  # denoising masks with <mask>
+        if cfg.objectives.corrupts_source:  # denoising masks with <mask>
             tokenizer.add_task_tokens([MASK_TOKEN])
         tokenizer.save(path)
     dist.barrier()
@@ -82,16 +82,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
             "data.train is not set: give the training file in the config or with "
             "--set data.train=PATH"
         )
-    device = resolve_device(cfg.train.device)
-    dist = Distributed.from_environment(device.type)
-    if dist.enabled and cfg.train.uses_e2s2:
-        raise ConfigError(
-            "train.e2s2_*_weight: E2S2's objectives run on the bare model (its contrastive "
-            "negatives are the local batch), not under data parallelism"
-        )
-    if dist.enabled and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
+    device, dist = _devices(cfg)
     out_dir = Path(cfg.train.out_dir)
     last = out_dir / "last"
     if resume and not last.exists():
@@ -101,33 +92,16 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
     train_examples = read_examples(cfg.data.train)
     valid_examples = read_examples(cfg.data.valid) if cfg.data.valid else []
     tokenizer = Tokenizer.load(last) if resume else _tokenizer(cfg, train_examples, out_dir, dist)
-    model_cfg = resolve_model_config(cfg.model, tokenizer)
-    cfg = dataclasses.replace(cfg, model=model_cfg)
-
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(model_cfg).to(device)
-    if cfg.train.init_from and not resume:
-        _initialise(model, Path(cfg.train.init_from), dist.is_main)
-    optimizer = make_optimizer(model, cfg.train)
-    progress = load_checkpoint(last.resolve(), model, optimizer) if resume else Progress()
-
-    train_set = tokenize_set("train", train_examples, tokenizer, model_cfg, cfg.data)
-    valid_set = (
-        tokenize_set("valid", valid_examples, tokenizer, model_cfg, cfg.data)
-        if valid_examples
-        else None
-    )
+    cfg = dataclasses.replace(cfg, model=resolve_model_config(cfg.model, tokenizer))
+    model, optimizer, progress = _model(cfg, device, dist, last.resolve() if resume else None)
+    train_set, valid_set = _datasets(cfg, tokenizer, train_examples, valid_examples)
     log = TrainingLog(out_dir, cfg.train.max_steps, progress.step, dist.is_main, cfg.train.progress)
-    for data in (train_set, valid_set):
-        if data is not None:
-            log.message(f"{data.name}: {data.report.describe()}")
-    if not train_set.sources:
-        raise ConfigError(f"no training example is within the length limits ({cfg.data.train})")
+    _report_datasets(cfg, log, train_set, valid_set)
     if dist.is_main:
         (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
     log.message(
         f"model: {sum(p.numel() for p in model.parameters()):,} parameters, "
-        f"{model_cfg.architecture}, device {device}, {dist.world_size} process(es)"
+        f"{cfg.model.architecture}, device {device}, {dist.world_size} process(es)"
     )
     trainer = Trainer(
         config=cfg,
@@ -147,6 +121,51 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
     finally:
         dist.close()
     return out_dir / "best"
+
+
+def _devices(cfg: ExperimentConfig) -> tuple[torch.device, Distributed]:
+    """This process's device and its place among the torchrun processes (if any)."""
+    device = resolve_device(cfg.train.device)
+    dist = Distributed.from_environment(device.type)
+    if dist.enabled and cfg.objectives.e2s2.on:
+        raise ConfigError(
+            "objectives.e2s2: E2S2's objectives run on the bare model (its contrastive "
+            "negatives are the local batch), not under data parallelism"
+        )
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    return device, dist
+
+
+def _model(cfg: ExperimentConfig, device: torch.device, dist: Distributed, checkpoint):
+    """The model (seeded; from ``train.init_from`` or the ``checkpoint`` to resume), its
+    optimizer and the progress so far."""
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model).to(device)
+    if cfg.train.init_from and checkpoint is None:
+        _initialise(model, Path(cfg.train.init_from), dist.is_main)
+    optimizer = make_optimizer(model, cfg.train)
+    progress = Progress() if checkpoint is None else load_checkpoint(checkpoint, model, optimizer)
+    return model, optimizer, progress
+
+
+def _datasets(cfg: ExperimentConfig, tokenizer, train_examples, valid_examples):
+    """The tokenized training and validation sets (None without validation data)."""
+    train_set = tokenize_set("train", train_examples, tokenizer, cfg.model, cfg.data)
+    valid_set = None
+    if valid_examples:
+        valid_set = tokenize_set("valid", valid_examples, tokenizer, cfg.model, cfg.data)
+    return train_set, valid_set
+
+
+def _report_datasets(cfg: ExperimentConfig, log: TrainingLog, train_set, valid_set) -> None:
+    """Log what was kept of each set; refuse a training set left empty by the limits."""
+    for data in (train_set, valid_set):
+        if data is not None:
+            log.message(f"{data.name}: {data.report.describe()}")
+    if not train_set.sources:
+        raise ConfigError(f"no training example is within the length limits ({cfg.data.train})")
 
 
 __all__ = ["learning_rate", "resolve_model_config", "train"]

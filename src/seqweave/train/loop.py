@@ -13,19 +13,16 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from seqweave.checkpoint import point_link, prune_checkpoints
 from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.batching import shard, token_batches
-from seqweave.objectives.actions import action_guided_loss
-from seqweave.objectives.claps import claps_loss
-from seqweave.objectives.e2s2 import e2s2_loss, noise_seed, noise_vocabulary, noisy_batch
-from seqweave.objectives.mle import label_smoothed_nll
-from seqweave.objectives.seqpe import seqpe_auxiliary_loss
+from seqweave.objectives.e2s2 import noise_seed, noise_vocabulary, noisy_batch
+from seqweave.objectives.registry import TrainingLoss, build_training_loss
 from seqweave.train.data import Batch, TokenizedSet, collate
 from seqweave.train.distributed import Distributed
 from seqweave.train.report import TrainingLog
@@ -57,19 +54,6 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-
-
-def auxiliary_loss(model: torch.nn.Module, cfg, micro: Batch) -> torch.Tensor | float:
-    """Summed auxiliary losses of one micro-batch that act on the model, not its outputs
-    (SeqPE's position objectives), scaled by its target tokens like the token loss; 0 when
-    none is configured."""
-    model_cfg = model.config
-    source, target = micro.src.shape[1], micro.tgt_in.shape[1]
-    trained = source + target if model_cfg.shares_positions else max(source, target)
-    extra = seqpe_auxiliary_loss(model, cfg, trained)
-    if extra is None:
-        return 0.0
-    return extra * micro.num_tokens
 
 
 @dataclass
@@ -171,49 +155,16 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return float(self.dist.sum(loss_sum)), total_tokens
 
+    @cached_property
+    def training_loss(self) -> TrainingLoss:
+        """The token loss of the model's kind plus the configured additive objectives
+        (``seqweave.objectives.registry``)."""
+        return build_training_loss(self.config)
+
     def _loss(self, micro: Batch) -> torch.Tensor:
-        """The summed training loss of one micro-batch (through the wrapped model, so that
-        data-parallel gradients synchronise): the token loss of the model's kind, plus
-        SeqPE's auxiliary objectives when they are on."""
-        return self._token_loss(micro) + auxiliary_loss(self.model, self.config.train, micro)
-
-    def _token_loss(self, micro: Batch) -> torch.Tensor:
-        cfg, model_cfg = self.config.train, self.model.config
-        if cfg.uses_e2s2:  # E2S2: encoder-side denoising and contrastive losses
-            return e2s2_loss(self.model, micro, cfg, model_cfg.pad_id)
-        if model_cfg.action_head:
-            outputs = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in, actions=True)
-            loss, _ = action_guided_loss(
-                outputs,
-                micro.tgt_out,
-                model_cfg.pad_id,
-                model_cfg.skip_id,
-                cfg.label_smoothing,
-                cfg.action_weight,
-            )
-            return loss
-        if model_cfg.architecture == "nar_editor":
-            logits, length_logits = self.wrapped(
-                micro.src, micro.src_lengths, micro.tgt_in, with_length=True
-            )
-            lengths = (micro.tgt_out != model_cfg.pad_id).sum(1)
-            length_loss = F.cross_entropy(length_logits.float(), lengths, reduction="sum")
-        elif cfg.claps_weight > 0:
-            return self._claps_token_loss(micro)
-        else:
-            logits = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in)
-            length_loss = 0.0
-        loss, _ = label_smoothed_nll(logits, micro.tgt_out, model_cfg.pad_id, cfg.label_smoothing)
-        return loss + cfg.length_weight * length_loss
-
-    def _claps_token_loss(self, micro: Batch) -> torch.Tensor:
-        """The token loss plus CLAPS's (objectives/claps.py), weighted per target token."""
-        cfg, pad_id = self.config.train, self.model.config.pad_id
-        memory, hidden = self.wrapped(micro.src, micro.src_lengths, micro.tgt_in, states=True)
-        logits = self.model.logits(hidden)
-        loss, _ = label_smoothed_nll(logits, micro.tgt_out, pad_id, cfg.label_smoothing)
-        extra = claps_loss(self.model, memory, hidden, logits, micro.tgt_out, pad_id, cfg)
-        return loss + cfg.claps_weight * extra * micro.num_tokens
+        """The summed training loss of one micro-batch, through the wrapped model so that
+        data-parallel gradients synchronise."""
+        return self.training_loss(self.model, self.wrapped, micro)
 
     def _collate(self, indices: list[int]) -> Batch:
         data = self.train_set
@@ -222,10 +173,11 @@ class Trainer:
             [data.targets[i] for i in indices],
             self.model.config,
         )
-        cfg = self.config.train
-        if cfg.corrupts_source or cfg.uses_e2s2:  # denoising pretraining (objectives/e2s2.py)
-            seed = noise_seed(cfg.seed, self.progress.step, indices[0])
-            batch = noisy_batch(batch, cfg, noise_vocabulary(self.tokenizer), seed)
+        objectives = self.config.objectives
+        if objectives.corrupts_source:  # denoising pretraining (objectives/e2s2.py)
+            seed = noise_seed(self.config.train.seed, self.progress.step, indices[0])
+            vocabulary = noise_vocabulary(self.tokenizer)
+            batch = noisy_batch(batch, objectives.denoising, vocabulary, seed)
         return batch.to(self.device)
 
     def _no_sync(self, sync: bool):

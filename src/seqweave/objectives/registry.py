@@ -1,0 +1,190 @@
+"""Objectives by composition: the token loss of the model's kind plus additive objectives.
+
+Training one micro-batch is one teacher-forced pass through the model, scored by
+the **token loss** of the model's kind (``TOKEN_LOSSES``: label-smoothed MLE,
+the action-guided loss of an action head, the editor's token and length loss),
+plus each **additive objective** the experiment turns on (``OBJECTIVES``: CLAPS,
+E2S2, SeqPE). An additive objective reads what the token loss's pass computed
+(``Forward``: logits, and the encoder memory and decoder states when one of them
+``needs_states``), so objectives combine without a second pass, and returns its
+weighted terms by name, each summed over the micro-batch like the token loss.
+
+Both tables are plain dicts of builders (``ExperimentConfig`` -> the loss, or
+None when off); nothing registers itself. A new paper's objective is a module
+with a ``terms`` method, a config section and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from seqweave.config import ExperimentConfig, ModelConfig
+from seqweave.errors import ConfigError
+from seqweave.models.state import Memory
+from seqweave.objectives.actions import action_guided_loss
+from seqweave.objectives.claps import Claps
+from seqweave.objectives.e2s2 import E2S2
+from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.objectives.seqpe import SeqPE
+
+
+@dataclass
+class Forward:
+    """What the token loss's teacher-forced pass gave: logits (B, T, V) and, when asked
+    for states, the encoder memory and the final decoder states (B, T, D)."""
+
+    logits: Tensor
+    memory: Memory | None = None
+    hidden: Tensor | None = None
+
+
+class TokenLoss(Protocol):
+    def __call__(
+        self, model: torch.nn.Module, wrapped: torch.nn.Module, micro, states: bool
+    ) -> tuple[Tensor, Forward]:
+        """The summed token loss of one micro-batch, through ``wrapped`` (so that
+        data-parallel gradients synchronise), and the pass it came from; ``states``: the
+        pass must keep the encoder memory and decoder states for additive objectives."""
+        ...
+
+
+class Objective(Protocol):
+    needs_states: bool  # reads Forward.memory and Forward.hidden
+
+    def terms(self, model: torch.nn.Module, micro, forward: Forward) -> dict[str, Tensor]:
+        """Weighted loss terms by name, each summed over the micro-batch (a mean per
+        sentence is scaled by the micro-batch's target tokens); ``model`` is the bare
+        model."""
+        ...
+
+
+@dataclass(frozen=True)
+class MLE:
+    """Label-smoothed maximum likelihood of the model's logits."""
+
+    pad_id: int
+    smoothing: float
+
+    def __call__(self, model, wrapped, micro, states: bool) -> tuple[Tensor, Forward]:
+        if states:
+            memory, hidden = wrapped(micro.src, micro.src_lengths, micro.tgt_in, states=True)
+            forward = Forward(model.logits(hidden), memory, hidden)
+        else:
+            forward = Forward(wrapped(micro.src, micro.src_lengths, micro.tgt_in))
+        loss, _ = label_smoothed_nll(forward.logits, micro.tgt_out, self.pad_id, self.smoothing)
+        return loss, forward
+
+
+@dataclass(frozen=True)
+class ActionGuided:
+    """The sequence-to-action loss (objectives/actions.py): the fused distribution's
+    token loss plus the weighted action cross-entropy."""
+
+    pad_id: int
+    skip_id: int
+    smoothing: float
+    action_weight: float
+
+    def __call__(self, model, wrapped, micro, states: bool) -> tuple[Tensor, Forward]:
+        _no_states(states, "an action head")
+        outputs = wrapped(micro.src, micro.src_lengths, micro.tgt_in, actions=True)
+        loss, _ = action_guided_loss(
+            outputs, micro.tgt_out, self.pad_id, self.skip_id, self.smoothing, self.action_weight
+        )
+        return loss, Forward(outputs.log_probs)
+
+
+@dataclass(frozen=True)
+class EditorLoss:
+    """The nar_editor's token loss plus its weighted output-length cross-entropy."""
+
+    pad_id: int
+    smoothing: float
+    length_weight: float
+
+    def __call__(self, model, wrapped, micro, states: bool) -> tuple[Tensor, Forward]:
+        _no_states(states, "a nar_editor")
+        logits, length_logits = wrapped(
+            micro.src, micro.src_lengths, micro.tgt_in, with_length=True
+        )
+        lengths = (micro.tgt_out != self.pad_id).sum(1)
+        length_loss = F.cross_entropy(length_logits.float(), lengths, reduction="sum")
+        loss, _ = label_smoothed_nll(logits, micro.tgt_out, self.pad_id, self.smoothing)
+        return loss + self.length_weight * length_loss, Forward(logits)
+
+
+def _no_states(states: bool, kind: str) -> None:
+    if states:  # the config refuses these combinations; this guards direct use
+        raise ConfigError(f"the objectives that read decoder states do not work with {kind}")
+
+
+def _mle(cfg: ExperimentConfig) -> TokenLoss:
+    return MLE(cfg.model.pad_id, cfg.train.label_smoothing)
+
+
+def _action_guided(cfg: ExperimentConfig) -> TokenLoss:
+    model, weight = cfg.model, cfg.objectives.actions.weight
+    return ActionGuided(model.pad_id, model.skip_id, cfg.train.label_smoothing, weight)
+
+
+def _editor(cfg: ExperimentConfig) -> TokenLoss:
+    weight = cfg.objectives.length.weight
+    return EditorLoss(cfg.model.pad_id, cfg.train.label_smoothing, weight)
+
+
+# the model's kind (``token_loss_kind``) -> its token loss
+TOKEN_LOSSES: dict[str, Callable[[ExperimentConfig], TokenLoss]] = {
+    "transformer": _mle,
+    "prefix_lm": _mle,
+    "nar_drafter": _mle,  # its forward already aligns the slots' logits with the target
+    "nar_editor": _editor,
+    "action_head": _action_guided,
+}
+
+# additive objectives, in the order their terms are added: None when the config leaves
+# one off
+OBJECTIVES: dict[str, Callable[[ExperimentConfig], Objective | None]] = {
+    "claps": lambda cfg: (
+        Claps(cfg.objectives.claps, cfg.model.pad_id) if cfg.objectives.claps.on else None
+    ),
+    "e2s2": lambda cfg: (
+        E2S2(cfg.objectives.e2s2, cfg.model.pad_id) if cfg.objectives.e2s2.on else None
+    ),
+    "seqpe": lambda cfg: SeqPE(cfg.objectives.seqpe) if cfg.objectives.seqpe.on else None,
+}
+
+
+def token_loss_kind(model: ModelConfig) -> str:
+    """The key of ``TOKEN_LOSSES`` for a model: its head when it has an action head, else
+    its architecture."""
+    return "action_head" if model.action_head else model.architecture
+
+
+@dataclass(frozen=True)
+class TrainingLoss:
+    """The summed training loss of one micro-batch: the token loss, then each additive
+    objective's terms added one by one in order."""
+
+    token: TokenLoss
+    additive: tuple[Objective, ...]
+
+    def __call__(self, model: torch.nn.Module, wrapped: torch.nn.Module, micro) -> Tensor:
+        states = any(objective.needs_states for objective in self.additive)
+        loss, forward = self.token(model, wrapped, micro, states)
+        for objective in self.additive:
+            for term in objective.terms(model, micro, forward).values():
+                loss = loss + term
+        return loss
+
+
+def build_training_loss(cfg: ExperimentConfig) -> TrainingLoss:
+    """The training loss an experiment asks for."""
+    token = TOKEN_LOSSES[token_loss_kind(cfg.model)](cfg)
+    built = (build(cfg) for build in OBJECTIVES.values())
+    return TrainingLoss(token, tuple(o for o in built if o is not None))

@@ -1,0 +1,165 @@
+"""The ``[objectives.NAME]`` sections of an experiment: one frozen dataclass per paper.
+
+A paper's settings live in its own section instead of growing ``TrainConfig`` by
+a field per paper; each section checks its own values, and the checks that need
+another section (the model's architecture, heads or positions) are in
+``ExperimentConfig.__post_init__``. Experiments written with the old flat keys
+(``train.claps_weight``...) still load: ``seqweave.config_parse`` maps them here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from seqweave.errors import ConfigError
+
+
+def _check_non_negative(section: str, values: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        if not getattr(values, name) >= 0:  # also refuses nan
+            raise ConfigError(f"{section}.{name} must be >= 0, got {getattr(values, name)}")
+
+
+def _check_positive(section: str, values: object, name: str) -> None:
+    if not getattr(values, name) > 0:
+        raise ConfigError(f"{section}.{name} must be > 0, got {getattr(values, name)}")
+
+
+@dataclass(frozen=True)
+class ActionsConfig:
+    """Models with model.action_head (Li et al. 2022): weight of the action classifier's
+    cross-entropy against the gold actions, added to the token loss of the fused
+    distribution. Part of that model's token loss, so it is on whenever the head is."""
+
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        section = "objectives.actions"
+        _check_non_negative(section, self, ("weight",))
+
+
+@dataclass(frozen=True)
+class LengthConfig:
+    """nar_editor only: weight of the output-length loss (one cross-entropy per sentence),
+    added to the summed token loss."""
+
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        section = "objectives.length"
+        _check_non_negative(section, self, ("weight",))
+
+
+@dataclass(frozen=True)
+class DenoisingConfig:
+    """Denoising pretraining (objectives/e2s2.py): the source is corrupted on the fly,
+    position by position (so every encoder position keeps its original token): mask_rate
+    of its text tokens become <mask>, replace_rate a random ordinary token, and the decoder
+    writes the original target as usual. E2S2's restore loss needs it."""
+
+    mask_rate: float = 0.0
+    replace_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        section = "objectives.denoising"
+        for name in ("mask_rate", "replace_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{section}.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.mask_rate + self.replace_rate > 1:
+            raise ConfigError(
+                f"{section}.mask_rate + {section}.replace_rate must be <= 1, got "
+                f"{self.mask_rate} + {self.replace_rate}"
+            )
+
+    @property
+    def on(self) -> bool:
+        return self.mask_rate > 0 or self.replace_rate > 0
+
+
+@dataclass(frozen=True)
+class E2S2Config:
+    """E2S2 (Zhong et al. 2022; objectives/e2s2.py) adds, each with its weight, the
+    encoder-side restore loss (the original token at every corrupted position, from the
+    encoder states) and an InfoNCE loss at ``temperature`` between the mean-pooled encoder
+    states of the clean and the corrupted view of each sentence, the batch's other
+    sentences being the negatives."""
+
+    denoise_weight: float = 0.0
+    contrastive_weight: float = 0.0
+    temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        section = "objectives.e2s2"
+        _check_non_negative(section, self, ("denoise_weight", "contrastive_weight"))
+        _check_positive(section, self, "temperature")
+
+    @property
+    def on(self) -> bool:
+        return self.denoise_weight > 0 or self.contrastive_weight > 0
+
+
+@dataclass(frozen=True)
+class SeqPEConfig:
+    """SeqPE's auxiliary objectives (model.position = "seqpe"; objectives/seqpe.py), weighted
+    per target token like the token loss: positions nearer an anchor embed more alike
+    (contrastive), and positions shifted past the training length keep the similarity
+    pattern of the in-distribution ones (distillation). Both sample positions up to
+    max_position (0: the largest position SeqPE encodes)."""
+
+    contrastive_weight: float = 0.0
+    distill_weight: float = 0.0
+    max_position: int = 0
+
+    def __post_init__(self) -> None:
+        section = "objectives.seqpe"
+        _check_non_negative(section, self, ("contrastive_weight", "distill_weight", "max_position"))
+
+    @property
+    def on(self) -> bool:
+        return self.contrastive_weight > 0 or self.distill_weight > 0
+
+
+@dataclass(frozen=True)
+class ClapsConfig:
+    """CLAPS (Lee et al. 2021; objectives/claps.py): weight > 0 adds, per target token like
+    the token loss, the contrastive loss between pooled source and target states (cosine
+    over temperature; negatives: the batch's other targets and imposters, the target states
+    pushed imposter_eps up the NLL; positives: the target and its distant target, pushed
+    distant_eta up the contrastive loss, then pulled back until its output distribution is
+    within kl_bound nats per token of the original's) plus that KL per token. Needs
+    model.contrastive_dim > 0."""
+
+    weight: float = 0.0
+    temperature: float = 0.1
+    imposter_eps: float = 1.0
+    distant_eta: float = 3.0
+    kl_bound: float = 0.1
+
+    def __post_init__(self) -> None:
+        section = "objectives.claps"
+        names = ("weight", "imposter_eps", "distant_eta", "kl_bound")
+        _check_non_negative(section, self, names)
+        _check_positive(section, self, "temperature")
+
+    @property
+    def on(self) -> bool:
+        return self.weight > 0
+
+
+@dataclass(frozen=True)
+class ObjectivesConfig:
+    """What the model is trained on besides label-smoothed MLE (train.label_smoothing):
+    the settings of the token loss of some model kinds (actions, length) and of the
+    additive objectives (seqweave.objectives.registry builds them from these)."""
+
+    actions: ActionsConfig = field(default_factory=ActionsConfig)
+    length: LengthConfig = field(default_factory=LengthConfig)
+    denoising: DenoisingConfig = field(default_factory=DenoisingConfig)
+    e2s2: E2S2Config = field(default_factory=E2S2Config)
+    seqpe: SeqPEConfig = field(default_factory=SeqPEConfig)
+    claps: ClapsConfig = field(default_factory=ClapsConfig)
+
+    @property
+    def corrupts_source(self) -> bool:
+        """Whether training corrupts the source (and so needs a <mask> token)."""
+        return self.denoising.on or self.e2s2.on
