@@ -59,7 +59,7 @@ def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed
         else:
             texts = [text for e in examples for text in (e.source, e.target or "")]
             tokenizer = build_tokenizer(
-                t.kind, texts, t.vocab_size, t.task_tokens, t.alphabet or None
+                t.kind, texts, t.vocab_size, t.task_tokens, t.alphabet or None, t.min_frequency
             )
         if cfg.model.action_head:  # the sequence-to-action model writes deletions as <skip>
             tokenizer.add_task_tokens([SKIP_TOKEN])
