@@ -227,3 +227,11 @@ def test_a_tiny_model_trains_on_the_set_loss_through_seqweave_train(tmp_path):
     trained = Tokenizer.load(best)
     assert saved["objectives"]["set_matching"]["empty_id"] == trained.token_to_id(EMPTY_TOKEN)
     assert len(trained.encode("label0 label5 key2")) == 3
+    # decoding runs the T steps it was trained for, and <empty> is not in the text
+    import seqweave
+
+    model = seqweave.load(best)
+    assert model.decode_config.max_new_tokens == 3
+    outputs = model.generate(["filler1 key2 filler3 key4", "key0 filler5"])
+    assert any(outputs)
+    assert all(word.startswith("label") for output in outputs for word in output.split())
