@@ -432,6 +432,9 @@ claps_temperature = 0.3
 claps_imposter_eps = 0.4
 claps_distant_eta = 2.5
 claps_kl_bound = 0.05
+
+[objectives.set_matching]
+ot_weight = 0.25
 """
 
 NEW_OBJECTIVES = """
@@ -468,6 +471,9 @@ temperature = 0.3
 imposter_eps = 0.4
 distant_eta = 2.5
 kl_bound = 0.05
+
+[objectives.set_matching]
+ot_weight = 0.25
 """
 
 

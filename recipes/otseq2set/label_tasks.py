@@ -1,5 +1,11 @@
-"""The two label-set tasks of recipes/otseq2set: texts as token ids and gold label sets as
-label tokens (synthetic keywords, and E2E slot[value] sets)."""
+"""The two label-set tasks of recipes/otseq2set as texts: a source text of words and a gold
+set of label words, one word per label (synthetic keywords, and E2E slot[value] sets).
+
+``prepare`` writes a task's training and test files (JSON lines, ``source`` and
+``target``: the labels most frequent in training first, the fixed order of the seq2seq
+baseline; the set models read the same target as a set) and builds the one words
+tokenizer all of the task's runs share, ``<empty>`` included.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 E2E = Path("../shared/data/e2e")
-PAD, BOS, EOS, EMPTY = 0, 1, 2, 3
-FIRST_LABEL = 4
 MAX_SOURCE = 63  # words per text, before the end token
 
 
 @dataclass
 class Task:
-    """Texts as token ids (each ending with the end token) and gold label sets as token ids;
-    ``labels`` names the label tokens, which come first after the specials."""
+    """Source texts (words separated by single spaces) and gold label sets (label words);
+    ``steps`` is the largest training set: the set decoder's number of steps."""
 
     name: str
-    vocab_size: int
-    labels: list[str]
-    steps: int  # the largest gold set: the set decoder's number of steps
-    train: list[tuple[list[int], list[int]]]
-    test: list[tuple[list[int], list[int]]]
+    steps: int
+    train: list[tuple[str, list[str]]]
+    test: list[tuple[str, list[str]]]
 
 
 def keyword_example(rng: random.Random, num_labels: int, fillers: int) -> tuple[list, list]:
@@ -48,32 +50,24 @@ def keyword_example(rng: random.Random, num_labels: int, fillers: int) -> tuple[
     return text, gold
 
 
+def keyword_words(text: list[tuple]) -> str:
+    """``not``, ``kw<k>`` (two keywords per label) and ``filler<f>``, separated by spaces."""
+    names = {"not": lambda item: "not", "keyword": lambda item: f"kw{item[1]}"}
+    return " ".join(names.get(item[0], lambda item: f"filler{item[1]}")(item) for item in text)
+
+
 def keywords_task(train_size: int, test_size: int, seed: int) -> Task:
     num_labels, fillers = 24, 100
-    first_word = FIRST_LABEL + num_labels  # then: not, 2 keywords per label, fillers
-
-    def ids(text):
-        out = []
-        for item in text:
-            if item[0] == "not":
-                out.append(first_word)
-            elif item[0] == "keyword":
-                out.append(first_word + 1 + item[1])
-            else:
-                out.append(first_word + 1 + 2 * num_labels + item[1])
-        return [*out, EOS]
 
     def examples(count, rng):
         rows = []
         for _ in range(count):
             text, gold = keyword_example(rng, num_labels, fillers)
-            rows.append((ids(text), [FIRST_LABEL + label for label in gold]))
+            rows.append((keyword_words(text), [f"label{label}" for label in gold]))
         return rows
 
     return Task(
         name="keywords",
-        vocab_size=first_word + 1 + 2 * num_labels + fillers,
-        labels=[f"label{i}" for i in range(num_labels)],
         steps=6,
         train=examples(train_size, random.Random(seed)),
         test=examples(test_size, random.Random(10_000)),  # one test set for every seed
@@ -85,6 +79,11 @@ def split_slots(mr: str) -> list[str]:
     return [slot.strip() for slot in re.split(r",\s*(?=[a-zA-Z ]+\[)", mr)]
 
 
+def label_word(slot: str) -> str:
+    """One word per label: ``customer rating[5 out of 5]`` -> ``customer_rating[5_out_of_5]``."""
+    return "_".join(slot.split())
+
+
 def words(text: str) -> list[str]:
     return re.findall(r"\w+|[^\w\s]", text.lower())
 
@@ -94,32 +93,18 @@ def e2e_task() -> Task:
         split: [json.loads(line) for line in (E2E / f"{split}.jsonl").open(encoding="utf-8")]
         for split in ("train", "valid")
     }
-    label_counts = Counter(s for row in rows["train"] for s in split_slots(row["source"]))
-    labels = sorted(label_counts)
-    word_counts = Counter(w for row in rows["train"] for w in words(row["target"]))
-    vocabulary = sorted(w for w, n in word_counts.items() if n >= 2)
-    first_word = FIRST_LABEL + len(labels) + 1  # after the labels: one unknown-word token
-    unknown = first_word - 1
-    word_id = {w: first_word + i for i, w in enumerate(vocabulary)}
-    label_id = {label: FIRST_LABEL + i for i, label in enumerate(labels)}
+    known = {label_word(s) for row in rows["train"] for s in split_slots(row["source"])}
 
     def examples(split):
         out = []
         for row in rows[split]:
-            text = [word_id.get(w, unknown) for w in words(row["target"])][:MAX_SOURCE]
-            gold = [label_id[s] for s in split_slots(row["source"]) if s in label_id]
-            out.append(([*text, EOS], gold))
+            text = " ".join(words(row["target"])[:MAX_SOURCE])
+            gold = [label_word(s) for s in split_slots(row["source"])]
+            out.append((text, [label for label in gold if label in known]))
         return out
 
     train = examples("train")
-    return Task(
-        name="e2e",
-        vocab_size=first_word + len(vocabulary),
-        labels=labels,
-        steps=max(len(gold) for _, gold in train),
-        train=train,
-        test=examples("valid"),
-    )
+    return Task("e2e", max(len(gold) for _, gold in train), train, examples("valid"))
 
 
 def build_task(name: str, quick: bool) -> Task:
@@ -128,3 +113,47 @@ def build_task(name: str, quick: bool) -> Task:
     if name == "e2e":
         return e2e_task()
     raise SystemExit(f"unknown task {name!r}; tasks: keywords, e2e")
+
+
+def frequency_order(task: Task) -> dict[str, int]:
+    """Rank of each label in the baseline's fixed order: most frequent in training first."""
+    counts = Counter(label for _, gold in task.train for label in gold)
+    ranked = sorted(counts, key=lambda label: (-counts[label], label))
+    return {label: rank for rank, label in enumerate(ranked)}
+
+
+def write_examples(path: Path, rows: list[tuple[str, list[str]]], order: dict[str, int]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for source, gold in rows:
+            target = " ".join(sorted(gold, key=lambda label: order.get(label, len(order))))
+            handle.write(json.dumps({"source": source, "target": target}) + "\n")
+
+
+def prepare(name: str, quick: bool, directory: Path, tokenizer_config) -> dict:
+    """Write the task's train.jsonl and test.jsonl and its words tokenizer (built from the
+    training texts, ``tokenizer_config``'s ``min_frequency``) under ``directory``, unless
+    there already; returns their paths, the labels and the number of set steps."""
+    from seqweave.objectives.set_matching import EMPTY_TOKEN
+    from seqweave.tokenizers import build_tokenizer
+
+    meta_path = directory / "task.json"
+    if meta_path.exists():
+        return json.loads(meta_path.read_text())
+    task = build_task(name, quick)
+    order = frequency_order(task)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_examples(directory / "train.jsonl", task.train, order)
+    write_examples(directory / "test.jsonl", task.test, order)
+    texts = [text for source, gold in task.train for text in (source, " ".join(gold))]
+    kind, minimum = tokenizer_config.kind, tokenizer_config.min_frequency
+    tokenizer = build_tokenizer(kind, texts, 0, (EMPTY_TOKEN,), None, minimum)
+    tokenizer.save(directory / "tokenizer")
+    meta = {
+        "train": str(directory / "train.jsonl"),
+        "test": str(directory / "test.jsonl"),
+        "tokenizer": str(directory / "tokenizer"),
+        "labels": sorted(order, key=order.get),
+        "steps": task.steps,
+    }
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta

@@ -16,161 +16,150 @@ Two multi-label tasks, each predicted as a label set from a text:
   text). Train on train.jsonl, score on all of valid.jsonl. Crowd-workers left out
   some slots, so no model can reach 100 %.
 
-Three models of the same size (an encoder-decoder Transformer from
-``seqweave.models``; labels are vocabulary tokens):
+Three models of the same size, an encoder-decoder Transformer trained through
+``seqweave.train`` (``seqweave.harness.train_or_load``) with the same optimiser,
+schedule and batches (``otseq2set.toml``); they differ only in their loss. Source texts
+and labels are words of one ``words`` tokenizer per task, so each label is one token:
 
-- ``seq2seq``: the fixed-order baseline (SGM-style): labels sorted by training
-  frequency, most frequent first, then the end token; teacher-forced MLE;
+- ``seq2seq``: the fixed-order baseline (SGM-style): the target lists the labels by
+  training frequency, most frequent first, then the end token; teacher-forced MLE;
   greedy decoding until the end token;
-- ``seq2set``: student forcing for T steps (T = the task's largest set) and the
-  Hungarian matching loss with EMPTY padding (``objectives.set_matching``);
-- ``otseq2set``: the same plus the IPOT optimal-transport term (weight ``--ot-weight``).
+- ``seq2set``: ``[objectives.set_matching] mode = "matching"``: student forcing for T
+  steps (T = the task's largest set) and the Hungarian matching loss with ``<empty>``
+  padding, the target read as a set;
+- ``otseq2set``: ``mode = "ot"``: the same plus the IPOT optimal-transport term (weight
+  ``--ot-weight``).
 
-The set models decode greedily for T tokens with ``seqweave.decoding``; EMPTY and
+The set models decode greedily for T tokens with ``seqweave.decoding``; ``<empty>`` and
 repeats are dropped. Scores on held-out texts: micro precision, recall and F1,
 exact set match and mean absolute set-size error, and a diagnosis of where the
-decoding steps go (a repeated label, EMPTY while gold labels are still missing, a
+decoding steps go (a repeated label, ``<empty>`` while gold labels are still missing, a
 wrong label; ``diagnose``). ``--no-repeat`` scores each trained model a second time
 with labels already written masked out of later steps (inference only). Runs
 (task x model x seed) are a grid (``seqweave.harness``); ``--jobs N`` trains N at a time
 in separate processes (one CPU thread each, or sharing one GPU with ``--device cuda``),
-and a cut-off run resumes with the runs it has not finished. The models train in this
-file's loop, not ``seqweave.train``: the trainer reads text through a tokenizer and has no
-set-matching objective (student-forced rollout, Hungarian matching, the OT term), and all
-three models share this loop so that they differ only in their loss. Writes
-recipes/otseq2set/results.json (or ``--out``) and prints a table. Run from the repository
-root.
+a cut-off run resumes with the runs it has not finished, and a model that finished
+training with the same config is reused. Each task's data files and tokenizer are written
+once, under runs/otseq2set. Writes recipes/otseq2set/results.json (or ``--out``) and
+prints a table. Run from the repository root.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import random
 import time
-from collections import Counter
 from pathlib import Path
 
 import torch
-from label_scores import diagnose, greedy_outputs, label_set, no_repeat_outputs, scores
-from label_tasks import BOS, EMPTY, EOS, MAX_SOURCE, PAD, Task, build_task
+from label_scores import (
+    diagnose,
+    greedy_outputs,
+    label_set,
+    load_test_set,
+    no_repeat_outputs,
+    scores,
+)
+from label_tasks import prepare
 
-from seqweave.config import ModelConfig
-from seqweave.decoding.common import pad_batch
 from seqweave.harness import (
     add_run_arguments,
     cell_log_path,
     grid,
     run_grid,
+    scored_checkpoint,
     seed_list,
     summarise,
     write_results,
 )
-from seqweave.models import build_model
-from seqweave.objectives.mle import label_smoothed_nll
-from seqweave.objectives.set_matching import (
-    ot_loss,
-    output_embeddings,
-    pad_sets,
-    set_matching_loss,
-    student_forced_log_probs,
-)
 
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path("recipes/otseq2set")
+CONFIG = HERE / "otseq2set.toml"
 VARIANTS = ("seq2seq", "seq2set", "otseq2set")
+OBJECTIVE = {"seq2seq": "off", "seq2set": "matching", "otseq2set": "ot"}
 
 
 # -- training -----------------------------------------------------------------------------------
 
 
-def frequency_order(task: Task) -> dict[int, int]:
-    """Rank of each label in the baseline's fixed order: most frequent in training first."""
-    counts = Counter(label for _, gold in task.train for label in gold)
-    ranked = sorted(counts, key=lambda label: (-counts[label], label))
-    return {label: rank for rank, label in enumerate(ranked)}
-
-
-def batch_loss(model, variant: str, batch, task: Task, order, ot_weight: float, device):
-    sources = [source for source, _ in batch]
-    gold = [labels for _, labels in batch]
-    src, lengths = pad_batch(sources, PAD, device)
-    if variant == "seq2seq":
-        ordered = [sorted(labels, key=order.__getitem__) for labels in gold]
-        tgt, _ = pad_batch([[BOS, *labels, EOS] for labels in ordered], PAD, device)
-        loss, _ = label_smoothed_nll(model(src, lengths, tgt[:, :-1]), tgt[:, 1:], PAD)
-        return loss / (tgt[:, 1:] != PAD).sum()
-    log_probs, _ = student_forced_log_probs(model, src, lengths, task.steps)
-    nll, _ = set_matching_loss(log_probs, gold, EMPTY)
-    loss = nll / log_probs.shape[:2].numel()
-    if variant == "otseq2set":
-        padded = pad_sets(gold, task.steps, EMPTY).to(device)
-        loss = loss + ot_weight * ot_loss(log_probs, output_embeddings(model), padded) / len(gold)
-    return loss
-
-
-def fit(variant: str, task: Task, seed: int, settings: dict) -> tuple[torch.nn.Module, float]:
-    """Train one model: sampled batches of texts, Adam with a one-cycle schedule; returns the
-    model and its last batch's loss."""
-    device = settings["device"]
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        vocab_size=task.vocab_size,
-        d_model=settings["d_model"],
-        num_heads=4,
-        encoder_layers=settings["layers"],
-        decoder_layers=settings["layers"],
-        ffn_dim=2 * settings["d_model"],
-        dropout=0.1,
-        max_positions=MAX_SOURCE + 1,
-    )
-    model = build_model(cfg).to(device).train()
-    steps = settings["steps"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, settings["lr"], total_steps=steps, pct_start=0.05
-    )
-    order = frequency_order(task)
-    rng = random.Random(seed)
-    for _ in range(steps):
-        batch = rng.sample(task.train, settings["batch_size"])
-        loss = batch_loss(model, variant, batch, task, order, settings["ot_weight"], device)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-    return model, loss.item()
+def overrides(cell: dict, settings: dict) -> list[str]:
+    """The config of one run: the variant's objective, the sizes, its task's data and
+    tokenizer, its seed and directory."""
+    task = settings["tasks"][cell["task"]]
+    steps, width = settings["steps"], settings["d_model"]
+    out_dir = Path(settings["runs"]) / cell["task"] / f"{cell['variant']}-seed{cell['seed']}"
+    values = [
+        f"model.d_model={width}",
+        f"model.ffn_dim={2 * width}",
+        f"model.encoder_layers={settings['layers']}",
+        f"model.decoder_layers={settings['layers']}",
+        f"data.train={task['train']}",
+        f"data.max_sentences={settings['batch_size']}",
+        f"tokenizer.path={task['tokenizer']}",
+        f"train.lr={settings['lr']}",
+        f"train.max_steps={steps}",
+        f"train.warmup_steps={max(1, steps // 20)}",
+        f"train.validate_every={steps}",
+        f"train.log_every={max(1, steps // 10)}",
+        f"train.seed={cell['seed']}",
+        f"train.device={settings['device']}",
+        f"train.out_dir={out_dir}",
+    ]
+    mode = OBJECTIVE[cell["variant"]]
+    if mode != "off":
+        values += [  # steps first: the section checks itself after every override
+            f"objectives.set_matching.steps={task['steps']}",
+            f"objectives.set_matching.mode={mode}",
+        ]
+    if mode == "ot":
+        values.append(f"objectives.set_matching.ot_weight={settings['ot_weight']}")
+    return values
 
 
 def train_and_score(cell: dict, settings: dict) -> dict:
-    """Train one model on one task with one seed and score it; runs in a worker process."""
+    """Train one model on one task with one seed (unless finished) and score it; runs in a
+    worker process."""
+    import seqweave
+    from seqweave.config import load_config
+    from seqweave.harness import train_or_load
+    from seqweave.train.report import read_metrics
+
     task_name, variant, seed = cell["task"], cell["variant"], cell["seed"]
     device = settings["device"]
     if device == "cpu":
         torch.set_num_threads(1)
-    task = build_task(task_name, settings["quick"])
+    config = load_config(CONFIG, overrides(cell, settings))
     started = time.perf_counter()
-    model, final_loss = fit(variant, task, seed, settings)
+    best = train_or_load(config)
     seconds = time.perf_counter() - started
-    model.eval()
-    gold = [g for _, g in task.test]
-    outputs = greedy_outputs(model, variant, task)
-    result = scores([label_set(out, task) for out in outputs], gold)
-    result["diagnosis"] = diagnose(outputs, gold, task)
+    log = read_metrics(Path(config.train.out_dir) / "metrics.jsonl")
+    trained = [r for r in log if r["kind"] == "train"]
+    model = seqweave.load(best, device=device)
+    network = model.network.eval()
+    test = load_test_set(model, settings["tasks"][task_name])
+    outputs = greedy_outputs(network, variant, test)
+    result = scores([label_set(out, test) for out in outputs], test.gold)
+    result["diagnosis"] = diagnose(outputs, test)
     if settings["no_repeat"]:
-        plain = no_repeat_outputs(model, variant, task, device, forbid=False)
+        plain = no_repeat_outputs(network, variant, test, device, forbid=False)
         if plain != outputs:
             raise RuntimeError("the step-by-step decoder disagrees with greedy decoding")
-        masked = no_repeat_outputs(model, variant, task, device)
-        result["no_repeat"] = scores([label_set(out, task) for out in masked], gold)
-        result["no_repeat"]["diagnosis"] = diagnose(masked, gold, task)
+        masked = no_repeat_outputs(network, variant, test, device)
+        result["no_repeat"] = scores([label_set(out, test) for out in masked], test.gold)
+        result["no_repeat"]["diagnosis"] = diagnose(masked, test)
     print(
         f"{task_name:9} {variant:10} seed {seed}: micro-F1 {100 * result['micro_f1']:5.1f}  "
         f"exact {100 * result['exact_set_match']:5.1f}  size error "
         f"{result['set_size_error']:.3f}  ({seconds:.0f} s)",
         flush=True,
     )
-    return {**result, "final_loss": final_loss, "train_seconds": seconds}
+    return {
+        **result,
+        "final_loss": trained[-1]["loss"],  # the mean over the last logged window
+        "train_seconds": trained[-1]["elapsed_seconds"],
+        "checkpoint": scored_checkpoint(config.train.out_dir, best),
+    }
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -200,10 +189,12 @@ def main() -> None:
         action="store_true",
         help="also score each trained model with already-written labels masked at inference",
     )
-    add_run_arguments(parser, ROOT / "recipes/otseq2set/results.json", jobs=2)
+    add_run_arguments(parser, ROOT / HERE / "results.json", jobs=2)
     args = parser.parse_args()
     os.chdir(ROOT)
     started = time.perf_counter()
+    tasks, seeds = args.tasks.split(","), seed_list(args.seeds)
+    runs = Path("runs/otseq2set") / ("quick" if args.quick else "full")
     settings = {
         "quick": args.quick,
         "steps": args.steps or (400 if args.quick else 2000),
@@ -214,8 +205,9 @@ def main() -> None:
         "ot_weight": args.ot_weight,
         "device": args.device,
         "no_repeat": args.no_repeat,
+        "runs": str(runs),
+        "tasks": prepare_tasks(tasks, args.quick, runs),
     }
-    tasks, seeds = args.tasks.split(","), seed_list(args.seeds)
     cells = grid(task=tasks, variant=args.variants.split(","), seed=seeds)
 
     def write(rows: list[dict]) -> dict:
@@ -227,15 +219,23 @@ def main() -> None:
             started=started,
             complete=len(rows) == len(cells),
             tasks={task: TASKS[task] for task in tasks},
-            training=settings,
+            training={k: v for k, v in settings.items() if k != "tasks"},
             results=summarise(rows, by=("task", "variant")),
             runs=rows,
         )
 
-    log = cell_log_path(args.out, "runs/otseq2set", args.fresh)
+    log = cell_log_path(args.out, runs, args.fresh)
     result = write(run_grid(train_and_score, cells, settings, log, args.jobs, write))
     print_table(result["results"])
     print(f"wrote {args.out}")
+
+
+def prepare_tasks(tasks: list[str], quick: bool, runs: Path) -> dict[str, dict]:
+    """Each task's data files and words tokenizer, written once and shared by its runs."""
+    from seqweave.config import load_config
+
+    tokenizer = load_config(CONFIG).tokenizer
+    return {task: prepare(task, quick, runs / task / "data", tokenizer) for task in tasks}
 
 
 def print_table(results: dict) -> None:

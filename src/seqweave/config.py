@@ -23,6 +23,7 @@ from seqweave.objectives.settings import (
     LengthConfig,
     ObjectivesConfig,
     SeqPEConfig,
+    SetMatchingConfig,
 )
 
 
@@ -205,9 +206,9 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TokenizerConfig:
     path: str = ""  # an existing tokenizer.json (or a model directory holding one): reuse it
-    kind: str = "bpe"  # bpe | protein | dna | numbers | alphabet
+    kind: str = "bpe"  # bpe | words | protein | dna | numbers | alphabet
     vocab_size: int = 8000
-    min_frequency: int = 2
+    min_frequency: int = 2  # bpe, words: rarer merges / words are left out
     alphabet: str = ""  # for kind = "alphabet"
     task_tokens: tuple[str, ...] = ()
 
@@ -324,6 +325,35 @@ class ExperimentConfig:
                 "objectives.claps.weight > 0 needs model.contrastive_dim > 0 (the projection "
                 "head of the contrastive loss)"
             )
+        if objectives.set_matching.on:
+            self._check_set_matching()
+
+    def _check_set_matching(self) -> None:
+        """The set loss rolls out an encoder-decoder's own steps and replaces the
+        teacher-forced pass that CLAPS and E2S2 read."""
+        model, objectives = self.model, self.objectives
+        section = objectives.set_matching
+        if model.architecture != "transformer" or model.action_head:
+            raise ConfigError(
+                "objectives.set_matching needs a plain encoder-decoder "
+                f"(model.architecture='transformer', no model.action_head), got "
+                f"{model.architecture!r}" + (" with an action head" if model.action_head else "")
+            )
+        if objectives.claps.on or objectives.e2s2.on:
+            raise ConfigError(
+                "objectives.set_matching has no teacher-forced pass for objectives.claps or "
+                "objectives.e2s2 to read: turn them off"
+            )
+        if section.steps > model.max_positions:
+            raise ConfigError(
+                f"objectives.set_matching.steps={section.steps} is past "
+                f"model.max_positions={model.max_positions}"
+            )
+        if section.empty_id >= model.vocab_size:
+            raise ConfigError(
+                f"objectives.set_matching.empty_id={section.empty_id} is not a token id "
+                f"(0..{model.vocab_size - 1})"
+            )
 
 
 def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
@@ -356,6 +386,7 @@ __all__ = [
     "ModelConfig",
     "ObjectivesConfig",
     "SeqPEConfig",
+    "SetMatchingConfig",
     "TokenizerConfig",
     "TrainConfig",
     *_PARSER_NAMES,

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqweave.config import ExperimentConfig, ModelConfig
+from seqweave.config import ExperimentConfig, ModelConfig, SetMatchingConfig
 from seqweave.errors import ConfigError
 from seqweave.models.state import Memory
 from seqweave.objectives.actions import action_guided_loss
@@ -32,6 +32,7 @@ from seqweave.objectives.claps import Claps
 from seqweave.objectives.e2s2 import E2S2
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.seqpe import SeqPE
+from seqweave.objectives.set_matching import set_loss
 
 
 @dataclass
@@ -119,6 +120,25 @@ class EditorLoss:
         return loss + self.length_weight * length_loss, Forward(logits)
 
 
+@dataclass(frozen=True)
+class SetMatching:
+    """OTSeq2Set's set loss (objectives/set_matching.py) in place of MLE: the target's
+    labels are a set, matched to the student-forced steps, with the OT term in mode "ot".
+    A mean over the micro-batch, scaled by its target tokens like the other losses."""
+
+    settings: SetMatchingConfig
+    pad_id: int
+    eos_id: int
+
+    def __call__(self, model, wrapped, micro, states: bool) -> tuple[Tensor, Forward]:
+        _no_states(states, "objectives.set_matching")
+        ids = (self.pad_id, self.eos_id)
+        loss, logits = set_loss(
+            model, wrapped, micro.src, micro.src_lengths, micro.tgt_out, self.settings, ids
+        )
+        return loss * micro.num_tokens, Forward(logits)
+
+
 def _no_states(states: bool, kind: str) -> None:
     if states:  # the config refuses these combinations; this guards direct use
         raise ConfigError(f"the objectives that read decoder states do not work with {kind}")
@@ -133,6 +153,10 @@ def _action_guided(cfg: ExperimentConfig) -> TokenLoss:
     return ActionGuided(model.pad_id, model.skip_id, cfg.train.label_smoothing, weight)
 
 
+def _set_matching(cfg: ExperimentConfig) -> TokenLoss:
+    return SetMatching(cfg.objectives.set_matching, cfg.model.pad_id, cfg.model.eos_id)
+
+
 def _editor(cfg: ExperimentConfig) -> TokenLoss:
     weight = cfg.objectives.length.weight
     return EditorLoss(cfg.model.pad_id, cfg.train.label_smoothing, weight)
@@ -145,6 +169,7 @@ TOKEN_LOSSES: dict[str, Callable[[ExperimentConfig], TokenLoss]] = {
     "nar_drafter": _mle,  # its forward already aligns the slots' logits with the target
     "nar_editor": _editor,
     "action_head": _action_guided,
+    "set_matching": _set_matching,  # objectives.set_matching on: the target is a label set
 }
 
 # additive objectives, in the order their terms are added: None when the config leaves
@@ -183,8 +208,14 @@ class TrainingLoss:
         return loss
 
 
+def experiment_token_loss_kind(cfg: ExperimentConfig) -> str:
+    """The key of ``TOKEN_LOSSES`` for an experiment: ``set_matching`` when that section is
+    on (its target is a set, not a sequence), else the model's kind."""
+    return "set_matching" if cfg.objectives.set_matching.on else token_loss_kind(cfg.model)
+
+
 def build_training_loss(cfg: ExperimentConfig) -> TrainingLoss:
     """The training loss an experiment asks for."""
-    token = TOKEN_LOSSES[token_loss_kind(cfg.model)](cfg)
+    token = TOKEN_LOSSES[experiment_token_loss_kind(cfg)](cfg)
     built = (build(cfg) for build in OBJECTIVES.values())
     return TrainingLoss(token, tuple(o for o in built if o is not None))

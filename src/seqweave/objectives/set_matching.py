@@ -27,6 +27,7 @@ the paper's exact marginals are not known to us.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 
@@ -216,6 +217,13 @@ def student_forced_tokens(model, src: Tensor, src_lengths: Tensor, steps: int) -
     return torch.cat(outputs, dim=1)
 
 
+def decoder_inputs(tokens: Tensor, start_id: int) -> Tensor:
+    """The decoder's inputs for steps that output ``tokens`` (B, T): the start token, then
+    each step's token fed to the next."""
+    start = tokens.new_full((tokens.shape[0], 1), start_id)
+    return torch.cat([start, tokens[:, :-1]], dim=1)  # (B, T)
+
+
 def student_forced_log_probs(
     model, src: Tensor, src_lengths: Tensor, steps: int
 ) -> tuple[Tensor, Tensor]:
@@ -229,11 +237,74 @@ def student_forced_log_probs(
     if steps < 1:
         raise ConfigError(f"a set decoder needs at least one step, got {steps}")
     tokens = student_forced_tokens(model, src, src_lengths, steps)
-    start = tokens.new_full((tokens.shape[0], 1), model.config.decoder_start_id)
-    inputs = torch.cat([start, tokens[:, :-1]], dim=1)  # (B, T)
+    inputs = decoder_inputs(tokens, model.config.decoder_start_id)
     return F.log_softmax(model(src, src_lengths, inputs).float(), dim=-1), tokens
 
 
 def output_embeddings(model) -> Tensor:
     """The output projection's rows (V, D): the label embeddings the OT term compares."""
     return model.output_tokens.weight if model.output is None else model.output.weight
+
+
+# -- training through seqweave.train: one token per label, the target text is the set ----------
+
+EMPTY_TOKEN = "<empty>"
+
+
+def target_sets(targets: Tensor, pad_id: int, eos_id: int) -> list[list[int]]:
+    """Each row's labels as written in the target (B, T), without padding and end token:
+    a target text of label words, one token each, read as a set."""
+    return [[t for t in row if t not in (pad_id, eos_id)] for row in targets.tolist()]
+
+
+def with_empty_id(config, tokenizer):
+    """``config`` with ``objectives.set_matching.empty_id`` set to the tokenizer's
+    ``<empty>`` token when the set loss is on (training adds that token).
+
+    Raises:
+        ConfigError: the set loss is on and the tokenizer has no ``<empty>`` token.
+    """
+    section = config.objectives.set_matching
+    if not section.on:
+        return config
+    empty_id = tokenizer.token_to_id(EMPTY_TOKEN)
+    if empty_id is None:
+        raise ConfigError(f"objectives.set_matching: the tokenizer has no {EMPTY_TOKEN} token")
+    section = dataclasses.replace(section, empty_id=empty_id)
+    objectives = dataclasses.replace(config.objectives, set_matching=section)
+    return dataclasses.replace(config, objectives=objectives)
+
+
+def set_loss(model, forward, src: Tensor, src_lengths: Tensor, targets: Tensor, settings, ids):
+    """The set loss of one micro-batch and its logits (B, T, V).
+
+    ``forward`` is the module the gradient pass runs through (the model, or its
+    data-parallel wrapper); ``model`` the bare model, whose cache the no-gradient rollout
+    uses. ``settings``: an ``objectives.set_matching`` section; ``ids``: (pad, eos) of the
+    targets (B, L), whose labels are the gold sets (``target_sets``). The loss is the
+    mean NLL per step of the matched labels plus, in mode "ot", ``ot_weight`` times the
+    transport distance per set (the losses of Cao & Zhang's recipe), as a mean over the
+    micro-batch: the caller scales it to the micro-batch's weight.
+
+    Raises:
+        ValueError: a gold set repeats a label, holds ``<empty>`` or more labels than steps.
+    """
+    steps, empty_id = settings.steps, settings.empty_id
+    gold = target_sets(targets, *ids)
+    check_gold_sets(gold, steps, model.config.vocab_size, empty_id)
+    if settings.student_forcing:
+        fed = student_forced_tokens(model, src, src_lengths, steps)
+    else:  # the labels in the order written: an ablation, not order-free
+        fed = pad_sets(gold, steps, empty_id).to(src.device)
+    logits = forward(src, src_lengths, decoder_inputs(fed, model.config.decoder_start_id))
+    log_probs = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    nll, _ = set_matching_loss(log_probs, gold, empty_id)
+    loss = nll / log_probs.shape[:2].numel()
+    if settings.mode == "ot":
+        padded = pad_sets(gold, steps, empty_id).to(src.device)
+        embeddings = output_embeddings(model)
+        transport = ot_loss(
+            log_probs, embeddings, padded, settings.ipot_beta, settings.ipot_iterations
+        )
+        loss = loss + settings.ot_weight * transport / len(gold)
+    return loss, logits

@@ -147,6 +147,47 @@ class ClapsConfig:
 
 
 @dataclass(frozen=True)
+class SetMatchingConfig:
+    """OTSeq2Set (Cao & Zhang 2022; objectives/set_matching.py): the target, one token per
+    label (tokenizer.kind = "words"), is an unordered set. The decoder runs ``steps`` steps
+    (at least the largest set), each fed its own previous argmax (``student_forcing``; off:
+    fed the target as written, which makes the loss depend on its order), and the steps are
+    matched to the labels padded with ``<empty>`` (Hungarian); the token loss is the mean
+    NLL per step of the matched labels. mode = "ot" adds ``ot_weight`` times the IPOT
+    transport distance per set between expected and gold label embeddings. ``empty_id``
+    is the ``<empty>`` token's id: training adds the token and sets it (-1: not yet
+    known)."""
+
+    mode: str = "off"  # off | matching | ot
+    steps: int = 0
+    ot_weight: float = 0.5
+    student_forcing: bool = True
+    ipot_beta: float = 0.5
+    ipot_iterations: int = 50
+    empty_id: int = -1
+
+    def __post_init__(self) -> None:
+        section = "objectives.set_matching"
+        if self.mode not in ("off", "matching", "ot"):
+            raise ConfigError(f"{section}.mode={self.mode!r} is not one of off, matching, ot")
+        _check_non_negative(section, self, ("ot_weight",))
+        _check_positive(section, self, "ipot_beta")
+        _check_positive(section, self, "ipot_iterations")
+        if self.on and self.steps < 1:
+            raise ConfigError(
+                f"{section}.steps must be >= 1 (at least the largest label set), got {self.steps}"
+            )
+        if self.mode == "ot" and self.ot_weight == 0:
+            raise ConfigError(f"{section}.mode='ot' with ot_weight=0 is mode='matching'")
+        if self.empty_id < -1:
+            raise ConfigError(f"{section}.empty_id must be a token id or -1, got {self.empty_id}")
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "off"
+
+
+@dataclass(frozen=True)
 class ObjectivesConfig:
     """What the model is trained on besides label-smoothed MLE (train.label_smoothing):
     the settings of the token loss of some model kinds (actions, length) and of the
@@ -158,6 +199,7 @@ class ObjectivesConfig:
     e2s2: E2S2Config = field(default_factory=E2S2Config)
     seqpe: SeqPEConfig = field(default_factory=SeqPEConfig)
     claps: ClapsConfig = field(default_factory=ClapsConfig)
+    set_matching: SetMatchingConfig = field(default_factory=SetMatchingConfig)
 
     @property
     def corrupts_source(self) -> bool:

@@ -1,4 +1,5 @@
-"""Tokenizers: byte-level BPE for text, one-token-per-character alphabets for everything else.
+"""Tokenizers: byte-level BPE for text, one token per word for symbols (labels, item ids), and
+one-token-per-character alphabets for everything else.
 
 Every kind is one HF ``tokenizers.Tokenizer`` behind one wrapper, so every kind is saved and
 loaded the same way: as ``tokenizer.json`` in a model directory, the file Hugging Face uses.
@@ -10,8 +11,9 @@ Contracts the rest of seqweave relies on:
   and data pipelines add BOS/EOS/task tokens themselves, by id.
 - User text can never produce a special token. Text that literally contains ``"</s>"`` is
   encoded as the characters ``<``, ``/``, ``s``, ``>``, so no input can end generation early
-  or pose as a task token.
-- Byte-level BPE round-trips every string: ``decode(encode(x)) == x``.
+  or pose as a task token. The ``words`` tokenizer reads such a word as ``<unk>``.
+- Byte-level BPE round-trips every string: ``decode(encode(x)) == x``; the ``words``
+  tokenizer every text of known words with single spaces between them.
 - Tokenizers built here number their specials ``<pad>=0, <s>=1, </s>=2, <unk>=3``; task
   tokens come after the content vocabulary. Loaded files keep their own numbering (BART
   has ``<s>=0, <pad>=1``), which is why ids are always looked up by token string.
@@ -33,21 +35,43 @@ from seqweave.tokenizers.alphabets import (
 )
 from seqweave.tokenizers.bpe import train_bpe
 from seqweave.tokenizers.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, Tokenizer
+from seqweave.tokenizers.words import words_tokenizer
 
-# The common signature of TOKENIZERS values: (texts, vocab_size, task_tokens, alphabet).
-Builder = Callable[[Iterable[str] | None, int, Sequence[str], str | None], Tokenizer]
+# The common signature of TOKENIZERS values: (texts, vocab_size, task_tokens, alphabet,
+# min_frequency); the kinds that learn no vocabulary ignore the last.
+Builder = Callable[[Iterable[str] | None, int, Sequence[str], str | None, int], Tokenizer]
 
 
 def _build_bpe(
-    texts: Iterable[str] | None, vocab_size: int, task_tokens: Sequence[str], alphabet: str | None
+    texts: Iterable[str] | None,
+    vocab_size: int,
+    task_tokens: Sequence[str],
+    alphabet: str | None,
+    min_frequency: int = 2,
 ) -> Tokenizer:
     if texts is None:
         raise ConfigError("tokenizer kind 'bpe' is trained on texts, but none were given")
-    return train_bpe(texts, vocab_size=vocab_size, task_tokens=task_tokens)
+    return train_bpe(texts, vocab_size, min_frequency, task_tokens)
+
+
+def _build_words(
+    texts: Iterable[str] | None,
+    vocab_size: int,
+    task_tokens: Sequence[str],
+    alphabet: str | None,
+    min_frequency: int = 2,
+) -> Tokenizer:
+    if texts is None:
+        raise ConfigError("tokenizer kind 'words' is built from texts, but none were given")
+    return words_tokenizer(texts, vocab_size, min_frequency, task_tokens)
 
 
 def _build_alphabet(
-    texts: Iterable[str] | None, vocab_size: int, task_tokens: Sequence[str], alphabet: str | None
+    texts: Iterable[str] | None,
+    vocab_size: int,
+    task_tokens: Sequence[str],
+    alphabet: str | None,
+    min_frequency: int = 2,
 ) -> Tokenizer:
     if not alphabet:
         raise ConfigError("tokenizer kind 'alphabet' needs an alphabet")
@@ -62,6 +86,7 @@ def _fixed(builder: Callable[[Sequence[str]], Tokenizer]) -> Builder:
         vocab_size: int,
         task_tokens: Sequence[str],
         alphabet: str | None,
+        min_frequency: int = 2,
     ) -> Tokenizer:
         return builder(task_tokens)
 
@@ -71,6 +96,7 @@ def _fixed(builder: Callable[[Sequence[str]], Tokenizer]) -> Builder:
 # kind -> builder; every builder takes the same arguments, so build_tokenizer just calls it.
 TOKENIZERS: dict[str, Builder] = {
     "bpe": _build_bpe,
+    "words": _build_words,
     "protein": _fixed(protein_tokenizer),
     "dna": _fixed(dna_tokenizer),
     "numbers": _fixed(number_tokenizer),
@@ -84,9 +110,11 @@ def build_tokenizer(
     vocab_size: int,
     task_tokens: Sequence[str],
     alphabet: str | None,
+    min_frequency: int = 2,
 ) -> Tokenizer:
-    """Build the tokenizer a config names; ``texts`` and ``alphabet`` are used only by the
-    kinds that need them (``bpe`` and ``alphabet``).
+    """Build the tokenizer a config names; ``texts`` and ``min_frequency`` are used only by
+    the kinds that learn a vocabulary (``bpe``, ``words``), ``alphabet`` only by
+    ``alphabet``.
 
     Raises:
         ConfigError: unknown ``kind`` (the message lists the valid ones), or the arguments
@@ -97,7 +125,7 @@ def build_tokenizer(
         raise ConfigError(f"unknown tokenizer kind {kind!r}; valid kinds: {sorted(TOKENIZERS)}")
     if alphabet is not None and kind != "alphabet":
         raise ConfigError(f"an alphabet is only used by tokenizer kind 'alphabet', not {kind!r}")
-    return builder(texts, vocab_size, task_tokens, alphabet)
+    return builder(texts, vocab_size, task_tokens, alphabet, min_frequency)
 
 
 __all__ = [
@@ -115,4 +143,5 @@ __all__ = [
     "number_tokenizer",
     "protein_tokenizer",
     "train_bpe",
+    "words_tokenizer",
 ]

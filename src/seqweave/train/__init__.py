@@ -20,6 +20,7 @@ from seqweave.device import resolve_device
 from seqweave.errors import ConfigError
 from seqweave.models import build_model
 from seqweave.objectives.e2s2 import MASK_TOKEN
+from seqweave.objectives.set_matching import EMPTY_TOKEN, with_empty_id
 from seqweave.tokenizers import Tokenizer, build_tokenizer
 from seqweave.train.data import tokenize_set
 from seqweave.train.distributed import Distributed
@@ -59,12 +60,14 @@ def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed
         else:
             texts = [text for e in examples for text in (e.source, e.target or "")]
             tokenizer = build_tokenizer(
-                t.kind, texts, t.vocab_size, t.task_tokens, t.alphabet or None
+                t.kind, texts, t.vocab_size, t.task_tokens, t.alphabet or None, t.min_frequency
             )
         if cfg.model.action_head:  # the sequence-to-action model writes deletions as <skip>
             tokenizer.add_task_tokens([SKIP_TOKEN])
         if cfg.objectives.corrupts_source:  # denoising masks with <mask>
             tokenizer.add_task_tokens([MASK_TOKEN])
+        if cfg.objectives.set_matching.on:  # set steps without a label write <empty>
+            tokenizer.add_task_tokens([EMPTY_TOKEN])
         tokenizer.save(path)
     dist.barrier()
     return Tokenizer.load(path)
@@ -92,7 +95,9 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
     train_examples = read_examples(cfg.data.train)
     valid_examples = read_examples(cfg.data.valid) if cfg.data.valid else []
     tokenizer = Tokenizer.load(last) if resume else _tokenizer(cfg, train_examples, out_dir, dist)
-    cfg = dataclasses.replace(cfg, model=resolve_model_config(cfg.model, tokenizer))
+    cfg = with_empty_id(
+        dataclasses.replace(cfg, model=resolve_model_config(cfg.model, tokenizer)), tokenizer
+    )
     model, optimizer, progress = _model(cfg, device, dist, last.resolve() if resume else None)
     train_set, valid_set = _datasets(cfg, tokenizer, train_examples, valid_examples)
     log = TrainingLog(

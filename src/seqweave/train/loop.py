@@ -219,6 +219,8 @@ class Trainer:
         self.dist.barrier()
 
     def _max_new_tokens(self) -> int:
+        if self.config.objectives.set_matching.on:  # a set decoder runs its T steps
+            return self.config.objectives.set_matching.steps
         longest = max((len(t) for t in self.train_set.targets), default=64)
         return min(self.model.config.max_positions, 2 * longest + 10)
 
