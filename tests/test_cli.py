@@ -188,6 +188,19 @@ def test_generate_reads_stdin_and_writes_stdout(copy_task):
     assert result.stdout.splitlines() == [sources[0], "", *sources[1:]]
 
 
+@pytest.mark.parametrize("content", ["", "\n", " \n\n"])
+def test_generate_empty_or_blank_input_exits_zero(copy_task, tmp_path, content):
+    """Empty input gives no output (exit 0), like other line-oriented tools; each blank line
+    still gives one blank output line, whether the input comes from a file or stdin."""
+    expected = "\n" * content.count("\n")
+    from_stdin = ok(seqweave_cli("generate", "--model", copy_task["model"], stdin=content))
+    assert from_stdin.stdout == expected
+    source_file = tmp_path / "input.txt"
+    source_file.write_text(content)
+    from_file = ok(seqweave_cli("generate", "--model", copy_task["model"], "--input", source_file))
+    assert from_file.stdout == expected
+
+
 def test_generate_jsonl_keeps_fields_and_reports_stats(copy_task, tmp_path):
     sources = copy_task["sources"][20:26]
     records = [

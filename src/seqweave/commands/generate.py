@@ -1,7 +1,8 @@
 """seqweave generate --model DIR [--input FILE] [--output FILE] [decoding options]
 
 Plain-text input gives plain-text output, one line per input line, in order
-(a blank input line gives a blank output line). JSON Lines input (every line
+(a blank input line gives a blank output line; an empty input gives no output and
+exit status 0, as other line-oriented tools do). JSON Lines input (every line
 an object with a ``source``) gives JSON Lines output: each input object with
 an added ``output`` (and ``stats`` with ``--stats``).
 
@@ -58,23 +59,38 @@ def summarize(outputs) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from seqweave.data.readers import read_input_file, read_input_stream
+def read_examples(path: str | None):
+    """The inputs and their format (see ``readers.read_inputs``). Input with no non-blank
+    line is not refused here, unlike training data: an empty file or stdin is zero inputs,
+    and blank lines are text inputs that get blank outputs, so pipelines keep working."""
+    from seqweave.data.readers import Example, decode_lines, read_inputs, read_text_lines
 
+    name = path or "<stdin>"
+    if path:
+        lines = read_text_lines(path)
+    else:
+        binary = getattr(sys.stdin, "buffer", None)
+        lines = list(sys.stdin) if binary is None else decode_lines(binary.read(), name)
+    if any(line.strip() for line in lines):
+        return read_inputs(lines, name)
+    return [Example("", None, {}, name, n) for n in range(1, len(lines) + 1)], "text"
+
+
+def run(args: argparse.Namespace) -> int:
     if (args.editor or args.edit_passes != 2) and not args.stream_source:
         raise ConfigError("--editor and --edit-passes only apply with --stream-source")
     if args.edit_passes < 1:
         raise ConfigError(f"--edit-passes must be >= 1, got {args.edit_passes}")
     model = load_model(args)
-    if args.input:
-        examples, kind = read_input_file(args.input)
-    else:
-        examples, kind = read_input_stream(sys.stdin, "<stdin>")
+    examples, kind = read_examples(args.input)
     if args.stream_source:
         return stream(args, model, [e.source for e in examples])
     wanted = [i for i, e in enumerate(examples) if e.source.strip() or kind == "jsonl"]
-    outputs = model.generate_tokens([examples[i].source for i in wanted], **decode_overrides(args))
-    texts = model.tokenizer.decode_batch([o.tokens for o in outputs])
+    outputs, texts = [], []
+    if wanted:
+        sources = [examples[i].source for i in wanted]
+        outputs = model.generate_tokens(sources, **decode_overrides(args))
+        texts = model.tokenizer.decode_batch([o.tokens for o in outputs])
     by_row = dict(zip(wanted, zip(texts, outputs, strict=True), strict=True))
     sink = Path(args.output).open("w", encoding="utf-8") if args.output else nullcontext(sys.stdout)  # noqa: SIM115
     with sink as out:
