@@ -283,6 +283,12 @@ class DecodeConfig:
     relaxed_top: int = 1
     relaxed_gap: float = 0.0
 
+    def __post_init__(self) -> None:
+        # imported here: the decoders' table imports the decoders, which import this module
+        from seqweave.decoding.registry import decoder_spec
+
+        decoder_spec(self.decoder)  # an unknown decoder fails here, naming the valid ones
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:

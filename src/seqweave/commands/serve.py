@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from seqweave.decoding.registry import DECODER_SPECS, DECODERS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model directory")
@@ -17,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decoder",
         default="iad",
-        choices=("iad", "spec", "gad", "greedy", "beam", "sample"),
+        choices=DECODERS,
         help="default decoder of requests that name none",
     )
     parser.add_argument(
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from seqweave.serve.auth import keys_from
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.decoder in ("spec", "gad") and not args.draft_model:
+    if DECODER_SPECS[args.decoder].draft_model != "none" and not args.draft_model:
         from seqweave.errors import ConfigError
 
         raise ConfigError(f"--decoder {args.decoder} needs --draft-model DIR")

@@ -94,47 +94,16 @@ def draft_verify(
 ) -> Iterator[list[Event]]:
     """Decode every row of ``memory``, yielding the events of each pass.
 
-    ``budgets[b]`` is the most tokens row b may generate; ``stats[b]`` is filled in.
-    ``relaxed`` replaces exact verification by GAD++'s (lossy).
+    ``budgets[b]`` is the most tokens row b may generate; ``stats[b]`` is filled in;
+    events name rows by b. ``relaxed`` replaces exact verification by GAD++'s (lossy).
+    A driver of :class:`~seqweave.decoding.session.DecodeSession`, which keeps the rows.
     """
-    cfg = model.config
-    device = memory.lengths.device
-    state = model.start(memory)
-    rows = [b for b in range(len(budgets)) if budgets[b] > 0]
-    done_now = [Event(b, [], "length") for b in range(len(budgets)) if budgets[b] <= 0]
-    if done_now:
-        yield done_now
-    if len(rows) < len(budgets):
-        _compact(model, state, drafter, list(range(len(budgets))), rows)
-    generated: list[list[int]] = [[] for _ in budgets]
-    last = torch.full((len(rows),), cfg.decoder_start_id, dtype=torch.long, device=device)
-    while rows:
-        room = [budgets[b] - len(generated[b]) - 1 for b in rows]
-        if drafter is not None:
-            drafts = drafter.propose(rows, [generated[b] for b in rows], room)
-        else:
-            drafts = [[] for _ in rows]
-        accepted, next_tokens = advance(model, state, last, drafts, choose, relaxed=relaxed)
-        next_list = next_tokens.tolist()
-        if drafter is not None:
-            drafter.observe(accepted, next_list)
-        events, live = [], []
-        for i, b in enumerate(rows):
-            new = [*drafts[i][: accepted[i]], next_list[i]]
-            stats[b].passes += 1
-            stats[b].drafted += len(drafts[i])
-            stats[b].accepted += accepted[i]
-            event = _append(generated[b], new, budgets[b], cfg.eos_id, b)
-            events.append(event)
-            if event.finish is None:
-                live.append(i)
-        yield events
-        if len(live) < len(rows):
-            _compact(model, state, drafter, rows, [rows[i] for i in live])
-            last = next_tokens[live] if live else next_tokens[:0]
-            rows = [rows[i] for i in live]
-        else:
-            last = next_tokens
+    from seqweave.decoding.session import DecodeSession  # built on advance, below
+
+    session = DecodeSession(model, relaxed=relaxed)
+    session.join(memory, budgets, drafter, None if choose is argmax_choice else choose, stats)
+    while session:
+        yield session.run_pass()
 
 
 def advance(
@@ -185,26 +154,6 @@ def advance(
     if choose is not argmax_choice:  # rows without a draft take the chooser's token
         next_tokens = torch.where(draft_lens == 0, choose(logits[:, 0]), next_tokens)
     return accepted.tolist(), next_tokens
-
-
-def _append(out: list[int], new: list[int], budget: int, eos_id: int, row: int) -> Event:
-    """Add accepted tokens to a row, stopping at the end token or the budget."""
-    take = new[: budget - len(out)]
-    if eos_id in take:
-        take = take[: take.index(eos_id)]
-        out.extend(take)
-        return Event(row, take, "stop")
-    out.extend(take)
-    return Event(row, take, "length" if len(out) >= budget else None)
-
-
-def _compact(model, state, drafter, rows: list[int], keep_rows: list[int]) -> None:
-    """Drop finished rows from the state (and the drafter) so they stop costing compute."""
-    position = {b: i for i, b in enumerate(rows)}
-    index = [position[b] for b in keep_rows]
-    model.reorder(state, torch.tensor(index, dtype=torch.long, device=state.lengths.device))
-    if drafter is not None:
-        drafter.select(index)
 
 
 def collect(events: Iterator[list[Event]], stats: list[RowStats]) -> list[Generation]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from seqweave.decoding.registry import DECODER_SPECS, needs_words
 from seqweave.errors import DataError
 from seqweave.serve.auth import BearerAuth
 from seqweave.serve.engine import Engine, EngineClosed, EngineFull, Job, Options
@@ -112,8 +113,9 @@ class Server:
                 f"max_new_tokens={options.max_new_tokens} is over the limit "
                 f"of {self.limits.max_new_tokens}",
             )
-        if options.decoder in ("spec", "gad") and options.decoder != self.engine.draft_decoder:
-            kind = "an autoregressive" if options.decoder == "spec" else "a nar_drafter"
+        spec = DECODER_SPECS[options.decoder]
+        if spec.draft_model != "none" and options.decoder != self.engine.draft_decoder:
+            kind = needs_words(options.decoder)
             raise ApiError(
                 422,
                 "invalid_request",

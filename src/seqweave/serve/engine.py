@@ -31,12 +31,9 @@ import torch
 
 from seqweave.config import DecodeConfig
 from seqweave.decoding import decode_batch
-from seqweave.decoding.aggressive import SourceDrafter
 from seqweave.decoding.common import RowStats, length_budget, pad_batch
-from seqweave.decoding.generalized import BlockDrafter
-from seqweave.decoding.loop import advance
-from seqweave.decoding.sampling import sampling_choice
-from seqweave.decoding.speculative import ModelDrafter
+from seqweave.decoding.loop import Drafter, advance
+from seqweave.decoding.registry import DECODER_SPECS, draft_decoder
 
 log = logging.getLogger("seqweave.serve")
 
@@ -101,7 +98,7 @@ class _Row:
     budget: int
     generated: list[int] = field(default_factory=list)
     done: bool = False  # finished or abandoned, parked until the next compaction
-    drafter: SourceDrafter | None = None
+    drafter: Drafter | None = None  # its own drafter (IAD), not the draft model's shared one
     sampler: Callable | None = None
 
 
@@ -113,17 +110,14 @@ class Engine:
         self.max_queue = max_queue
         self.draft = draft.network if draft is not None else None
         # the decoder whose rows draft with the draft model: one drafter for all its rows
-        self.draft_decoder = None
-        if self.draft is not None:
-            nar = self.draft.config.architecture == "nar_drafter"
-            self.draft_decoder = "gad" if nar else "spec"
+        self.draft_decoder = draft_decoder(self.draft)
         self.decode_defaults = model.decode_config
         self._waiting: collections.deque[Job] = collections.deque()
         self._lock = threading.Condition()
         self._rows: list[_Row] = []
         self._state = None
         self._last: torch.Tensor | None = None
-        self._drafter: ModelDrafter | BlockDrafter | None = None
+        self._drafter = None  # the draft model's drafter, shared by the rows that use it
         self._closing = False
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="seqweave-engine", daemon=True)
@@ -217,7 +211,7 @@ class Engine:
         if gathering and time.monotonic() - self._waiting[0].submitted < ADMIT_AFTER:
             return []
         taken = []
-        while self._waiting and (len(taken) < room or self._waiting[0].options.decoder == "beam"):
+        while self._waiting and (len(taken) < room or _grouped(self._waiting[0])):
             taken.append(self._waiting.popleft())
         return taken
 
@@ -228,8 +222,8 @@ class Engine:
             job.started = now
             if job.cancelled:
                 job.sink([], "cancelled")
-        self._run_beams([j for j in live if j.options.decoder == "beam"])
-        rowwise = [j for j in live if j.options.decoder != "beam"]
+        self._run_beams([j for j in live if _grouped(j)])
+        rowwise = [j for j in live if not _grouped(j)]
         if not rowwise:
             return
         src, lengths = pad_batch(
@@ -248,11 +242,8 @@ class Engine:
         )
         drafting = [j.source for j in rowwise if j.options.decoder == self.draft_decoder]
         if drafting:
-            defaults = self.decode_defaults
-            if self.draft_decoder == "gad":
-                drafter = BlockDrafter(self.draft, drafting, defaults.draft_tokens_per_pass)
-            else:
-                drafter = ModelDrafter(self.draft, drafting, defaults.draft_k, defaults.max_draft_k)
+            build = DECODER_SPECS[self.draft_decoder].drafter
+            drafter = build(self.decode_defaults, drafting, self.draft)
             if self._drafter is None:
                 self._drafter = drafter
             else:
@@ -272,12 +263,11 @@ class Engine:
     def _new_row(self, job: Job, budget: int) -> _Row:
         options, defaults = job.options, self.decode_defaults
         row = _Row(job, budget)
-        if options.decoder == "iad":
-            row.drafter = SourceDrafter([job.source], defaults.draft_len, defaults.ngram)
-        elif options.decoder == "sample":
-            row.sampler = sampling_choice(
-                options.temperature, options.top_k, options.top_p, options.seed
-            )
+        spec = DECODER_SPECS[options.decoder]
+        if spec.drafter is not None and spec.draft_model == "none":
+            row.drafter = spec.drafter(defaults, [job.source], None)
+        if spec.chooser is not None:
+            row.sampler = spec.chooser(options)
         return row
 
     def _pass(self) -> None:
@@ -379,7 +369,7 @@ class Engine:
         for job in jobs:
             o = job.options
             cfg = DecodeConfig(
-                decoder="beam",
+                decoder=o.decoder,
                 beam_size=o.beam_size,
                 length_penalty=o.length_penalty,
                 max_new_tokens=o.max_new_tokens,
@@ -394,3 +384,8 @@ class Engine:
             if not row.done:
                 row.job.sink([], "error")
         self._rows, self._state, self._last, self._drafter = [], None, None, None
+
+
+def _grouped(job: Job) -> bool:
+    """A job whose decoder needs several rows that reorder together (beam search)."""
+    return DECODER_SPECS[job.options.decoder].grouped

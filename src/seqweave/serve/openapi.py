@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from seqweave.decoding.registry import DECODER_SPECS
 from seqweave.serve.auth import document_security
 
-DECODERS = ("greedy", "iad", "spec", "gad", "beam", "sample")
 # "holds a character that str.strip() keeps", spelled out: \s means less in the ECMA regexes
 # that JSON Schema validators use (no \x1c-\x1f, no \x85) and more (\ufeff)
 NOT_BLANK = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
@@ -55,7 +55,11 @@ def describe_limits(models: dict, server) -> None:
     completion = models["CompletionRequest"]["properties"]
     for branch in _branches(completion["max_tokens"]):
         branch["maximum"] = limits.max_new_tokens
-    runnable = [d for d in DECODERS if d not in ("spec", "gad") or d == _draft_decoder(server)]
+    runnable = [
+        name
+        for name, spec in DECODER_SPECS.items()
+        if spec.draft_model == "none" or name == _draft_decoder(server)
+    ]
     for branch in _branches(generate["decoder"]):
         branch["enum"] = runnable
 

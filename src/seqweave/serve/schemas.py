@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from seqweave.data.unicode import unencodable
+from seqweave.decoding.registry import DECODERS
 
-Decoder = Literal["greedy", "iad", "spec", "gad", "beam", "sample"]
+Decoder = Literal[DECODERS]  # the decoders' table names them
 FinishReason = Literal["stop", "length"]
 
 
