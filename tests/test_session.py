@@ -10,6 +10,7 @@ import torch
 
 from seqweave.config import DecodeConfig
 from seqweave.decoding import DECODERS, DecodeSession, decode_batch
+from seqweave.decoding.aggressive import SourceDrafter
 from seqweave.decoding.registry import DECODER_SPECS, check_decoder
 from seqweave.errors import ConfigError
 from tests.conftest import MODEL_KINDS, random_sources, tiny_model
@@ -53,6 +54,40 @@ def test_rows_joining_a_running_batch_decode_as_alone(kind):
         assert session.stats[row].passes == len(tokens[row]) + (finish[row] == "stop")
         assert session.stats[row].drafted == 0
     assert sum(session.stats[row].drafted for row in later_ids) > 0
+
+
+@pytest.mark.parametrize("decoder", ["iad", "spec", "gad"])
+def test_parked_rows_and_groups_merged_into_one_drafter_decode_as_alone(decoder):
+    """The server's way: three groups join at different passes (one drafter for all, by
+    ``extend``), finished and retired rows park until half are parked. Every row that
+    was not retired gets greedy's tokens for its source alone."""
+    model = tiny_model()
+    draft = {
+        "spec": tiny_model(seed=5),
+        "gad": tiny_model(seed=7, architecture="nar_drafter", draft_block=4),
+    }.get(decoder)
+    groups = [random_sources(torch.Generator().manual_seed(10 + g), 4) for g in range(3)]
+    greedy = DecodeConfig(max_new_tokens=12)
+    tokens: dict[int, list[int]] = {}
+    finish: dict[int, str] = {}
+    ids = []
+    with torch.inference_mode():
+        session = DecodeSession(model, greedy, draft, park=True)
+        for sources in groups:
+            ids.append(session.admit(sources, DecodeConfig(decoder=decoder, max_new_tokens=12)))
+            for event in session.run_pass():
+                tokens.setdefault(event.row, []).extend(event.tokens)
+                if event.finish is not None:
+                    finish[event.row] = event.finish
+        session.retire([ids[0][1]])
+        run_to_end(session, tokens, finish)
+    for sources, rows in zip(groups, ids, strict=True):
+        references = decode_batch(model, sources, greedy)
+        for source, row, reference in zip(sources, rows, references, strict=True):
+            if row != ids[0][1]:
+                assert_lossless(model, source, reference.tokens, tokens[row])
+    assert ids[0][1] not in finish
+    assert sum(session.stats[row].drafted for rows in ids for row in rows) > 0
 
 
 def test_retired_rows_stop_and_the_others_go_on_unchanged():
@@ -109,7 +144,7 @@ def test_an_unknown_decoder_fails_when_the_config_is_built_naming_the_valid_ones
 def test_the_table_is_the_one_list_of_decoders():
     from seqweave.serve.schemas import Decoder
 
-    assert DECODERS == tuple(DECODER_SPECS)
+    assert tuple(DECODER_SPECS) == DECODERS
     assert get_args(Decoder) == DECODERS
     for name, spec in DECODER_SPECS.items():
         if spec.draft_model == "none":
@@ -119,3 +154,23 @@ def test_the_table_is_the_one_list_of_decoders():
                 check_decoder(name)
     lossless_drafting = {n for n, s in DECODER_SPECS.items() if s.drafts and s.lossless}
     assert lossless_drafting == {"iad", "spec", "gad"}
+
+
+def test_an_extended_source_drafter_drafts_the_joined_rows_as_their_own_drafter():
+    """Joined rows are keyed after the old ones; their drafts follow their own sources."""
+    old = random_sources(torch.Generator().manual_seed(20), 3)
+    new = random_sources(torch.Generator().manual_seed(21), 4)
+    alone = SourceDrafter(new, draft_len=4, tokens_per_pass=1000)
+    merged = SourceDrafter(old, draft_len=4, tokens_per_pass=1000)
+    merged.extend(SourceDrafter(new, draft_len=4, tokens_per_pass=1000))
+    rows = list(range(len(new)))
+    generated: list[list[int]] = [[] for _ in new]
+    for accepted in ([1, 0, 2, 4], [0, 3, 1, 0]):
+        room = [8] * len(new)
+        drafts = alone.propose(rows, generated, room)
+        assert merged.propose([len(old) + b for b in rows], generated, room) == drafts
+        next_tokens = [source[-1] for source in new]
+        alone.observe(accepted, next_tokens)
+        merged.observe(accepted, next_tokens)
+        for out, draft, taken, token in zip(generated, drafts, accepted, next_tokens, strict=True):
+            out.extend([*draft[:taken], token])

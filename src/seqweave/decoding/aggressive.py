@@ -99,6 +99,20 @@ class SourceDrafter:
     def select(self, index: Sequence[int]) -> None:
         """Rows are keyed by batch index, so dropping finished rows needs no bookkeeping."""
 
+    def extend(self, other: SourceDrafter) -> None:
+        """Take on the rows of another drafter (new requests joining a running batch): its
+        row b becomes row ``len(self.sources) + b`` here."""
+        offset = len(self.sources)
+        self.sources += other.sources
+        self.index += other.index
+        for mine, theirs in (
+            (self.pointer, other.pointer),
+            (self.last_match, other.last_match),
+            (self.may_guess, other.may_guess),
+            (self.guessed, other.guessed),
+        ):
+            mine.update({offset + b: value for b, value in theirs.items()})
+
     def _realign(self, b: int, tokens: list[int]) -> int | None:
         """The source position after the last ``ngram`` generated tokens, if they occur in
         the source: the only occurrence, or else the first at or after the last match."""

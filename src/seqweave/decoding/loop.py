@@ -98,10 +98,11 @@ def draft_verify(
     events name rows by b. ``relaxed`` replaces exact verification by GAD++'s (lossy).
     A driver of :class:`~seqweave.decoding.session.DecodeSession`, which keeps the rows.
     """
-    from seqweave.decoding.session import DecodeSession  # built on advance, below
+    from seqweave.decoding.session import DecodeSession, Group  # built on advance, below
 
     session = DecodeSession(model, relaxed=relaxed)
-    session.join(memory, budgets, drafter, None if choose is argmax_choice else choose, stats)
+    group = Group(drafter, None if choose is argmax_choice else choose)
+    session.join(memory, budgets, [group], stats)
     while session:
         yield session.run_pass()
 

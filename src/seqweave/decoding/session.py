@@ -43,13 +43,29 @@ from seqweave.models.base import require_step
 from seqweave.models.state import Memory
 
 
+@dataclass
+class Group:
+    """Rows of one ``join`` that share one drafter and one chooser (None: no draft; the
+    argmax). ``positions`` are the rows of the joined batch (default: all of them); the
+    drafter knows them as 0, 1, ... in that order. Groups with the same ``merge`` key
+    become one when the drafter has ``extend`` (rows of one decoder then draft in one
+    call); None never merges."""
+
+    drafter: Drafter | None = None
+    chooser: Chooser | None = None
+    positions: list[int] | None = None
+    merge: str | None = None
+
+
 @dataclass(eq=False)
 class _Cohort:
-    """Rows admitted together, sharing one drafter (whose batch index is ``_Row.index``)
-    and one chooser. ``rows`` are its live rows in state order: the drafter's order."""
+    """Live rows sharing one drafter (whose row key is ``_Row.index``) and one chooser;
+    ``rows`` in state order, which is the drafter's order; ``size`` rows were ever keyed."""
 
     drafter: Drafter | None
     chooser: Chooser | None
+    merge: str | None
+    size: int
     rows: list[_Row] = field(default_factory=list)
 
 
@@ -57,10 +73,11 @@ class _Cohort:
 class _Row:
     id: int
     cohort: _Cohort
-    index: int  # the row's batch index within its cohort (its drafter's row key)
+    index: int  # the row's key in its cohort's drafter
     budget: int  # most tokens it may generate
     stats: RowStats
     generated: list[int] = field(default_factory=list)
+    parked: bool = False  # retired, still in the state until the next compaction
 
 
 def relaxed_acceptance(settings) -> RelaxedAcceptance | None:
@@ -85,6 +102,7 @@ class DecodeSession:
         settings: DecodeConfig | None = None,
         draft_model=None,
         relaxed: RelaxedAcceptance | None = None,
+        park: bool = False,
     ):
         require_step(model)
         settings = settings or DecodeConfig()
@@ -93,8 +111,10 @@ class DecodeSession:
         self.settings = settings
         self.draft_model = draft_model
         self.relaxed = relaxed or relaxed_acceptance(settings)
+        self.park = park
         self.stats: dict[int, RowStats] = {}
-        self._rows: list[_Row] = []  # live rows, in state order
+        self.last_pass = (0, 0, 0)  # the last pass's live rows, draft tokens, accepted ones
+        self._rows: list[_Row] = []  # rows in the state, in state order (parked ones too)
         self._state = None
         self._last: Tensor | None = None  # (B,) each live row's last token
         self._pending: list[Event] = []  # rows finished before their first pass
@@ -103,81 +123,123 @@ class DecodeSession:
     @property
     def live(self) -> list[int]:
         """Ids of the rows still decoding, in state order."""
-        return [row.id for row in self._rows]
+        return [row.id for row in self._rows if not row.parked]
 
     def __bool__(self) -> bool:
         """Whether a ``run_pass`` has anything to do."""
-        return bool(self._rows or self._pending)
+        return bool(self._pending) or any(not row.parked for row in self._rows)
 
     def admit(self, sources: Sequence[Sequence[int]], settings=None) -> list[int]:
-        """Encode ``sources`` and add them to the batch with ``settings`` (default: the
-        session's): their decoder, length limit, sampling. Returns their row ids.
+        """Encode ``sources`` (in one batch) and add them with ``settings``: one DecodeConfig
+        for all (default: the session's) or one per source; sources given the same object
+        share a drafter and a chooser (one sampling generator). Returns their row ids.
 
         Raises:
-            ConfigError: the decoder is grouped (beam), or cannot run with this draft model.
+            ConfigError: a decoder is grouped (beam), or cannot run with this draft model.
         """
-        settings = settings or self.settings
+        if settings is None or isinstance(settings, DecodeConfig):
+            settings = [settings or self.settings] * len(sources)
+        groups: dict[int, tuple[object, list[int]]] = {}
+        for i, row_settings in enumerate(settings):
+            groups.setdefault(id(row_settings), (row_settings, []))[1].append(i)
+        plans = [self._group(s, [sources[i] for i in p], p) for s, p in groups.values()]
+        src, lengths = pad_batch(sources, self.model.config.pad_id, self.model.device)
+        memory = self.model.encode(src, lengths)
+        budgets = [
+            length_budget(self.model, lengths[i : i + 1], row_settings.max_new_tokens)[0]
+            for i, row_settings in enumerate(settings)
+        ]
+        return self.join(memory, budgets, plans)
+
+    def _group(self, settings, sources, positions: list[int]) -> Group:
         spec = check_decoder(settings.decoder, self.draft_model, settings.relaxed_top)
         if spec.grouped:
             raise ConfigError(f"decoder {settings.decoder!r} is grouped; a session runs rows")
         if relaxed_acceptance(settings) != self.relaxed:
             raise ConfigError("the acceptance rule (decode.relaxed_*) is the session's")
-        src, lengths = pad_batch(sources, self.model.config.pad_id, self.model.device)
-        memory = self.model.encode(src, lengths)
-        budgets = length_budget(self.model, lengths, settings.max_new_tokens)
-        drafter = (
-            None if spec.drafter is None else spec.drafter(settings, sources, self.draft_model)
-        )
-        chooser = None if spec.chooser is None else spec.chooser(settings)
-        return self.join(memory, budgets, drafter, chooser)
+        drafter = chooser = None
+        if spec.drafter is not None:
+            drafter = spec.drafter(settings, sources, self.draft_model)
+        if spec.chooser is not None:
+            chooser = spec.chooser(settings)
+        return Group(drafter, chooser, positions, settings.decoder)
 
     def join(
         self,
         memory: Memory,
         budgets: Sequence[int],
-        drafter: Drafter | None = None,
-        chooser: Chooser | None = None,
+        groups: Sequence[Group] = (),
         stats: Sequence[RowStats] | None = None,
     ) -> list[int]:
-        """Add rows already encoded (``memory``), with their budgets, one drafter and one
-        chooser for all of them (None: no draft; argmax), and optionally the counters to
-        fill in. Returns their row ids; rows with no budget finish at the next pass."""
-        cohort = _Cohort(drafter, chooser)
+        """Add rows already encoded (``memory``) with their budgets and groups (default:
+        one group without drafter or chooser), and optionally the counters to fill in.
+        Returns their row ids; rows with no budget finish at the next pass."""
         stats = stats if stats is not None else [RowStats() for _ in budgets]
-        rows = [
-            _Row(next(self._ids), cohort, b, budget, row_stats)
-            for b, (budget, row_stats) in enumerate(zip(budgets, stats, strict=True))
-        ]
+        rows: list[_Row | None] = [None] * len(budgets)
+        cohorts = []
+        for group in groups or [Group()]:
+            positions = group.positions if group.positions is not None else range(len(budgets))
+            cohort = _Cohort(group.drafter, group.chooser, group.merge, len(positions))
+            for index, b in enumerate(positions):
+                rows[b] = _Row(next(self._ids), cohort, index, budgets[b], stats[b])
+            cohorts.append(cohort)
         for row in rows:
             self.stats[row.id] = row.stats
         self._pending += [Event(row.id, [], "length") for row in rows if row.budget <= 0]
         state = self.model.start(memory)
-        cohort.rows = [row for row in rows if row.budget > 0]
-        if len(cohort.rows) < len(rows):
-            index = [row.index for row in cohort.rows]
-            self.model.reorder(state, self._index(index))
-            if drafter is not None:
-                drafter.select(index)
-        if cohort.rows:
+        live = [b for b, row in enumerate(rows) if row.budget > 0]
+        if len(live) < len(rows):
+            self.model.reorder(state, self._index(live))
+        for cohort in cohorts:
+            members = [row for row in rows if row.cohort is cohort]
+            cohort.rows = [row for row in members if row.budget > 0]
+            if len(cohort.rows) < len(members) and cohort.drafter is not None:
+                cohort.drafter.select([n for n, row in enumerate(members) if row.budget > 0])
+        if live:
+            if any(row.parked for row in self._rows):
+                self._compact()
             start = self.model.config.decoder_start_id
-            last = torch.full((len(cohort.rows),), start, dtype=torch.long, device=self._device)
+            last = torch.full((len(live),), start, dtype=torch.long, device=self._device)
             if self._rows:
                 self._state.extend(state)
                 self._last = torch.cat([self._last, last])
             else:
                 self._state, self._last = state, last
-            self._rows += cohort.rows
+            self._rows += [rows[b] for b in live]
+            for cohort in cohorts:
+                self._merge(cohort)
         return [row.id for row in rows]
+
+    def _merge(self, cohort: _Cohort) -> None:
+        """Fold a new cohort into a live one of the same decoder whose drafter can extend."""
+        if cohort.merge is None or cohort.chooser is not None or not cohort.rows:
+            return
+        for other, _ in _cohorts(self._rows):
+            if other is cohort or other.merge != cohort.merge or other.chooser is not None:
+                continue
+            if other.drafter is not None and not hasattr(other.drafter, "extend"):
+                continue
+            if other.drafter is not None:
+                other.drafter.extend(cohort.drafter)
+            for row in cohort.rows:
+                row.cohort, row.index = other, other.size + row.index
+            other.rows += cohort.rows
+            other.size += cohort.size
+            return
 
     def run_pass(self) -> list[Event]:
         """One decoder pass for every live row; finished rows leave the batch."""
         events, self._pending = self._pending, []
         rows = self._rows
-        if not rows:
+        live = [i for i, row in enumerate(rows) if not row.parked]
+        if not live:
             return events
         drafts = self._propose(rows)
+        idle = None
+        if len(live) < len(rows):
+            idle = torch.tensor([row.parked for row in rows], device=self._device)
         accepted, next_tokens = advance(
-            self.model, self._state, self._last, drafts, self._chooser(rows), relaxed=self.relaxed
+            self.model, self._state, self._last, drafts, self._chooser(rows), idle, self.relaxed
         )
         next_list = next_tokens.tolist()
         for cohort, positions in _cohorts(rows):
@@ -187,7 +249,8 @@ class DecodeSession:
                 )
         eos = self.model.config.eos_id
         finished = []
-        for i, row in enumerate(rows):
+        for i in live:
+            row = rows[i]
             row.stats.passes += 1
             row.stats.drafted += len(drafts[i])
             row.stats.accepted += accepted[i]
@@ -196,24 +259,35 @@ class DecodeSession:
             events.append(event)
             if event.finish is not None:
                 finished.append(row.id)
+        self.last_pass = (len(live), sum(map(len, drafts)), sum(accepted))
         self._last = next_tokens
         self.retire(finished)
         return events
 
     def retire(self, row_ids: Sequence[int]) -> None:
-        """Drop rows from the batch (and their drafters) so they stop costing compute."""
+        """Take rows out of decoding (and out of their drafters). Without ``park`` they
+        leave the state at once; with it they stay, idle (no work, no growth), until half
+        the rows are parked, so that one compaction (a copy of the live caches) serves many."""
         gone = set(row_ids)
-        if not any(row.id in gone for row in self._rows):
+        if not any(row.id in gone and not row.parked for row in self._rows):
             return
-        keep = [i for i, row in enumerate(self._rows) if row.id not in gone]
-        index = self._index(keep)
-        self.model.reorder(self._state, index)
-        self._last = self._last.index_select(0, index)
         for cohort, _ in _cohorts(self._rows):
             kept = [n for n, row in enumerate(cohort.rows) if row.id not in gone]
             if len(kept) < len(cohort.rows) and cohort.drafter is not None:
                 cohort.drafter.select(kept)
             cohort.rows = [cohort.rows[n] for n in kept]
+        for row in self._rows:
+            row.parked = row.parked or row.id in gone
+        parked = sum(row.parked for row in self._rows)
+        if not self.park or parked * 2 >= len(self._rows):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop parked rows from the state (one copy of the live rows' caches)."""
+        keep = [i for i, row in enumerate(self._rows) if not row.parked]
+        index = self._index(keep)
+        self.model.reorder(self._state, index)
+        self._last = self._last.index_select(0, index)
         self._rows = [self._rows[i] for i in keep]
 
     # -- one pass --------------------------------------------------------------------------
@@ -258,10 +332,12 @@ class DecodeSession:
 
 
 def _cohorts(rows: list[_Row]) -> list[tuple[_Cohort, list[int]]]:
-    """Each cohort among ``rows`` with its rows' positions, in order of first appearance."""
+    """Each cohort among the live ``rows`` with its rows' positions, in order of first
+    appearance."""
     found: dict[int, tuple[_Cohort, list[int]]] = {}
     for i, row in enumerate(rows):
-        found.setdefault(id(row.cohort), (row.cohort, []))[1].append(i)
+        if not row.parked:
+            found.setdefault(id(row.cohort), (row.cohort, []))[1].append(i)
     return list(found.values())
 
 

@@ -1,16 +1,16 @@
 """Continuous batching over the decoder-state API.
 
-One engine thread owns the model and one running decoder state. Every
-iteration it admits waiting requests into the batch (encoding them and
-appending their rows with ``DecoderState.extend``), takes one decoder pass for
-all rows (``loop.advance``: each row feeds its last token and its own draft,
-and accepts its own number of tokens) and drops finished or abandoned rows
-with ``reorder``. Rows of different decoders share the pass: greedy rows
-draft nothing, IAD rows draft from their source, speculative or GAD rows from
-the draft model (an autoregressive one or a nar_drafter, whichever the server
-was given), sampling rows sample. Beam-search requests do not fit a row-wise
-batch (a request is several rows that reorder together); they run as their
-own batch between passes.
+One engine thread owns the model and one ``DecodeSession`` (``decoding/session.py``),
+which keeps the rows. Every iteration it admits waiting requests into the
+session (encoded together, each with its own settings), takes one session pass
+for all rows (each row feeds its last token and its own draft, and accepts its
+own number of tokens) and retires abandoned rows; finished rows park and leave
+in one compaction. Rows of different decoders share the pass: greedy rows draft
+nothing, IAD rows draft from their source, speculative or GAD rows from the
+draft model (an autoregressive one or a nar_drafter, whichever the server was
+given), sampling rows sample. Beam-search requests do not fit a row-wise batch
+(a request is several rows that reorder together); they run as their own batch
+between passes.
 
 Tokens are handed to each request's ``sink`` as they are accepted, from the
 engine thread; the HTTP layer turns them into responses or SSE events.
@@ -31,9 +31,9 @@ import torch
 
 from seqweave.config import DecodeConfig
 from seqweave.decoding import decode_batch
-from seqweave.decoding.common import RowStats, length_budget, pad_batch
-from seqweave.decoding.loop import Drafter, advance
+from seqweave.decoding.common import RowStats
 from seqweave.decoding.registry import DECODER_SPECS, draft_decoder
+from seqweave.decoding.session import DecodeSession
 
 log = logging.getLogger("seqweave.serve")
 
@@ -92,16 +92,6 @@ class Counters:
     passes: int = 0
 
 
-@dataclass
-class _Row:
-    job: Job
-    budget: int
-    generated: list[int] = field(default_factory=list)
-    done: bool = False  # finished or abandoned, parked until the next compaction
-    drafter: Drafter | None = None  # its own drafter (IAD), not the draft model's shared one
-    sampler: Callable | None = None
-
-
 class Engine:
     def __init__(self, model, max_batch: int = 32, max_queue: int = 256, draft=None):
         self.model = model  # a seqweave.Seq2Seq
@@ -114,10 +104,8 @@ class Engine:
         self.decode_defaults = model.decode_config
         self._waiting: collections.deque[Job] = collections.deque()
         self._lock = threading.Condition()
-        self._rows: list[_Row] = []
-        self._state = None
-        self._last: torch.Tensor | None = None
-        self._drafter = None  # the draft model's drafter, shared by the rows that use it
+        self._session = self._new_session()
+        self._jobs: dict[int, Job] = {}  # the session's row id -> its job
         self._closing = False
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="seqweave-engine", daemon=True)
@@ -146,7 +134,7 @@ class Engine:
 
     @property
     def running(self) -> int:
-        return sum(not row.done for row in self._rows)
+        return len(self._session.live)
 
     @property
     def idle(self) -> bool:
@@ -196,7 +184,7 @@ class Engine:
             try:
                 with torch.inference_mode():
                     self._admit(admitted)
-                    if self.running:
+                    if self._session:
                         self._pass()
             except Exception:  # a failing batch must not take the server down
                 log.exception("decoding failed; the affected requests get an error")
@@ -215,6 +203,11 @@ class Engine:
             taken.append(self._waiting.popleft())
         return taken
 
+    def _new_session(self) -> DecodeSession:
+        """Rows park when they finish and leave in one compaction when half are parked."""
+        settings = dataclasses.replace(self.decode_defaults, decoder="greedy", relaxed_top=1)
+        return DecodeSession(self.network, settings, self.draft, park=True)
+
     def _admit(self, jobs: list[Job]) -> None:
         now = time.monotonic()
         live = [j for j in jobs if not j.cancelled]
@@ -226,144 +219,48 @@ class Engine:
         rowwise = [j for j in live if not _grouped(j)]
         if not rowwise:
             return
-        src, lengths = pad_batch(
-            [j.source for j in rowwise], self.network.config.pad_id, self.network.device
-        )
-        state = self.network.start(self.network.encode(src, lengths))
-        budgets = [
-            length_budget(self.network, lengths[i : i + 1], j.options.max_new_tokens)[0]
-            for i, j in enumerate(rowwise)
-        ]
-        start = torch.full(
-            (len(rowwise),),
-            self.network.config.decoder_start_id,
-            dtype=torch.long,
-            device=self.network.device,
-        )
-        drafting = [j.source for j in rowwise if j.options.decoder == self.draft_decoder]
-        if drafting:
-            build = DECODER_SPECS[self.draft_decoder].drafter
-            drafter = build(self.decode_defaults, drafting, self.draft)
-            if self._drafter is None:
-                self._drafter = drafter
-            else:
-                self._drafter.extend(drafter)
-        if any(row.done for row in self._rows):
-            self._compact()
-        if self._state is None or not self._rows:
-            self._state, self._last = state, start
-        else:
-            self._state.extend(state)
-            self._last = torch.cat([self._last, start])
         joined = len(rowwise) if self.running else 0
-        for job, budget in zip(rowwise, budgets, strict=True):
-            self._rows.append(self._new_row(job, budget))
+        settings = [self._settings(job.options) for job in rowwise]
+        rows = self._session.admit([job.source for job in rowwise], settings)
+        for row, job in zip(rows, rowwise, strict=True):
+            self._jobs[row] = job
+            job.stats = self._session.stats[row]
         self._count(admitted=len(rowwise), joined=joined)
 
-    def _new_row(self, job: Job, budget: int) -> _Row:
-        options, defaults = job.options, self.decode_defaults
-        row = _Row(job, budget)
-        spec = DECODER_SPECS[options.decoder]
-        if spec.drafter is not None and spec.draft_model == "none":
-            row.drafter = spec.drafter(defaults, [job.source], None)
-        if spec.chooser is not None:
-            row.sampler = spec.chooser(options)
-        return row
+    def _settings(self, options: Options) -> DecodeConfig:
+        """A request's decode settings: its options over the server's defaults. One object
+        per request, so a sampling request keeps its own generator (its seed reproduces)."""
+        return dataclasses.replace(
+            self.decode_defaults,
+            decoder=options.decoder,
+            max_new_tokens=options.max_new_tokens,
+            temperature=options.temperature,
+            top_k=options.top_k,
+            top_p=options.top_p,
+            seed=options.seed,
+            relaxed_top=1,
+        )
 
     def _pass(self) -> None:
-        rows = self._rows
-        live = [i for i, row in enumerate(rows) if not row.done]
-        share = max(2, self.decode_defaults.draft_tokens_per_pass // max(len(live), 1))
-        drafts: list[list[int]] = [[] for _ in rows]
-        for i in live:
-            row = rows[i]
-            if row.drafter is not None:
-                room = min(share, row.budget - len(row.generated) - 1)
-                drafts[i] = row.drafter.propose([0], [row.generated], [room])[0]
-        shared = self._drafting_rows()
-        if shared:
-            rooms = [rows[i].budget - len(rows[i].generated) - 1 for i in shared]
-            proposed = self._drafter.propose(shared, [rows[i].generated for i in shared], rooms)
-            for i, draft in zip(shared, proposed, strict=True):
-                drafts[i] = draft
-        idle = torch.tensor([row.done for row in rows], device=self.network.device)
-        accepted, next_tokens = advance(
-            self.network, self._state, self._last, drafts, self._chooser(rows), idle
-        )
-        next_list = next_tokens.tolist()
-        if shared:
-            self._drafter.observe([accepted[i] for i in shared], [next_list[i] for i in shared])
-        self._count(passes=1)
-        if self.on_pass is not None:
-            self.on_pass(len(live), sum(map(len, drafts)), sum(accepted))
-        self._last = next_tokens
-        for i in live:
-            row = rows[i]
-            if row.drafter is not None:
-                row.drafter.observe([accepted[i]], [next_list[i]])
-            row.job.stats.passes += 1
-            row.job.stats.drafted += len(drafts[i])
-            row.job.stats.accepted += accepted[i]
-            finish = self._append(row, [*drafts[i][: accepted[i]], next_list[i]])
-            if finish is not None or row.job.cancelled:
-                self._retire(i)
-        if sum(row.done for row in rows) * 2 >= len(rows):
-            self._compact()
-
-    def _drafting_rows(self) -> list[int]:
-        """Live rows that draft with the draft model, in batch order: the drafter's rows,
-        one to one."""
-        decoder = self.draft_decoder
-        return [
-            i for i, r in enumerate(self._rows) if not r.done and r.job.options.decoder == decoder
-        ]
-
-    def _retire(self, i: int) -> None:
-        """Park a finished row: it stays in the batch, idle (no work, no growth), until the
-        next compaction; a row that drafts with the draft model leaves its drafter at once."""
-        if self._rows[i].job.options.decoder == self.draft_decoder:
-            before = self._drafting_rows()
-            self._rows[i].done = True
-            self._drafter.select([n for n, j in enumerate(before) if j != i])
-        self._rows[i].done = True
-
-    def _chooser(self, rows: list[_Row]):
-        samplers = [(i, row.sampler) for i, row in enumerate(rows) if row.sampler is not None]
-        if not samplers:
-            return lambda logits: logits.argmax(dim=-1)
-
-        def choose(logits: torch.Tensor) -> torch.Tensor:
-            tokens = logits.argmax(dim=-1)
-            for i, sampler in samplers:
-                tokens[i] = sampler(logits[i : i + 1])[0]
-            return tokens
-
-        return choose
-
-    def _append(self, row: _Row, new: list[int]) -> str | None:
-        """Hand a row's accepted tokens to its request; return its finish reason, if any."""
-        eos = self.network.config.eos_id
-        take = new[: row.budget - len(row.generated)]
-        finish = None
-        if eos in take:
-            take, finish = take[: take.index(eos)], "stop"
-        row.generated.extend(take)
-        if finish is None and len(row.generated) >= row.budget:
-            finish = "length"
-        if row.job.cancelled:
-            return "cancelled"
-        if finish is not None:
-            row.job.finished = time.monotonic()
-        row.job.sink(take, finish)
-        return finish
-
-    def _compact(self) -> None:
-        """Drop parked rows from the batch (one copy of the live rows' caches)."""
-        keep = [i for i, row in enumerate(self._rows) if not row.done]
-        index = torch.tensor(keep, dtype=torch.long, device=self.network.device)
-        self.network.reorder(self._state, index)
-        self._last = self._last.index_select(0, index)
-        self._rows = [self._rows[i] for i in keep]
+        """One session pass; tokens go to each request's sink, cancelled rows leave."""
+        passed = bool(self._session.live)
+        events = self._session.run_pass()
+        if passed:
+            self._count(passes=1)
+            if self.on_pass is not None:
+                self.on_pass(*self._session.last_pass)
+        now, cancelled = time.monotonic(), []
+        for event in events:
+            job = self._jobs[event.row]
+            if job.cancelled:
+                cancelled.append(event.row)
+            else:
+                if event.finish is not None:
+                    job.finished = now
+                job.sink(event.tokens, event.finish)
+            if job.cancelled or event.finish is not None:
+                del self._jobs[event.row]
+        self._session.retire(cancelled)
 
     def _run_beams(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -380,10 +277,9 @@ class Engine:
             job.sink(output.tokens, "stop" if output.finished else "length")
 
     def _fail_all(self) -> None:
-        for row in self._rows:
-            if not row.done:
-                row.job.sink([], "error")
-        self._rows, self._state, self._last, self._drafter = [], None, None, None
+        for job in self._jobs.values():
+            job.sink([], "error")
+        self._jobs, self._session = {}, self._new_session()
 
 
 def _grouped(job: Job) -> bool:
