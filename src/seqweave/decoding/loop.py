@@ -66,12 +66,14 @@ class Event:
 
 
 class Drafter(Protocol):
-    """Proposes draft continuations for the rows still decoding.
+    """Proposes draft continuations for the rows still decoding, in state order.
 
-    ``propose`` gets, for each live row (in state order), its batch index, the
-    tokens generated so far and the most draft tokens it may use; ``observe``
-    is told how many of each row's draft tokens were accepted and the token
-    the model chose next; ``select`` keeps live rows ``index`` (in state order).
+    ``propose`` gets, for each live row (in state order), its row key (its batch index
+    in this drafter), the tokens generated so far and the most draft tokens it may use;
+    ``observe`` is told how many of each row's draft tokens were accepted and the token
+    the model chose next; ``select`` keeps live rows ``index`` (in state order) when
+    others leave; ``extend`` (optional) takes on another drafter's rows, keyed after
+    its own, when rows join a running batch.
     """
 
     def propose(

@@ -119,6 +119,7 @@ class DecodeSession:
         self._last: Tensor | None = None  # (B,) each live row's last token
         self._pending: list[Event] = []  # rows finished before their first pass
         self._ids = itertools.count()
+        self._cohorts: list[tuple[_Cohort, list[int]]] | None = None  # of the live rows
 
     @property
     def live(self) -> list[int]:
@@ -145,10 +146,9 @@ class DecodeSession:
         plans = [self._group(s, [sources[i] for i in p], p) for s, p in groups.values()]
         src, lengths = pad_batch(sources, self.model.config.pad_id, self.model.device)
         memory = self.model.encode(src, lengths)
-        budgets = [
-            length_budget(self.model, lengths[i : i + 1], row_settings.max_new_tokens)[0]
-            for i, row_settings in enumerate(settings)
-        ]
+        limits = {row_settings.max_new_tokens for row_settings in settings}
+        by_limit = {limit: length_budget(self.model, lengths, limit) for limit in limits}
+        budgets = [by_limit[row.max_new_tokens][i] for i, row in enumerate(settings)]
         return self.join(memory, budgets, plans)
 
     def _group(self, settings, sources, positions: list[int]) -> Group:
@@ -208,14 +208,19 @@ class DecodeSession:
             self._rows += [rows[b] for b in live]
             for cohort in cohorts:
                 self._merge(cohort)
+        self._cohorts = None
         return [row.id for row in rows]
 
     def _merge(self, cohort: _Cohort) -> None:
-        """Fold a new cohort into a live one of the same decoder whose drafter can extend."""
+        """Fold a new cohort into a live one of the same decoder whose drafter can extend and
+        whose rows all come before it in state order (a drafter's rows are in state order)."""
         if cohort.merge is None or cohort.chooser is not None or not cohort.rows:
             return
-        for other, _ in _cohorts(self._rows):
+        first = self._rows.index(cohort.rows[0])
+        for other, positions in _cohorts(self._rows):
             if other is cohort or other.merge != cohort.merge or other.chooser is not None:
+                continue
+            if positions[-1] > first:
                 continue
             if other.drafter is not None and not hasattr(other.drafter, "extend"):
                 continue
@@ -234,15 +239,18 @@ class DecodeSession:
         live = [i for i, row in enumerate(rows) if not row.parked]
         if not live:
             return events
-        drafts = self._propose(rows)
+        if self._cohorts is None:  # rows joined or left since the last pass
+            self._cohorts = _cohorts(rows)
+        cohorts = self._cohorts
+        drafts = self._propose(rows, cohorts)
         idle = None
         if len(live) < len(rows):
             idle = torch.tensor([row.parked for row in rows], device=self._device)
         accepted, next_tokens = advance(
-            self.model, self._state, self._last, drafts, self._chooser(rows), idle, self.relaxed
+            self.model, self._state, self._last, drafts, self._chooser(cohorts), idle, self.relaxed
         )
         next_list = next_tokens.tolist()
-        for cohort, positions in _cohorts(rows):
+        for cohort, positions in cohorts:
             if cohort.drafter is not None:
                 cohort.drafter.observe(
                     [accepted[i] for i in positions], [next_list[i] for i in positions]
@@ -269,7 +277,7 @@ class DecodeSession:
         leave the state at once; with it they stay, idle (no work, no growth), until half
         the rows are parked, so that one compaction (a copy of the live caches) serves many."""
         gone = set(row_ids)
-        if not any(row.id in gone and not row.parked for row in self._rows):
+        if not gone or not any(row.id in gone and not row.parked for row in self._rows):
             return
         for cohort, _ in _cohorts(self._rows):
             kept = [n for n, row in enumerate(cohort.rows) if row.id not in gone]
@@ -278,6 +286,7 @@ class DecodeSession:
             cohort.rows = [cohort.rows[n] for n in kept]
         for row in self._rows:
             row.parked = row.parked or row.id in gone
+        self._cohorts = None
         parked = sum(row.parked for row in self._rows)
         if not self.park or parked * 2 >= len(self._rows):
             self._compact()
@@ -289,12 +298,13 @@ class DecodeSession:
         self.model.reorder(self._state, index)
         self._last = self._last.index_select(0, index)
         self._rows = [self._rows[i] for i in keep]
+        self._cohorts = None
 
     # -- one pass --------------------------------------------------------------------------
 
-    def _propose(self, rows: list[_Row]) -> list[list[int]]:
+    def _propose(self, rows: list[_Row], cohorts) -> list[list[int]]:
         drafts: list[list[int]] = [[] for _ in rows]
-        for cohort, positions in _cohorts(rows):
+        for cohort, positions in cohorts:
             if cohort.drafter is None:
                 continue
             members = [rows[i] for i in positions]
@@ -307,10 +317,10 @@ class DecodeSession:
                 drafts[i] = draft
         return drafts
 
-    def _chooser(self, rows: list[_Row]) -> Chooser:
+    def _chooser(self, cohorts) -> Chooser:
         """Argmax, except for the rows of cohorts with their own chooser (sampling): each
         such cohort chooses for its rows in one call, as it would alone."""
-        choosing = [(c, p) for c, p in _cohorts(rows) if c.chooser is not None]
+        choosing = [(c, p) for c, p in cohorts if c.chooser is not None]
         if not choosing:
             return argmax_choice
 
@@ -325,7 +335,7 @@ class DecodeSession:
 
     @property
     def _device(self) -> torch.device:
-        return torch.device(self.model.device)
+        return self._last.device if self._last is not None else torch.device(self.model.device)
 
     def _index(self, positions: Sequence[int]) -> Tensor:
         return torch.tensor(list(positions), dtype=torch.long, device=self._device)
