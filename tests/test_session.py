@@ -174,3 +174,21 @@ def test_an_extended_source_drafter_drafts_the_joined_rows_as_their_own_drafter(
         merged.observe(accepted, next_tokens)
         for out, draft, taken, token in zip(generated, drafts, accepted, next_tokens, strict=True):
             out.extend([*draft[:taken], token])
+
+
+def test_drafts_reach_their_own_rows_when_groups_interleave_and_join_later():
+    """The draft model is the model itself, so a draft that reaches its own row is accepted
+    whole; one that reached another row would be refused. Groups interleave in one admit
+    and join a running, parked batch later."""
+    model = tiny_model()
+    sources = random_sources(torch.Generator().manual_seed(30), 9)
+    first, second = DecodeConfig(decoder="spec"), DecodeConfig(decoder="spec")
+    with torch.inference_mode():
+        session = DecodeSession(model, DecodeConfig(), model, park=True)
+        rows = session.admit(sources[:5], [first, second, first, second, first])
+        session.run_pass()
+        rows += session.admit(sources[5:], DecodeConfig(decoder="spec", max_new_tokens=9))
+        run_to_end(session, {}, {})
+    stats = [session.stats[row] for row in rows]
+    assert sum(s.drafted for s in stats) > len(rows)
+    assert [s.accepted for s in stats] == [s.drafted for s in stats]
