@@ -1,8 +1,9 @@
 """Decoders, all written against the decoder-state API.
 
-``decode_batch`` runs one batch with the decoder named in a DecodeConfig;
-``decode_many`` sorts any number of inputs by length into batches and returns
-results in input order.
+``decode_batch`` runs one batch with the decoder named in a DecodeConfig (row-wise
+decoders as one ``DecodeSession``); ``decode_many`` sorts any number of inputs by
+length into batches and returns results in input order. ``registry.DECODER_SPECS``
+says what each decoder is made of.
 """
 
 from __future__ import annotations
@@ -20,17 +21,10 @@ from seqweave.decoding.registry import (
     DECODERS,
     DecoderSpec,
     check_decoder,
-    decoder_spec,
 )
 from seqweave.decoding.session import DecodeSession
 from seqweave.errors import ConfigError
 from seqweave.models.base import require_step
-
-
-def make_drafter(cfg: DecodeConfig, sources: Sequence[Sequence[int]], draft_model=None):
-    """The drafter of an accelerated decoder, or None for plain decoding."""
-    spec = decoder_spec(cfg.decoder)
-    return None if spec.drafter is None else spec.drafter(cfg, sources, draft_model)
 
 
 @torch.inference_mode()
