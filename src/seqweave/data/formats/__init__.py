@@ -1,0 +1,4 @@
+"""Readers for the files each field's users already have, turned into the usual examples.
+
+``event_log``: CSV event logs (process mining) -> traces -> prefix/suffix JSON Lines.
+"""
