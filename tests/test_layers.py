@@ -26,6 +26,7 @@ LIBRARY = (
     "objectives",
     "decoding",
     "metrics",
+    "metrics_events",
     "lossless",
 )
 TOOLS = ("analysis", "bench", "streaming")
