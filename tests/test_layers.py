@@ -27,6 +27,7 @@ LIBRARY = (
     "decoding",
     "metrics",
     "metrics_events",
+    "baselines",
     "lossless",
 )
 TOOLS = ("analysis", "bench", "streaming")
