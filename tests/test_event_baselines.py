@@ -1,5 +1,5 @@
 """Next-event baselines: proper distributions, hand-worked smoothing, and the controlled
-check of issue 19 on a known order-2 Markov source."""
+check on a known order-2 Markov source."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def sample(table: dict, count: int, seed: int) -> list[list[str]]:
 
 
 def test_on_an_order2_source_order2_reaches_the_bayes_brier_and_order1_does_not() -> None:
-    """Issue 19's controlled check: scored on every prefix of held-out traces (END
+    """The controlled check: scored on every prefix of held-out traces (END
     included), the order-2 model comes within 1% of the Brier score of the true source's
     own probabilities, and order 1, which cannot see the event before last, is measurably
     worse."""
