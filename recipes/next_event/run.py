@@ -15,7 +15,9 @@ event), Brier score over the events and end of case, suffix similarity (1 - norm
 Damerau-Levenshtein) of the greedy continuation until end of case (at most as long as the
 longest fitting case) against the true rest of the case, and the prefix overlap: the
 share of validation prefixes with which some fitting case begins, and the accuracy on
-the others. With end: the same over k = 1 .. n, the prefix k = n (the whole case)
+the others. Continuing: the accuracy when the predictor is told the case goes on (the
+most likely event other than end of case), as a model trained on these rows only is.
+With end: the same over k = 1 .. n, the prefix k = n (the whole case)
 having end of case as its truth. Writes recipes/next_event/results.json. Run from the
 repository root.
 """
@@ -31,7 +33,7 @@ from seqweave.baselines import END, PREDICTORS, greedy_suffix
 from seqweave.baselines.next_event import most_likely
 from seqweave.data.formats.event_log import Trace, temporal_split, traces_from_rows
 from seqweave.harness import add_run_arguments, cell_log_path, grid, run_grid, write_results
-from seqweave.metrics_events import brier_score, prefix_overlap, suffix_similarity
+from seqweave.metrics_events import accuracy, brier_score, prefix_overlap, suffix_similarity
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path("../shared/data")
@@ -78,6 +80,10 @@ def evaluate(cell: dict, settings: dict) -> dict:
     result = {
         "accuracy": sum(correct) / len(correct),
         "brier": brier_score(distributions, truth),
+        "accuracy_continuing": accuracy(
+            [most_likely({x: p for x, p in d.items() if x != END}) for d in distributions],
+            truth,
+        ),
         "suffix_similarity": sum(similarities) / len(similarities),
         "suffix_length": sum(n for n, _ in lengths) / len(lengths),
         "true_suffix_length": sum(n for _, n in lengths) / len(lengths),
@@ -100,17 +106,26 @@ def evaluate(cell: dict, settings: dict) -> dict:
     return result
 
 
+COLUMNS = {
+    "acc": "accuracy",
+    "acc, goes on": "accuracy_continuing",
+    "Brier": "brier",
+    "suffix sim": "suffix_similarity",
+}
+
+
 def table(results: dict[str, dict]) -> str:
-    """Markdown: one row per method, accuracy / Brier / suffix similarity per log."""
+    """Markdown: one row per method, the ``COLUMNS`` figures of each log."""
     logs = list(results)
-    head = "| method | " + " | ".join(f"{log} acc | Brier | suffix sim" for log in logs) + " |"
-    lines = [head, "|---|" + "---|---|---|" * len(logs)]
+    head = " | ".join(
+        f"{log} {name}" if i == 0 else name for log in logs for i, name in enumerate(COLUMNS)
+    )
+    lines = [f"| method | {head} |", "|---|" + "---|" * len(COLUMNS) * len(logs)]
     for method in next(iter(results.values())):
         cells = []
         for log in logs:
             row = results[log].get(method)
-            keys = ("accuracy", "brier", "suffix_similarity")
-            cells += [f"{row[key]:.3f}" if row else "—" for key in keys]
+            cells += [f"{row[key]:.3f}" if row else "—" for key in COLUMNS.values()]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
