@@ -162,3 +162,54 @@ def test_a_bad_prefix_row_names_its_line(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match=r"rows\.jsonl:2: not a prefix row"):
         traces_from_rows(path)
+
+
+XES = """<?xml version="1.0" encoding="UTF-8" ?>
+<log xes.version="1.0" xmlns="http://www.xes-standard.org/">
+  <trace>
+    <string key="concept:name" value="c1"/>
+    <event><string key="concept:name" value="A"/>
+      <date key="time:timestamp" value="2020-01-01T10:00:00.000+01:00"/></event>
+    <event><string key="concept:name" value="Check out"/>
+      <date key="time:timestamp" value="2020-01-01T08:30:00.000+00:00"/></event>
+    <event><string key="concept:name" value="C"/>
+      <date key="time:timestamp" value="yesterday"/></event>
+    <event><date key="time:timestamp" value="2020-01-01T12:00:00.000+00:00"/></event>
+  </trace>
+  <trace>
+    <event><string key="concept:name" value="A"/>
+      <date key="time:timestamp" value="2020-01-02T10:00:00.000+00:00"/></event>
+  </trace>
+  <trace>
+    <string key="concept:name" value="c2"/>
+    <event><string key="concept:name" value="B"/>
+      <date key="time:timestamp" value="2020-01-03T10:00:00.000+00:00"/></event>
+  </trace>
+</log>
+"""
+
+
+def test_xes_logs_read_through_pm4py(tmp_path: Path) -> None:
+    pytest.importorskip("pm4py")
+    from seqweave.data.formats.xes import read_xes_event_log
+
+    path = tmp_path / "log.xes"
+    path.write_text(XES)
+    traces, report = read_xes_event_log(path)
+    assert [(t.case_id, t.activities) for t in traces] == [
+        ("c1", ("Check_out", "A")),  # 10:00+01:00 is 09:00 UTC, after 08:30
+        ("c2", ("B",)),
+    ]
+    assert traces[0].start == datetime(2020, 1, 1, 8, 30)
+    assert report.events == 3
+    assert report.malformed == {"missing timestamp": 1, "missing activity": 1, "missing case id": 1}
+    assert [p.split(": ")[1] for p in report.problems] == [
+        "trace 1, event 3",
+        "trace 1, event 4",
+        "trace 2, event 1",
+    ]
+    with pytest.raises(DataError, match="trace 1, event 3: missing timestamp"):
+        read_xes_event_log(path, strict=True)
+    (tmp_path / "bad.xes").write_text("<log><trace>")
+    with pytest.raises(DataError, match="not a readable XES file"):
+        read_xes_event_log(tmp_path / "bad.xes")
