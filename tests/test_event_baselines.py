@@ -12,6 +12,7 @@ from seqweave.baselines import (
     AllOrderMarkov,
     MarkovPredictor,
     MostFrequentNext,
+    PetriNetPredictor,
     greedy_suffix,
 )
 from seqweave.metrics_events import brier_score
@@ -68,7 +69,28 @@ def test_greedy_suffix_follows_the_most_likely_event_to_the_end() -> None:
     assert greedy_suffix(model, ["A"], max_length=10) == ["B", "C"]
     loop = AllOrderMarkov(max_order=1).fit([["A", "A", "A", "A"]])
     assert greedy_suffix(loop, ["A"], max_length=5) == ["A"] * 5  # capped
-    assert set(PREDICTORS) == {"most_frequent", "markov", "akom"}
+    assert set(PREDICTORS) == {"most_frequent", "markov", "akom", "petri_net"}
+
+
+def test_the_petri_net_allows_what_the_discovered_process_allows() -> None:
+    """B and C in either order after A, or D alone: the inductive miner finds a choice
+    between a parallel B || C and D; replay of a prefix enables exactly what may follow,
+    weighted by overall frequency (B 2, C 2, D 1 of the events after A)."""
+    pytest.importorskip("pm4py")
+    model = PetriNetPredictor().fit([["A", "B", "C"], ["A", "C", "B"], ["A", "D"]])
+    expected = {
+        (): {"A": 1.0},
+        ("A",): {"B": 0.4, "C": 0.4, "D": 0.2},
+        ("A", "C"): {"B": 1.0},
+        ("A", "B", "C"): {END: 1.0},
+        ("A", "D"): {END: 1.0},
+    }
+    for prefix, wanted in expected.items():
+        distribution = model.predict_proba(prefix)
+        assert {x: p for x, p in distribution.items() if p} == pytest.approx(wanted), prefix
+    # a prefix the net does not fit still gets a distribution: A's transition fires anyway
+    assert model.predict_proba(["B", "A"])["A"] == 0.0
+    assert sum(model.predict_proba(["D", "D"]).values()) == pytest.approx(1.0)
 
 
 def order2_source(seed: int, symbols: str = "abcd") -> dict[tuple, dict]:

@@ -46,6 +46,7 @@ def methods(orders: list[int]) -> dict[str, tuple[str, dict]]:
     table = {"most frequent next": ("most_frequent", {})}
     table |= {f"markov k={k}": ("markov", {"order": k}) for k in orders}
     table |= {f"akom k<={k}": ("akom", {"max_order": k}) for k in orders}
+    table["petri net (inductive miner)"] = ("petri_net", {})
     return table
 
 

@@ -2,18 +2,28 @@
 
 Event logs (next-element prediction): ``NextEventPredictor`` -- fit on whole traces, then
 ``predict_proba(prefix)`` gives a distribution over the next event, end of case (``END``)
-included. ``PREDICTORS`` maps a name to its builder.
+included (``next_event``: frequencies and Markov models; ``petri_net``: a net discovered by
+pm4py's inductive miner). ``PREDICTORS`` maps a name to its builder.
 """
+
+from collections.abc import Callable
 
 from seqweave.baselines.next_event import (
     END,
-    PREDICTORS,
     AllOrderMarkov,
     MarkovPredictor,
     MostFrequentNext,
     NextEventPredictor,
     greedy_suffix,
 )
+from seqweave.baselines.petri_net import PetriNetPredictor
+
+PREDICTORS: dict[str, Callable[..., NextEventPredictor]] = {
+    "most_frequent": MostFrequentNext,
+    "markov": MarkovPredictor,
+    "akom": AllOrderMarkov,
+    "petri_net": PetriNetPredictor,  # needs pm4py, the [events] extra
+}
 
 __all__ = [
     "END",
@@ -22,5 +32,6 @@ __all__ = [
     "MarkovPredictor",
     "MostFrequentNext",
     "NextEventPredictor",
+    "PetriNetPredictor",
     "greedy_suffix",
 ]

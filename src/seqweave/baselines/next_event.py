@@ -11,7 +11,7 @@ contexts, as a trace's beginning is different from its middle.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Protocol
 
@@ -141,10 +141,3 @@ def greedy_suffix(
         events.append(event)
         suffix.append(event)
     return suffix
-
-
-PREDICTORS: dict[str, Callable[..., NextEventPredictor]] = {
-    "most_frequent": MostFrequentNext,
-    "markov": MarkovPredictor,
-    "akom": AllOrderMarkov,
-}
