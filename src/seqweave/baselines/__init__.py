@@ -3,7 +3,8 @@
 Event logs (next-element prediction): ``NextEventPredictor`` -- fit on whole traces, then
 ``predict_proba(prefix)`` gives a distribution over the next event, end of case (``END``)
 included (``next_event``: frequencies and Markov models; ``petri_net``: a net discovered by
-pm4py's inductive miner). ``PREDICTORS`` maps a name to its builder.
+pm4py's inductive miner; ``recurrent``: LSTM and GRU classifiers). ``PREDICTORS`` maps a
+name to its builder.
 """
 
 from collections.abc import Callable
@@ -17,12 +18,14 @@ from seqweave.baselines.next_event import (
     greedy_suffix,
 )
 from seqweave.baselines.petri_net import PetriNetPredictor
+from seqweave.baselines.recurrent import RecurrentPredictor
 
 PREDICTORS: dict[str, Callable[..., NextEventPredictor]] = {
     "most_frequent": MostFrequentNext,
     "markov": MarkovPredictor,
     "akom": AllOrderMarkov,
     "petri_net": PetriNetPredictor,  # needs pm4py, the [events] extra
+    "recurrent": RecurrentPredictor,  # cell = "lstm" | "gru"
 }
 
 __all__ = [
@@ -33,5 +36,6 @@ __all__ = [
     "MostFrequentNext",
     "NextEventPredictor",
     "PetriNetPredictor",
+    "RecurrentPredictor",
     "greedy_suffix",
 ]
