@@ -29,6 +29,8 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
 from seqweave.baselines import END, PREDICTORS, greedy_suffix
 from seqweave.baselines.next_event import most_likely
 from seqweave.data.formats.event_log import Trace, temporal_split, traces_from_rows
@@ -47,6 +49,8 @@ def methods(orders: list[int]) -> dict[str, tuple[str, dict]]:
     table |= {f"markov k={k}": ("markov", {"order": k}) for k in orders}
     table |= {f"akom k<={k}": ("akom", {"max_order": k}) for k in orders}
     table["petri net (inductive miner)"] = ("petri_net", {})
+    recurrent = {"hidden": 64, "epochs": 10, "lr": 5e-3}
+    table |= {cell.upper(): ("recurrent", {"cell": cell, **recurrent}) for cell in ("lstm", "gru")}
     return table
 
 
@@ -57,6 +61,7 @@ def split(log: str) -> tuple[list[Trace], list[Trace]]:
 
 def evaluate(cell: dict, settings: dict) -> dict:
     """One method on one log: fit on the earlier cases, score every validation prefix."""
+    torch.set_num_threads(1)
     started = time.perf_counter()
     fit, valid = split(cell["log"])
     kind, arguments = methods(settings["orders"])[cell["method"]]

@@ -19,6 +19,7 @@ from torch import nn
 from seqweave.baselines.next_event import END, Distribution
 
 PAD, START, UNKNOWN = 0, 1, 2
+MAX_CACHED = 100_000  # prefix states kept (greedy suffixes of long cases make many)
 
 
 class _Network(nn.Module):
@@ -100,6 +101,8 @@ class RecurrentPredictor:
         known = self._states.get(prefix)
         if known is not None:
             return known
+        if len(self._states) >= MAX_CACHED:  # bounded memory; recomputed on demand
+            self._states.clear()
         if prefix:
             state = self._state(prefix[:-1])[1]
             token = self.input_ids.get(prefix[-1], UNKNOWN)
