@@ -26,6 +26,8 @@ LIBRARY = (
     "objectives",
     "decoding",
     "metrics",
+    "metrics_events",
+    "baselines",
     "lossless",
 )
 TOOLS = ("analysis", "bench", "streaming")

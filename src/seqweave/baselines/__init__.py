@@ -1,0 +1,41 @@
+"""The methods each field compares against, behind the same small interfaces as our models.
+
+Event logs (next-element prediction): ``NextEventPredictor`` -- fit on whole traces, then
+``predict_proba(prefix)`` gives a distribution over the next event, end of case (``END``)
+included (``next_event``: frequencies and Markov models; ``petri_net``: a net discovered by
+pm4py's inductive miner; ``recurrent``: LSTM and GRU classifiers). ``PREDICTORS`` maps a
+name to its builder.
+"""
+
+from collections.abc import Callable
+
+from seqweave.baselines.next_event import (
+    END,
+    AllOrderMarkov,
+    MarkovPredictor,
+    MostFrequentNext,
+    NextEventPredictor,
+    greedy_suffix,
+)
+from seqweave.baselines.petri_net import PetriNetPredictor
+from seqweave.baselines.recurrent import RecurrentPredictor
+
+PREDICTORS: dict[str, Callable[..., NextEventPredictor]] = {
+    "most_frequent": MostFrequentNext,
+    "markov": MarkovPredictor,
+    "akom": AllOrderMarkov,
+    "petri_net": PetriNetPredictor,  # needs pm4py, the [events] extra
+    "recurrent": RecurrentPredictor,  # cell = "lstm" | "gru"
+}
+
+__all__ = [
+    "END",
+    "PREDICTORS",
+    "AllOrderMarkov",
+    "MarkovPredictor",
+    "MostFrequentNext",
+    "NextEventPredictor",
+    "PetriNetPredictor",
+    "RecurrentPredictor",
+    "greedy_suffix",
+]
