@@ -247,11 +247,16 @@ def test_unknown_kind_lists_the_valid_ones() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "texts", "alphabet"),
-    [("bpe", None, None), ("alphabet", None, None), ("dna", None, "ACGT")],
+    ("kind", "texts", "alphabet", "message"),
+    [
+        ("bpe", None, None, "kind 'bpe' is built from texts"),
+        ("words", None, None, "kind 'words' is built from texts"),
+        ("alphabet", None, None, "needs an alphabet"),
+        ("dna", None, "ACGT", "only used by tokenizer kind 'alphabet'"),
+    ],
 )
-def test_missing_or_misplaced_arguments_are_refused(kind, texts, alphabet) -> None:
-    with pytest.raises(ConfigError):
+def test_missing_or_misplaced_arguments_are_refused(kind, texts, alphabet, message) -> None:
+    with pytest.raises(ConfigError, match=message):
         build_tokenizer(kind, texts, 300, (), alphabet)
 
 

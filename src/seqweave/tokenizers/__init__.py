@@ -22,6 +22,7 @@ Contracts the rest of seqweave relies on:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from seqweave.errors import ConfigError
 from seqweave.tokenizers.alphabets import (
@@ -37,63 +38,50 @@ from seqweave.tokenizers.bpe import train_bpe
 from seqweave.tokenizers.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, Tokenizer
 from seqweave.tokenizers.words import words_tokenizer
 
-# The common signature of TOKENIZERS values: (texts, vocab_size, task_tokens, alphabet,
-# min_frequency); the kinds that learn no vocabulary ignore the last.
-Builder = Callable[[Iterable[str] | None, int, Sequence[str], str | None, int], Tokenizer]
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a builder of TOKENIZERS is given: the training texts and vocabulary size (for
+    the kinds that learn a vocabulary), the task tokens, and the alphabet (kind
+    ``alphabet`` only)."""
+
+    texts: Iterable[str] | None
+    vocab_size: int
+    task_tokens: Sequence[str]
+    alphabet: str | None
+    min_frequency: int = 2
+
+    def training_texts(self, kind: str) -> Iterable[str]:
+        if self.texts is None:
+            raise ConfigError(f"tokenizer kind {kind!r} is built from texts, but none were given")
+        return self.texts
 
 
-def _build_bpe(
-    texts: Iterable[str] | None,
-    vocab_size: int,
-    task_tokens: Sequence[str],
-    alphabet: str | None,
-    min_frequency: int = 2,
-) -> Tokenizer:
-    if texts is None:
-        raise ConfigError("tokenizer kind 'bpe' is trained on texts, but none were given")
-    return train_bpe(texts, vocab_size, min_frequency, task_tokens)
+Builder = Callable[[BuildRequest], Tokenizer]
 
 
-def _build_words(
-    texts: Iterable[str] | None,
-    vocab_size: int,
-    task_tokens: Sequence[str],
-    alphabet: str | None,
-    min_frequency: int = 2,
-) -> Tokenizer:
-    if texts is None:
-        raise ConfigError("tokenizer kind 'words' is built from texts, but none were given")
-    return words_tokenizer(texts, vocab_size, min_frequency, task_tokens)
+def _build_bpe(request: BuildRequest) -> Tokenizer:
+    texts = request.training_texts("bpe")
+    return train_bpe(texts, request.vocab_size, request.min_frequency, request.task_tokens)
 
 
-def _build_alphabet(
-    texts: Iterable[str] | None,
-    vocab_size: int,
-    task_tokens: Sequence[str],
-    alphabet: str | None,
-    min_frequency: int = 2,
-) -> Tokenizer:
-    if not alphabet:
+def _build_words(request: BuildRequest) -> Tokenizer:
+    texts = request.training_texts("words")
+    return words_tokenizer(texts, request.vocab_size, request.min_frequency, request.task_tokens)
+
+
+def _build_alphabet(request: BuildRequest) -> Tokenizer:
+    if not request.alphabet:
         raise ConfigError("tokenizer kind 'alphabet' needs an alphabet")
-    return alphabet_tokenizer(alphabet, task_tokens)
+    return alphabet_tokenizer(request.alphabet, request.task_tokens)
 
 
 def _fixed(builder: Callable[[Sequence[str]], Tokenizer]) -> Builder:
     """Adapt a builder with a fixed alphabet to the common signature of TOKENIZERS."""
-
-    def build(
-        texts: Iterable[str] | None,
-        vocab_size: int,
-        task_tokens: Sequence[str],
-        alphabet: str | None,
-        min_frequency: int = 2,
-    ) -> Tokenizer:
-        return builder(task_tokens)
-
-    return build
+    return lambda request: builder(request.task_tokens)
 
 
-# kind -> builder; every builder takes the same arguments, so build_tokenizer just calls it.
+# kind -> builder; every builder takes the same request, so build_tokenizer just calls it.
 TOKENIZERS: dict[str, Builder] = {
     "bpe": _build_bpe,
     "words": _build_words,
@@ -125,7 +113,7 @@ def build_tokenizer(
         raise ConfigError(f"unknown tokenizer kind {kind!r}; valid kinds: {sorted(TOKENIZERS)}")
     if alphabet is not None and kind != "alphabet":
         raise ConfigError(f"an alphabet is only used by tokenizer kind 'alphabet', not {kind!r}")
-    return builder(texts, vocab_size, task_tokens, alphabet, min_frequency)
+    return builder(BuildRequest(texts, vocab_size, task_tokens, alphabet, min_frequency))
 
 
 __all__ = [
@@ -135,6 +123,7 @@ __all__ = [
     "SPECIAL_TOKENS",
     "TOKENIZERS",
     "TOKENIZER_FILE",
+    "BuildRequest",
     "Builder",
     "Tokenizer",
     "alphabet_tokenizer",
