@@ -23,6 +23,14 @@ COMMANDS = {
         "seqweave.commands.lexicon",
         "induce a bilingual word lexicon from sentence pairs (IBM Model 1)",
     ),
+    "align-train": (
+        "seqweave.commands.align_train",
+        "train the contrastive DNA encoder of seqweave align on a reference",
+    ),
+    "align": (
+        "seqweave.commands.align",
+        "place DNA reads on a reference: embed, search a vector index, Smith-Waterman",
+    ),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }
 

@@ -1,0 +1,10 @@
+"""Read alignment by embedding search (Embed-Search-Align, Holur et al. 2023).
+
+``sequences`` reads FASTA/FASTQ (errors name record and line); ``fragments`` cuts the
+reference into overlapping windows; ``encoder`` is the contrastive DNA encoder (a
+seqweave Transformer encoder, mean-pooled) and ``contrastive`` trains it with in-batch
+InfoNCE; ``index`` holds window embeddings in faiss; ``align`` retrieves the top-k
+windows per read and places it by Smith-Waterman (parasail); ``hits`` writes the
+result. faiss and parasail come with the ``genomics`` extra and are imported only
+when an index is built or a read aligned.
+"""
