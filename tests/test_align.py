@@ -253,3 +253,19 @@ def test_cli_trains_and_aligns_a_tiny_genome(tmp_path, capsys):
     align[align.index("--reads") + 1] = str(tmp_path / "bad.fq")
     assert main(align) == 2
     assert "bad.fq:4: record 'x': 3 qualities for 4 bases" in capsys.readouterr().err
+
+
+def test_kmer_counts_match_a_hand_count():
+    from collections import Counter
+    from itertools import product
+
+    from seqweave.genomics.kmers import kmer_counts, kmer_profile
+
+    seq = "ACGTTGCANACGTAC"
+    expected = Counter(seq[i : i + 3] for i in range(len(seq) - 2) if "N" not in seq[i : i + 3])
+    names = ["".join(p) for p in product("ACGT", repeat=3)]
+    assert dict(zip(names, kmer_counts(seq, 3).tolist(), strict=True)) == {
+        name: float(expected[name]) for name in names
+    }
+    vectors = kmer_profile(3)([seq, "AC"])
+    assert np.linalg.norm(vectors[0]) == pytest.approx(1.0) and not vectors[1].any()

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="model directory to write")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--temperature", type=float, default=0.05)
     parser.add_argument("--read-length", type=int, default=100, help="simulated read length")
     parser.add_argument("--sub-rate", type=float, default=0.01)
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--embedding-dim", type=int, default=64)
+    parser.add_argument("--pool-dim", type=int, default=512, help="features averaged per base")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=0.0, help="stop early (0: never)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         default_model(), d_model=args.d_model, encoder_layers=args.layers,
         ffn_dim=2 * args.d_model, max_positions=max(512, args.fragment_length),
     )  # fmt: skip
-    config = EncoderConfig(model, args.embedding_dim, args.fragment_length, args.fragment_stride)
+    config = EncoderConfig(
+        model, args.embedding_dim, args.pool_dim, args.fragment_length, args.fragment_stride
+    )
     training = ContrastiveConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, temperature=args.temperature,
         read_length=args.read_length, sub_rate=args.sub_rate, indel_rate=args.indel_rate,

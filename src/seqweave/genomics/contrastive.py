@@ -34,7 +34,7 @@ from seqweave.genomics.sequences import SequenceRecord, reverse_complement
 class ContrastiveConfig:
     steps: int = 1000
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup: int = 100
     temperature: float = 0.05
     read_length: int = 100

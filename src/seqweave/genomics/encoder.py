@@ -3,8 +3,12 @@
 Reads and reference fragments go through the same network (one tower, as in
 Embed-Search-Align), so a read and the window that holds it land close together
 in one space. The encoder is seqweave's own ``Embedder`` and ``EncoderLayer``
-stack; mean pooling over the real bases, a linear projection and L2 normalisation
-make the embedding, so inner product is cosine similarity (what the index uses).
+stack; each base's state is widened to ``pool_dim`` rectified features, averaged over
+the real bases, projected and L2-normalised, so inner product is cosine similarity
+(what the index uses). Widening before the mean lets the pooled vector be a soft
+histogram of many local patterns, as a k-mer profile is, rather than the mean of
+``d_model`` states (a read is under half of its window, so the mean must keep what
+the read's bases have in common with the window's and not with any other).
 
 Bases are ids 1..5 (``ACGTN``, any IUPAC ambiguity code as ``N``), 0 is padding: a
 fixed table rather than a tokenizer file, because one base is one token here.
@@ -47,6 +51,7 @@ class EncoderConfig:
 
     model: ModelConfig = field(default_factory=default_model)
     embedding_dim: int = 64
+    pool_dim: int = 512  # per-base features averaged into the embedding
     fragment_length: int = 256  # the reference windows the model was trained on
     fragment_stride: int = 128  # reads up to length - stride bases fit whole in a window
 
@@ -77,7 +82,8 @@ class DnaEncoder(nn.Module):
         self.embed = Embedder(cfg, token_embedding(cfg))
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
         self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
-        self.project = nn.Linear(cfg.d_model, config.embedding_dim)
+        self.widen = nn.Linear(cfg.d_model, config.pool_dim)
+        self.project = nn.Linear(config.pool_dim, config.embedding_dim)
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         B, T = ids.shape
@@ -88,8 +94,8 @@ class DnaEncoder(nn.Module):
         rotary = self.embed.rotary(positions)
         for layer in self.layers:
             x = layer.forward(x, mask, rotary)
-        x = self.norm(x) * real[..., None]  # (B, T, D)
-        pooled = x.sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)  # (B, D)
+        x = F.relu(self.widen(self.norm(x))) * real[..., None]  # (B, T, pool_dim)
+        pooled = x.sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)  # (B, pool_dim)
         return F.normalize(self.project(pooled), dim=-1)
 
     @torch.no_grad()
