@@ -210,6 +210,9 @@ def test_encoder_embeddings_are_unit_and_padding_free(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     ids, lengths = encode_bases(["ACGTN", "ry"])
     assert ids.tolist() == [[1, 2, 3, 4, 5], [5, 5, 0, 0, 0]] and lengths.tolist() == [5, 2]
+    ids, lengths = encode_bases(["ACGTN", "tg", "A"], kmer=2)  # AC CG GT TN; TG; none
+    assert ids.tolist() == [[2, 7, 12, 17], [15, 0, 0, 0], [0, 0, 0, 0]]
+    assert lengths.tolist() == [4, 1, 0]
     loaded = DnaEncoder.load(encoder.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.embed_seqs(seqs), together)
 

@@ -28,6 +28,7 @@ LIBRARY = (
     "metrics",
     "metrics_events",
     "baselines",
+    "genomics",
     "lossless",
 )
 TOOLS = ("analysis", "bench", "streaming")

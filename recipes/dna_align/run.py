@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqweave.checkpoint import write_json
+from seqweave.config_parse import to_dict
 from seqweave.data.synthetic_dna import Read, markov_genome, sample_reads
 from seqweave.genomics.align import Aligner, Hit
 from seqweave.genomics.contrastive import ContrastiveConfig, train_encoder
@@ -56,9 +58,12 @@ def trained_encoder(settings: dict) -> DnaEncoder:
     torch.manual_seed(0)
     encoder = DnaEncoder(EncoderConfig())
     training = [SequenceRecord("train", markov_genome(settings["train_length"], 3, seed=11))]
-    config = ContrastiveConfig(steps=settings["steps"], read_length=READ_LENGTH, log_every=25)
-    train_encoder(encoder, training, config, log=lambda line: print(line, flush=True))
-    return DnaEncoder.load(encoder.save(directory))
+    steps = settings["steps"]
+    config = ContrastiveConfig(steps=steps, warmup=max(1, steps // 10), read_length=READ_LENGTH)
+    history = train_encoder(encoder, training, config, log=lambda line: print(line, flush=True))
+    encoder.save(directory)
+    write_json(directory / "train_log.json", {"training": to_dict(config), "log": history})
+    return DnaEncoder.load(directory)
 
 
 def embedding(method: str, settings: dict):

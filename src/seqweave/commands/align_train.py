@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fragment-stride", type=int, default=128, help="window step")
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--kmer", type=int, default=4, help="bases per (overlapping) token")
     parser.add_argument("--embedding-dim", type=int, default=64)
     parser.add_argument("--pool-dim", type=int, default=512, help="features averaged per base")
     parser.add_argument("--seed", type=int, default=0)
@@ -49,11 +50,16 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     records = [r for path in args.reference for r in read_fasta(path)]
     model = dataclasses.replace(
-        default_model(), d_model=args.d_model, encoder_layers=args.layers,
+        default_model(args.kmer), d_model=args.d_model, encoder_layers=args.layers,
         ffn_dim=2 * args.d_model, max_positions=max(512, args.fragment_length),
     )  # fmt: skip
     config = EncoderConfig(
-        model, args.embedding_dim, args.pool_dim, args.fragment_length, args.fragment_stride
+        model,
+        args.kmer,
+        args.embedding_dim,
+        args.pool_dim,
+        args.fragment_length,
+        args.fragment_stride,
     )
     training = ContrastiveConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, temperature=args.temperature,

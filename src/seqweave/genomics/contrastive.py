@@ -26,7 +26,7 @@ from torch import Tensor
 
 from seqweave.data.synthetic_dna import mutate
 from seqweave.errors import ConfigError
-from seqweave.genomics.encoder import DnaEncoder, encode_bases
+from seqweave.genomics.encoder import DnaEncoder
 from seqweave.genomics.sequences import SequenceRecord, reverse_complement
 
 
@@ -106,8 +106,8 @@ def train_encoder(
     history, started = [], time.perf_counter()
     for step in range(1, config.steps + 1):
         reads, windows = sample_pairs(records, window, config.batch_size, config, rng)
-        read_vectors = encoder(*encode_bases(reads))
-        window_vectors = encoder(*encode_bases(windows))
+        read_vectors = encoder(*encoder.tokenize(reads))
+        window_vectors = encoder(*encoder.tokenize(windows))
         loss = info_nce(read_vectors, window_vectors, config.temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -10,8 +10,8 @@ histogram of many local patterns, as a k-mer profile is, rather than the mean of
 ``d_model`` states (a read is under half of its window, so the mean must keep what
 the read's bases have in common with the window's and not with any other).
 
-Bases are ids 1..5 (``ACGTN``, any IUPAC ambiguity code as ``N``), 0 is padding: a
-fixed table rather than a tokenizer file, because one base is one token here.
+Tokens are overlapping k-mers (``EncoderConfig.kmer``) with a fixed numbering, 0 for
+padding: a table rather than a tokenizer file, since nothing about it is learnt.
 """
 
 from __future__ import annotations
@@ -32,43 +32,61 @@ from seqweave.models.embedding import Embedder, token_embedding
 from seqweave.models.layers import EncoderLayer, padding_mask
 
 PAD = 0
-_IDS = np.full(256, 5, dtype=np.int64)  # every other letter reads as N
-for _i, _base in enumerate("ACGT", 1):
-    _IDS[ord(_base)] = _i
-    _IDS[ord(_base.lower())] = _i
+_CODES = np.full(256, 4, dtype=np.int64)  # A C G T -> 0..3, any other letter -> 4
+for _i, _base in enumerate("ACGT"):
+    _CODES[ord(_base)] = _i
+    _CODES[ord(_base.lower())] = _i
 
 
-def default_model() -> ModelConfig:
+def default_model(kmer: int = 4) -> ModelConfig:
     return ModelConfig(
-        vocab_size=6, d_model=64, num_heads=4, encoder_layers=2, decoder_layers=0,
+        vocab_size=4**kmer + 2, d_model=64, num_heads=4, encoder_layers=2, decoder_layers=0,
         ffn_dim=128, dropout=0.0, position="rope", max_positions=512, pad_id=PAD,
     )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Saved as the model directory's ``config.json``."""
+    """Saved as the model directory's ``config.json``.
+
+    ``kmer``: each token is the k-mer starting at its base (overlapping, as DNABERT's
+    tokens are), so the first layer already sees k-mer identities; ids 1..4**k, and
+    4**k + 1 for a k-mer with any base other than ACGT. kmer = 1 is one base per token.
+    """
 
     model: ModelConfig = field(default_factory=default_model)
+    kmer: int = 4
     embedding_dim: int = 64
-    pool_dim: int = 512  # per-base features averaged into the embedding
+    pool_dim: int = 512  # per-token features averaged into the embedding
     fragment_length: int = 256  # the reference windows the model was trained on
     fragment_stride: int = 128  # reads up to length - stride bases fit whole in a window
 
     def __post_init__(self) -> None:
         if self.fragment_length > self.model.max_positions:
-            raise CheckpointError(
+            raise ConfigError(
                 f"fragment_length {self.fragment_length} exceeds the model's max_positions "
                 f"{self.model.max_positions}"
             )
+        if self.model.vocab_size != 4**self.kmer + 2:
+            raise ConfigError(
+                f"kmer = {self.kmer} needs vocab_size {4**self.kmer + 2}, "
+                f"not {self.model.vocab_size}"
+            )
 
 
-def encode_bases(seqs: list[str]) -> tuple[Tensor, Tensor]:
-    """Sequences -> ids (B, T) padded with 0, lengths (B,)."""
-    lengths = [len(s) for s in seqs]
+def encode_bases(seqs: list[str], kmer: int = 1) -> tuple[Tensor, Tensor]:
+    """Sequences -> overlapping k-mer ids (B, T) padded with 0, lengths (B,) (len - k + 1,
+    or 0 for a sequence shorter than k)."""
+    lengths = [max(len(s) - kmer + 1, 0) for s in seqs]
     ids = np.zeros((len(seqs), max(lengths, default=0)), dtype=np.int64)
+    weights = 4 ** np.arange(kmer - 1, -1, -1)
     for row, seq in enumerate(seqs):
-        ids[row, : len(seq)] = _IDS[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+        if not lengths[row]:
+            continue
+        codes = _CODES[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+        windows = np.lib.stride_tricks.sliding_window_view(codes, kmer)  # (T, k)
+        unknown = (windows == 4).any(axis=1)
+        ids[row, : lengths[row]] = np.where(unknown, 4**kmer + 1, 1 + windows @ weights)
     return torch.from_numpy(ids), torch.tensor(lengths)
 
 
@@ -98,6 +116,9 @@ class DnaEncoder(nn.Module):
         pooled = x.sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)  # (B, pool_dim)
         return F.normalize(self.project(pooled), dim=-1)
 
+    def tokenize(self, seqs: list[str]) -> tuple[Tensor, Tensor]:
+        return encode_bases(seqs, self.config.kmer)
+
     @torch.no_grad()
     def embed_seqs(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
         """Embeddings (N, embedding_dim) float32, in batches of similar length."""
@@ -107,7 +128,7 @@ class DnaEncoder(nn.Module):
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         for first in range(0, len(order), batch_size):
             rows = order[first : first + batch_size]
-            ids, lengths = encode_bases([seqs[i] for i in rows])
+            ids, lengths = self.tokenize([seqs[i] for i in rows])
             out[rows] = self.forward(ids, lengths).numpy()
         self.train(was_training)
         return out
