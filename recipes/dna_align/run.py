@@ -52,11 +52,11 @@ def genome_and_reads(settings: dict) -> tuple[str, list[Read]]:
 
 def trained_encoder(settings: dict) -> DnaEncoder:
     """The encoder of runs/dna_align/encoder-STEPS, trained first when it is not there."""
-    directory = Path(f"runs/dna_align/encoder-{settings['steps']}")
+    directory = Path(f"runs/dna_align/encoder-{settings['steps']}-d{settings['embedding_dim']}")
     if (directory / "model.safetensors").exists():
         return DnaEncoder.load(directory)
     torch.manual_seed(0)
-    encoder = DnaEncoder(EncoderConfig())
+    encoder = DnaEncoder(EncoderConfig(embedding_dim=settings["embedding_dim"]))
     training = [SequenceRecord("train", markov_genome(settings["train_length"], 3, seed=11))]
     steps = settings["steps"]
     config = ContrastiveConfig(steps=steps, warmup=max(1, steps // 10), read_length=READ_LENGTH)
@@ -72,7 +72,7 @@ def embedding(method: str, settings: dict):
     if method == "ESA, trained encoder":
         return trained_encoder(settings).embed_seqs
     torch.manual_seed(0)
-    return DnaEncoder(EncoderConfig()).eval().embed_seqs
+    return DnaEncoder(EncoderConfig(embedding_dim=settings["embedding_dim"])).eval().embed_seqs
 
 
 def recall(fragments: Fragments, ids: np.ndarray, reads: list[Read], k: int) -> float:
@@ -162,6 +162,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=300, help="encoder training steps")
+    parser.add_argument("--embedding-dim", type=int, default=64)
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--genome-length", type=int, default=1_000_000)
     parser.add_argument("--train-length", type=int, default=1_000_000)
@@ -173,6 +174,7 @@ def main() -> None:
     settings = {
         "steps": args.steps, "reads": args.reads, "genome_length": args.genome_length,
         "train_length": args.train_length, "top_k": args.top_k,
+        "embedding_dim": args.embedding_dim,
     }  # fmt: skip
 
     def write(rows: list[dict], complete: bool = False) -> None:

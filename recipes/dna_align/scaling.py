@@ -140,7 +140,7 @@ def main() -> None:
     default = "10000,30000,100000,300000,1000000,3000000,10000000"
     parser.add_argument("--lengths", default=default)
     parser.add_argument("--real-upto", type=int, default=1_000_000)
-    parser.add_argument("--encoder", default="runs/dna_align/encoder-300")
+    parser.add_argument("--encoder", default="runs/dna_align/encoder-160-d64")
     add_run_arguments(parser, ROOT / "recipes/dna_align/scaling.json", jobs=1)
     args = parser.parse_args()
     os.chdir(ROOT)

@@ -5,6 +5,7 @@ reference into overlapping windows; ``encoder`` is the contrastive DNA encoder (
 seqweave Transformer encoder, mean-pooled) and ``contrastive`` trains it with in-batch
 InfoNCE; ``index`` holds window embeddings in faiss; ``align`` retrieves the top-k
 windows per read and places it by Smith-Waterman (parasail); ``hits`` writes the
-result. faiss and parasail come with the ``genomics`` extra and are imported only
-when an index is built or a read aligned.
+result; ``kmers`` is the k-mer profile embedding, the baseline the encoder must beat.
+faiss and parasail come with the ``genomics`` extra and are imported only when an
+index is built or a read aligned.
 """

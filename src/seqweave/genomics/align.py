@@ -88,12 +88,18 @@ class Aligner:
         R = len(seqs)
         return ids.reshape(R, 2, -1), scores.reshape(R, 2, -1)
 
-    def place(self, reads: Sequence[SequenceRecord], top_k: int = 5) -> list[Hit]:
+    def place(
+        self, reads: Sequence[SequenceRecord], top_k: int = 5, chunk: int = 4096
+    ) -> list[Hit]:
         """One hit per read: the best Smith-Waterman alignment over its candidates."""
         if top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {top_k}")
-        ids, _ = self.retrieve([r.seq for r in reads], top_k)
-        return [self._best(read, ids[i]) for i, read in enumerate(reads)]
+        hits = []
+        for first in range(0, len(reads), chunk):  # bounded memory for any number of reads
+            batch = reads[first : first + chunk]
+            ids, _ = self.retrieve([r.seq for r in batch], top_k)
+            hits += [self._best(read, ids[i]) for i, read in enumerate(batch)]
+        return hits
 
     def _best(self, read: SequenceRecord, ids: np.ndarray) -> Hit:
         """ids (2, k): candidate windows for the forward read and its reverse complement."""
