@@ -177,7 +177,7 @@ def test_search_and_smith_waterman_place_reads_exactly(sub_rate):
     # retrieval saw the exact reads (the oracle needs them); the alignment sees the noisy ones
     hits = [aligner._best(read, ids) for read, ids in zip(noisy, candidates, strict=True)]
     if not sub_rate:
-        assert hits == aligner.place(reads, top_k=2)
+        assert hits == aligner.place(reads, top_k=2) == aligner.place(reads, top_k=2, chunk=7)
     for hit in hits:
         assert (hit.contig, hit.position, hit.strand) == truth[hit.read]
         assert hit.contig_end - hit.contig_start <= 100

@@ -19,19 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reads", required=True, help="FASTQ (or FASTA) file of reads")
     parser.add_argument("--output", required=True, help="hits TSV to write")
     parser.add_argument("--top-k", type=int, default=5, help="windows aligned per strand")
-    parser.add_argument("--index", default="flat", help="flat | ivf | hnsw")
+    parser.add_argument("--index", default="flat", choices=("flat", "ivf", "hnsw"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from seqweave.errors import ConfigError
     from seqweave.genomics.align import Aligner
     from seqweave.genomics.encoder import DnaEncoder
     from seqweave.genomics.fragments import fragment
     from seqweave.genomics.hits import write_hits
     from seqweave.genomics.sequences import read_fasta, read_fastq
 
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     if args.threads:
         torch.set_num_threads(args.threads)
     encoder = DnaEncoder.load(args.model)
