@@ -168,6 +168,12 @@ def test_search_and_smith_waterman_place_reads_exactly(sub_rate):
         for read in sample_reads(seq, 20, 100, sub_rate=0.0, seed=len(seq)):
             truth[f"{name}/{read.name}"] = (name, read.start, read.strand)
             reads.append(SequenceRecord(f"{name}/{read.name}", read.seq))
+    # reads that begin exactly where a window begins: parasail's traceback then opens with
+    # gap operations that must not shift the start
+    for start in (0, 128, 2944):
+        name = f"chr1/edge{start}"
+        truth[name] = ("chr1", start, "+")
+        reads.append(SequenceRecord(name, contigs["chr1"][start : start + 100]))
     assert {strand for _, _, strand in truth.values()} == {"+", "-"}
     aligner = Aligner(windows, oracle_embedding(windows))
     candidates, _ = aligner.retrieve([read.seq for read in reads], 2)
