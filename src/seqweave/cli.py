@@ -23,6 +23,10 @@ COMMANDS = {
         "seqweave.commands.lexicon",
         "induce a bilingual word lexicon from sentence pairs (IBM Model 1)",
     ),
+    "logparse": (
+        "seqweave.commands.logparse",
+        "parse a log into Loghub's structured and templates CSVs",
+    ),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }
 

@@ -28,12 +28,11 @@ conceptualized template, so it is not scored here.
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-SLOT = re.compile(r"<\*([^*<>]*)\*>|<\*>")
+from seqweave.logparse.templates import parameters, slot_names
 
 
 def _check(predicted: Sequence, truth: Sequence) -> None:
@@ -103,38 +102,16 @@ class Semantics:
 
     instances: tuple[str, ...] = ()
     concepts: tuple[str, ...] = ()
-    pairs: tuple[tuple[str, str], ...] = field(default=())
-
-
-def _slots(template: str) -> list[tuple[int, int, str]]:
-    return [(m.start(), m.end(), m.group(1) or "") for m in SLOT.finditer(template)]
-
-
-def _instances(template: str, message: str) -> list[str] | None:
-    """The text in each slot of ``template`` when it matches ``message``, else None: token
-    by token when both have as many words and every slot is a whole word (the data's
-    form), otherwise by a regular expression with one lazy group per slot."""
-    words, slots = template.split(), message.split()
-    if len(words) == len(slots) and all(
-        SLOT.fullmatch(w) or w == m for w, m in zip(words, slots, strict=True)
-    ):
-        return [m for w, m in zip(words, slots, strict=True) if SLOT.fullmatch(w)]
-    pattern, last = [], 0
-    for start, end, _ in _slots(template):
-        pattern += [re.escape(template[last:start]), "(.*?)"]
-        last = end
-    pattern.append(re.escape(template[last:]))
-    found = re.fullmatch("".join(pattern), message, flags=re.DOTALL)
-    return list(found.groups()) if found else None
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 def read_semantics(template: str, message: str) -> Semantics:
     """Instances, concepts and (concept, instance) pairs of ``message`` under a
     conceptualized ``template``; nothing when the template does not match the message."""
-    values = _instances(template, message)
+    values = parameters(template, message)
     if values is None:
         return Semantics()
-    names = [name for _, _, name in _slots(template)]
+    names = slot_names(template)
     pairs = tuple((n, v) for n, v in zip(names, values, strict=True) if n)
     return Semantics(tuple(values), tuple(n for n, _ in pairs), pairs)
 
