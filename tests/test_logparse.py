@@ -227,3 +227,17 @@ def test_logparse_command_runs_drain_and_refuses_bad_input(tmp_path: Path, capsy
         capsys=capsys,
     )  # fmt: skip
     assert code == 2 and "Content" in err
+
+
+def test_concept_base_names_instances_seen_named_elsewhere() -> None:
+    from seqweave.logparse.knowledge import ConceptBase
+
+    base = ConceptBase(min_count=2, min_share=0.9)
+    for message in ("Receiving block blk_1 size 0", "Deleting block blk_1 size 0"):
+        base.add(f"{message.split()[0]} block <*block*> size <*size*>", message)
+    base.add("uid = <*uid*>", "uid = 0")  # 0: a size twice, a uid once: ambiguous
+    assert base.name("blk_1") == "block" and base.name("0") is None and base.name("x") is None
+    assert base.fill("Verified <*> with <*>", "Verified blk_1 with 0") == (
+        "Verified <*block*> with <*>"
+    )
+    assert base.fill("open <*>", "close 5") == "open <*>"  # does not fit: unchanged
