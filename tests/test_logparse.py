@@ -241,3 +241,20 @@ def test_concept_base_names_instances_seen_named_elsewhere() -> None:
         "Verified <*block*> with <*>"
     )
     assert base.fill("open <*>", "close 5") == "open <*>"  # does not fit: unchanged
+
+
+def test_whole_words_widens_slots_to_the_words_they_touch() -> None:
+    from seqweave.logparse.templates import whole_words
+
+    message = "PacketResponder 1 for block blk_38865 terminating"
+    # a subword model copied "blk_38" and wrote its slot with a space of its own
+    assert whole_words("PacketResponder <*> for block blk_38 <*> terminating", message) == (
+        "PacketResponder <*> for block <*> terminating"
+    )
+    assert whole_words("x <*>:<*> y", "x /10.0.0.1:80 y") == "x <*> y"
+    assert whole_words("a  b <*>", "a  b  c d") == "a  b  <*> <*>"  # the message's spacing
+    assert whole_words("open <*>", "close 1") == "open <*>"  # no match: as it was
+    model = MaskingModel()
+    parser = Seq2SeqParser(model, TemplateCache(), batch_size=1, whole_words=True)
+    assert parser.parse(["n=5 done", "n=7 done"]) == ["<*> done", "<*> done"]
+    assert model.seen == ["n=5 done"]  # the widened template is the one cached

@@ -12,9 +12,10 @@ is not parsed, and keeps a row with its raw text as Content and EventId ``malfor
 With ``--model`` the templates come from a trained seqweave model, decoded (by default
 with input-guided aggressive decoding, lossless) only for the messages the template
 cache cannot answer; ``--cache FILE`` pre-loads the cache from FILE when it exists and
-saves it there afterwards. ``--baseline drain`` runs Drain (``--system`` picks the
-Loghub benchmark's masks for a known system), ``--baseline copy`` the template-copy
-baseline.
+saves it there afterwards; ``--whole-words`` widens each slot the model writes to the
+whole words it touches (``templates.whole_words``). ``--baseline drain`` runs Drain
+(``--system`` picks the Loghub benchmark's masks for a known system), ``--baseline
+copy`` the template-copy baseline.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--system", help="--baseline drain: the Loghub system's masks")
+    parser.add_argument(
+        "--whole-words", action="store_true", help="--model: a slot covers whole words"
+    )
 
 
 def _parser(args: argparse.Namespace):
@@ -61,7 +65,9 @@ def _parser(args: argparse.Namespace):
     cache = TemplateCache.load(cache_path) if cache_path and cache_path.exists() else None
     cache = cache if cache is not None else TemplateCache()
     model = seqweave.load(args.model, device=args.device)
-    parser = Seq2SeqParser(model, cache, args.decoder, args.batch_size, args.max_new_tokens)
+    parser = Seq2SeqParser(
+        model, cache, args.decoder, args.batch_size, args.max_new_tokens, args.whole_words
+    )
     return parser, cache
 
 

@@ -1,11 +1,12 @@
 """Log parsing: raw log lines -> event templates, as log-analysis tools expect them.
 
-``formats`` (Loghub log formats, malformed lines reported by line), ``templates`` (slots,
-matching, parameters, event ids), ``cache`` (the template cache in front of a model),
-``parsers`` (the seq2seq parser and the template-copy baseline; Drain is in
-``seqweave.baselines.drain``), ``output`` (Loghub's structured and templates CSVs), ``knowledge`` (concept-instance
-pairs over parsed logs, naming instances their own message leaves unnamed).
-Only the light modules are imported here; ``parsers`` and ``output`` on use.
+``formats`` (Loghub log formats, malformed lines reported by line), ``templates``
+(slots, matching, parameters, event ids), ``cache`` (the template cache in front of a
+model), ``parsers`` (the seq2seq parser and the template-copy baseline; Drain is in
+``seqweave.baselines.drain``), ``output`` (Loghub's structured and templates CSVs),
+``knowledge`` (concept-instance pairs over parsed logs, naming instances their own
+message leaves unnamed). Only the light modules are imported here; ``parsers`` and
+``output`` on use.
 """
 
 from seqweave.logparse.cache import TemplateCache

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from seqweave.logparse.cache import TemplateCache
+from seqweave.logparse.templates import whole_words
 
 
 class Parser(Protocol):
@@ -40,7 +41,8 @@ class Seq2SeqParser:
     then join the cache. With ``batch_size=1`` every message sees the templates of all
     messages before it; a larger batch decodes faster but may decode a few messages that
     an earlier one in the same batch would have answered. ``decoded`` counts the
-    messages that reached the model.
+    messages that reached the model. ``whole_words``: a slot covers whole words
+    (``templates.whole_words``), as Drain's do.
     """
 
     def __init__(
@@ -50,12 +52,14 @@ class Seq2SeqParser:
         decoder: str = "iad",
         batch_size: int = 32,
         max_new_tokens: int = 256,
+        whole_words: bool = False,
     ) -> None:
         self.model = model
         self.cache = cache
         self.settings = {"decoder": decoder, "batch_size": batch_size}
         self.settings["max_new_tokens"] = max_new_tokens
         self.batch_size = batch_size
+        self.whole_words = whole_words
         self.decoded = 0
         # a decoded message whose template could not be cached (it fixes no word, or does
         # not fit its message): the same message again gets the same template undecoded
@@ -64,6 +68,8 @@ class Seq2SeqParser:
     def _decode(self, messages: list[str]) -> list[str]:
         self.decoded += len(messages)
         templates = self.model.generate(messages, **self.settings)
+        if self.whole_words:
+            templates = [whole_words(t, m) for t, m in zip(templates, messages, strict=True)]
         if self.cache is not None:
             for message, template in zip(messages, templates, strict=True):
                 if not self.cache.add(template, message):
