@@ -258,3 +258,24 @@ def test_whole_words_widens_slots_to_the_words_they_touch() -> None:
     parser = Seq2SeqParser(model, TemplateCache(), batch_size=1, whole_words=True)
     assert parser.parse(["n=5 done", "n=7 done"]) == ["<*> done", "<*> done"]
     assert model.seen == ["n=5 done"]  # the widened template is the one cached
+
+
+def lazy_regex_parameters(template: str, message: str) -> list[str] | None:
+    """The reference: one lazy group per slot, literal text escaped."""
+    import re
+
+    pieces = [re.escape(p) for p in re.split(r"<\*>", template)]
+    found = re.fullmatch("(.*?)".join(pieces), message, flags=re.DOTALL)
+    return list(found.groups()) if found else None
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "ab", " ", ":", "<*>"]), max_size=8),
+    st.text(alphabet="ab :", max_size=12),
+)
+def test_slot_matching_equals_the_lazy_regex(parts: list[str], message: str) -> None:
+    template = "".join(parts)
+    assert parameters(template, message) == lazy_regex_parameters(template, message)
+    # a message made from the template always matches it
+    filled = template.replace("<*>", "b a")
+    assert parameters(template, filled) == lazy_regex_parameters(template, filled) is not None

@@ -11,7 +11,7 @@ message leaves unnamed). Only the light modules are imported here; ``parsers`` a
 
 from seqweave.logparse.cache import TemplateCache
 from seqweave.logparse.formats import LogFormat, LogLine, log_format, read_log
-from seqweave.logparse.templates import event_id, parameters, template_regex
+from seqweave.logparse.templates import event_id, parameters, slot_spans
 
 __all__ = [
     "LogFormat",
@@ -21,5 +21,5 @@ __all__ = [
     "log_format",
     "parameters",
     "read_log",
-    "template_regex",
+    "slot_spans",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 SLOT = re.compile(r"<\*([^*<>]*)\*>|<\*>")
@@ -21,22 +22,34 @@ def slot_names(template: str) -> list[str]:
 
 
 @lru_cache(maxsize=65536)
-def template_regex(template: str, loose_spaces: bool = False) -> re.Pattern[str]:
-    """The template as a regular expression: literal text escaped, each slot one lazy
-    group (use ``fullmatch``). A slot may hold spaces (a value of several words). With
-    ``loose_spaces`` a run of spaces in the literal text matches any whitespace or none."""
+def template_pieces(template: str) -> tuple[str, ...]:
+    """The literal text before, between and after the slots (one more than slots)."""
+    return tuple(SLOT.split(template)[0::2])
 
-    def literal(text: str) -> str:
-        if not loose_spaces:
-            return re.escape(text)
-        return r"\s*".join(re.escape(piece) for piece in re.split(r"\s+", text))
 
-    pattern, last = [], 0
-    for match in SLOT.finditer(template):
-        pattern += [literal(template[last : match.start()]), "(.*?)"]
-        last = match.end()
-    pattern.append(literal(template[last:]))
-    return re.compile("".join(pattern), re.DOTALL)
+def slot_spans(pieces: Sequence[str], text: str) -> list[tuple[int, int]] | None:
+    """Where each slot lies in ``text`` when the literal ``pieces`` match it in order with
+    any text (or none) in each slot between them, else None.
+
+    Like the regular expression with one lazy group per slot, but linear: with ``*`` as
+    the only wildcard, taking each middle piece at its leftmost place never loses a match
+    (a later place leaves less room for what follows), so nothing is backtracked; a
+    regular expression over a message that does not match can backtrack for minutes.
+    """
+    first, last = pieces[0], pieces[-1]
+    if len(pieces) == 1:
+        return [] if text == first else None
+    end = len(text) - len(last)
+    if not text.startswith(first) or not text.endswith(last) or end < len(first):
+        return None
+    spans, position = [], len(first)
+    for piece in pieces[1:-1]:
+        found = text.find(piece, position, end)
+        if found < 0:
+            return None
+        spans.append((position, found))
+        position = found + len(piece)
+    return [*spans, (position, end)]
 
 
 def parameters(template: str, message: str) -> list[str] | None:
@@ -44,7 +57,7 @@ def parameters(template: str, message: str) -> list[str] | None:
 
     Where template and message have as many words and every slot is a whole word (the
     usual form), the words are aligned one to one, which is fast and never ambiguous;
-    otherwise a regular expression decides (its lazy groups give the earliest split).
+    otherwise ``slot_spans`` decides (each slot ends at the earliest place that works).
     """
     words, tokens = template.split(), message.split()
     if len(words) == len(tokens) and " ".join(tokens) == message and " ".join(words) == template:
@@ -56,8 +69,8 @@ def parameters(template: str, message: str) -> list[str] | None:
                 break
         else:
             return values
-    found = template_regex(template).fullmatch(message)
-    return list(found.groups()) if found else None
+    spans = slot_spans(template_pieces(template), message)
+    return None if spans is None else [message[start:end] for start, end in spans]
 
 
 def literal_size(template: str) -> int:
@@ -77,14 +90,16 @@ def whole_words(template: str, message: str) -> str:
     (Drain's and the corrected Loghub templates' notion of a variable: a word, not part
     of one). A subword model may copy the first pieces of a long id before it decides the
     word is a variable, and write the slot with a space of its own (``blk_3886 <*>``);
-    this puts the slot where the word is. The template is matched with its spaces loose
-    (``template_regex(..., loose_spaces=True)``); one that does not match its message
-    even so is returned as it is."""
-    found = template_regex(template, loose_spaces=True).fullmatch(message)
-    if found is None:
+    this puts the slot where the word is. Whitespace is ignored in the matching (both
+    sides without it); a template that does not match its message even so is returned
+    as it is."""
+    kept = [i for i, ch in enumerate(message) if not ch.isspace()]
+    squeezed = "".join(message[i] for i in kept)
+    pieces = ["".join(piece.split()) for piece in template_pieces(template)]
+    spans = slot_spans(pieces, squeezed)
+    if spans is None:
         return template
-    slots = [found.span(i) for i in range(1, len(found.groups()) + 1)]
-    slots = [(start, end) for start, end in slots if end > start]
+    slots = [(kept[start], kept[end - 1] + 1) for start, end in spans if end > start]
     pieces, last = [], 0
     for word in re.finditer(r"\S+", message):
         start, end = word.span()
