@@ -27,6 +27,8 @@ LIBRARY = (
     "decoding",
     "metrics",
     "metrics_events",
+    "metrics_logs",
+    "logparse",
     "baselines",
     "genomics",
     "lossless",

@@ -31,6 +31,10 @@ COMMANDS = {
         "seqweave.commands.align",
         "place DNA reads on a reference: embed, search a vector index, Smith-Waterman",
     ),
+    "logparse": (
+        "seqweave.commands.logparse",
+        "parse a log into Loghub's structured and templates CSVs",
+    ),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }
 
