@@ -25,6 +25,7 @@ from seqweave.config import DecodeConfig, ModelConfig
 from seqweave.data.framing import frame_source, max_source_tokens
 from seqweave.data.unicode import unencodable
 from seqweave.decoding import Generation, decode_many
+from seqweave.decoding.grammars import build_constraint
 from seqweave.device import resolve_device
 from seqweave.errors import CheckpointError, ConfigError, DataError
 from seqweave.models import Seq2SeqBase, build_model
@@ -93,7 +94,9 @@ class Seq2Seq:
         self.network.eval()
         settings = self.decode_settings(**overrides)
         draft = self.draft.network.eval() if self.draft is not None else None
-        return decode_many(self.network, self.encode_sources(texts), settings, draft)
+        constraint = build_constraint(settings.constraint, self.tokenizer)
+        sources = self.encode_sources(texts)
+        return decode_many(self.network, sources, settings, draft, constraint)
 
     def generate(self, texts: Sequence[str], **overrides) -> list[str]:
         outputs = self.generate_tokens(texts, **overrides)
