@@ -1,6 +1,7 @@
 """Tokenizers: byte-level BPE for text, one token per word for symbols (labels, item ids), and
-one-token-per-character alphabets for everything else (``protein_tasks``: proteins in,
-labels and digits out, the task token read from the input text).
+one-token-per-character alphabets for everything else (``protein_task_tokenizer``: proteins
+in, labels and digits out, the task token read from the input text; built in code and used
+through ``tokenizer.path``, since its task tokens are ordinary tokens, unlike a config's).
 
 Every kind is one HF ``tokenizers.Tokenizer`` behind one wrapper, so every kind is saved and
 loaded the same way: as ``tokenizer.json`` in a model directory, the file Hugging Face uses.
@@ -91,7 +92,6 @@ TOKENIZERS: dict[str, Builder] = {
     "dna": _fixed(dna_tokenizer),
     "numbers": _fixed(number_tokenizer),
     "alphabet": _build_alphabet,
-    "protein_tasks": _fixed(protein_task_tokenizer),
 }
 
 

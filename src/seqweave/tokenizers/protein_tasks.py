@@ -6,12 +6,13 @@ secondary-structure labels ``H``, ``E``, ``C``), the digits, ``.`` and ``-`` of 
 numbers, and ``,`` between residue indices: one token per character, lower case folded to
 upper case as in the ``protein`` kind.
 
-The task token is the first token of the source, written in the input text: ``<task=ss>
-MKV...`` without the space, i.e. ``<task=ss>MKV...``. Unlike the ``task_tokens`` of the other
-kinds (special: never produced from text, so only code can place them), these are ordinary
-tokens matched in text, because here the task is what the user asks for, in the same file
-and through the same ``seqweave generate`` as the protein. ``decode`` writes them back as
-text; the decoding constraint ``tasks`` never lets a model write one.
+The task token is the first token of the source, written in the input text:
+``<task=ss>MKV...``. Unlike ``tokenizer.task_tokens`` of a config (special: never produced
+from text, so only code can place them), these are ordinary tokens matched in text, because
+here the task is what the user asks for, in the same file and through the same ``seqweave
+generate`` as the protein. ``decode`` writes them back as text; the decoding constraint
+``tasks`` never lets a model write one. Not a ``TOKENIZERS`` kind for that reason: build it
+here, save it, and name the file in ``tokenizer.path``.
 """
 
 from __future__ import annotations
