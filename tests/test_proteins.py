@@ -165,3 +165,23 @@ def test_generate_refuses_bad_residues_in_text_input_by_line(model_dir, tmp_path
     path.write_text("MKV\nMK V\n")
     code, _, err = run_generate(tmp_path, capsys, "--model", model_dir, "--input", path)
     assert code == 2 and "proteins.txt:2: input: position 3: whitespace" in err
+
+
+def test_generate_reads_fastq_too(model_dir, tmp_path, capsys):
+    path = tmp_path / "reads.fq"
+    path.write_text("@r1 first\nMKV\n+\n!!!\n@r2\nLLA\n+r2\n###\n")
+    code, out, err = run_generate(tmp_path, capsys, "--model", model_dir, "--input", path)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["name"], r["source"]) for r in rows] == [("r1", "MKV"), ("r2", "LLA")]
+
+
+def test_a_constraint_saved_with_the_model_is_its_default(tmp_path):
+    tokenizer = protein_task_tokenizer(TASKS)
+    network = tiny_model(seed=2, vocab_size=tokenizer.vocab_size)
+    settings = DecodeConfig(max_new_tokens=30, constraint="tasks")
+    model = seqweave.load(save_model_dir(tmp_path / "model", network, tokenizer, settings))
+    outputs = model.generate(["<task=ss>MKVLA", "<task=fitness>MKV"])
+    assert len(outputs[0]) == 5 and set(outputs[0]) <= set("HEC")
+    float(outputs[1])  # a number
+    assert model.generate(["<task=ss>MKVLA"], constraint="") != outputs[:1]
