@@ -252,4 +252,6 @@ def test_unknown_grammar_missing_tokens_and_missing_constraint_are_errors(tokeni
         cfg = DecodeConfig(decoder=decoder, constraint="per_residue")
         with pytest.raises(ConfigError, match="needs the tokenizer"):
             decode_batch(model, [[5, 6, 2]], cfg)
+    with pytest.raises(ConfigError, match="needs the tokenizer"):
+        DecodeSession(model).admit([[5, 6, 2]], DecodeConfig(constraint="per_residue"))
     assert build_constraint("", tokenizer) is None

@@ -15,7 +15,7 @@ import torch
 from seqweave.config import DecodeConfig
 from seqweave.decoding.beam import beam_search
 from seqweave.decoding.common import Generation, RowStats, length_budget, pad_batch
-from seqweave.decoding.constraint import Constraint
+from seqweave.decoding.constraint import Constraint, require_constraint
 from seqweave.decoding.loop import Event, RelaxedAcceptance, collect
 from seqweave.decoding.registry import (
     DECODER_SPECS,
@@ -23,7 +23,7 @@ from seqweave.decoding.registry import (
     DecoderSpec,
     check_decoder,
 )
-from seqweave.decoding.session import DecodeSession, require_constraint
+from seqweave.decoding.session import DecodeSession
 from seqweave.errors import ConfigError
 from seqweave.models.base import require_step
 

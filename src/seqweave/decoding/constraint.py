@@ -19,6 +19,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from seqweave.errors import ConfigError
+
 
 class Constraint(Protocol):
     """Which tokens may follow ``generated`` (the row's tokens after the start token) for a
@@ -79,3 +81,13 @@ def apply_mask(logits: Tensor, allowed: Tensor | None) -> Tensor:
         return logits
     allowed = allowed[:, : logits.shape[1]].to(logits.device)
     return logits.masked_fill(~allowed, float("-inf"))
+
+
+def require_constraint(settings, constraint: Constraint | None) -> None:
+    """A grammar named in the settings is built from the tokenizer by the caller
+    (``decoding.grammars.build_constraint``); decoding without it would ignore it silently."""
+    if getattr(settings, "constraint", "") and constraint is None:
+        raise ConfigError(
+            f"decode.constraint={settings.constraint!r} needs the tokenizer's ids: build it "
+            "with seqweave.decoding.grammars.build_constraint (seqweave.load does)"
+        )

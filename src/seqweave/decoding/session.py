@@ -29,7 +29,7 @@ from torch import Tensor
 
 from seqweave.config import DecodeConfig
 from seqweave.decoding.common import RowStats, length_budget, pad_batch
-from seqweave.decoding.constraint import Constraint, draft_masks
+from seqweave.decoding.constraint import Constraint, draft_masks, require_constraint
 from seqweave.decoding.loop import (
     Chooser,
     Drafter,
@@ -147,13 +147,16 @@ class DecodeSession:
         session's) limits what they may generate. Returns their row ids.
 
         Raises:
-            ConfigError: a decoder is grouped (beam), or cannot run with this draft model.
+            ConfigError: a decoder is grouped (beam), or cannot run with this draft model, or
+                the settings name a constraint that was not given.
         """
         if settings is None or isinstance(settings, DecodeConfig):
             settings = [settings or self.settings] * len(sources)
         groups: dict[int, tuple[object, list[int]]] = {}
         for i, row_settings in enumerate(settings):
             groups.setdefault(id(row_settings), (row_settings, []))[1].append(i)
+        for row_settings, _ in groups.values():
+            require_constraint(row_settings, constraint or self.constraint)
         plans = [self._group(s, [sources[i] for i in p], p) for s, p in groups.values()]
         src, lengths = pad_batch(sources, self.model.config.pad_id, self.model.device)
         memory = self.model.encode(src, lengths)
@@ -371,16 +374,6 @@ class DecodeSession:
 
     def _index(self, positions: Sequence[int]) -> Tensor:
         return torch.tensor(list(positions), dtype=torch.long, device=self._device)
-
-
-def require_constraint(settings, constraint: Constraint | None) -> None:
-    """A grammar named in the settings is built from the tokenizer by the caller
-    (``decoding.grammars.build_constraint``); decoding without it would ignore it silently."""
-    if getattr(settings, "constraint", "") and constraint is None:
-        raise ConfigError(
-            f"decode.constraint={settings.constraint!r} needs the tokenizer's ids: build it "
-            "with seqweave.decoding.grammars.build_constraint (seqweave.load does)"
-        )
 
 
 def _cohorts(rows: list[_Row]) -> list[tuple[_Cohort, list[int]]]:
