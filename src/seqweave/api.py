@@ -23,8 +23,10 @@ from seqweave.checkpoint import (
 )
 from seqweave.config import DecodeConfig, ModelConfig
 from seqweave.data.framing import frame_source, max_source_tokens
+from seqweave.data.proteins import clean_protein, is_protein_vocabulary
 from seqweave.data.unicode import unencodable
 from seqweave.decoding import Generation, decode_many
+from seqweave.decoding.grammars import build_constraint
 from seqweave.device import resolve_device
 from seqweave.errors import CheckpointError, ConfigError, DataError
 from seqweave.models import Seq2SeqBase, build_model
@@ -39,13 +41,16 @@ def source_ids(
 
     Raises:
         DataError: a text is not a string or not valid Unicode (a lone surrogate), which the
-            tokenizer would otherwise reject with a bare ``TypeError``.
+            tokenizer would otherwise reject with a bare ``TypeError``; for a protein model,
+            a character that is not an amino-acid letter (``data.proteins.clean_protein``).
     """
     texts = list(texts)
     for i, text in enumerate(texts):
         problem = "not a string" if not isinstance(text, str) else unencodable(text)
         if problem is not None:
             raise DataError(f"input {i}: {problem}")
+    if is_protein_vocabulary(tokenizer):
+        texts = [clean_protein(text, f"input {i}") for i, text in enumerate(texts)]
     limit = max_source_tokens(config) if clip else None
     return [frame_source(ids, config, limit) for ids in tokenizer.encode_batch(texts)]
 
@@ -93,7 +98,9 @@ class Seq2Seq:
         self.network.eval()
         settings = self.decode_settings(**overrides)
         draft = self.draft.network.eval() if self.draft is not None else None
-        return decode_many(self.network, self.encode_sources(texts), settings, draft)
+        constraint = build_constraint(settings.constraint, self.tokenizer)
+        sources = self.encode_sources(texts)
+        return decode_many(self.network, sources, settings, draft, constraint)
 
     def generate(self, texts: Sequence[str], **overrides) -> list[str]:
         outputs = self.generate_tokens(texts, **overrides)

@@ -282,12 +282,17 @@ class DecodeConfig:
     # the best one's. relaxed_top = 1 is exact verification: the output is greedy's.
     relaxed_top: int = 1
     relaxed_gap: float = 0.0
+    # Constrained decoding: a grammar of decoding/grammars.py, "name[:argument]" (per_residue,
+    # number:3, sorted_indices, tasks); every decoder then writes only what it allows. "": none
+    constraint: str = ""
 
     def __post_init__(self) -> None:
         # imported here: the decoders' table imports the decoders, which import this module
+        from seqweave.decoding.grammars import check_constraint_spec
         from seqweave.decoding.registry import decoder_spec
 
         decoder_spec(self.decoder)  # an unknown decoder fails here, naming the valid ones
+        check_constraint_spec(self.constraint)
 
 
 @dataclass(frozen=True)

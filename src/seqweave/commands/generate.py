@@ -4,7 +4,12 @@ Plain-text input gives plain-text output, one line per input line, in order
 (a blank input line gives a blank output line; an empty input gives no output and
 exit status 0, as other line-oriented tools do). JSON Lines input (every line
 an object with a ``source``) gives JSON Lines output: each input object with
-an added ``output`` (and ``stats`` with ``--stats``).
+an added ``output`` (and ``stats`` with ``--stats``). FASTA or FASTQ input (by the
+suffix, ``.fasta``/``.fa``/``.faa``/``.fq``..., or ``--input-format``) gives JSON Lines
+too: one object per record with its ``name``, ``description``, ``source`` and ``output``.
+``--prefix`` puts a text before every input (a task token such as ``<task=ss>``).
+Input to a protein model is checked and mapped first (``seqweave.data.proteins``): an
+unreadable residue is an error naming the record or line and the position.
 
 ``--stream-source`` simulates simultaneous translation: each input's words
 arrive one at a time and the translation is redone after each word, by the
@@ -31,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_decode_arguments(parser)
     parser.add_argument("--input", help="input file (default: stdin)")
     parser.add_argument("--output", help="output file (default: stdout)")
+    parser.add_argument(
+        "--input-format",
+        choices=("auto", "lines", "fasta", "fastq"),
+        default="auto",
+        help="auto: FASTA/FASTQ by the file's suffix, else as lines (JSON Lines or text, "
+        "by content)",
+    )
+    parser.add_argument("--prefix", default="", help="text put before every input (<task=ss>)")
     parser.add_argument(
         "--stats", action="store_true", help="report decoder passes and draft tokens accepted"
     )
@@ -59,13 +72,17 @@ def summarize(outputs) -> str:
     )
 
 
-def read_examples(path: str | None):
+def read_examples(path: str | None, input_format: str = "auto"):
     """The inputs and their format (see ``readers.read_inputs``). Input with no non-blank
     line is not refused here, unlike training data: an empty file or stdin is zero inputs,
     and blank lines are text inputs that get blank outputs, so pipelines keep working."""
+    from seqweave.data.formats.fasta import sequence_format
     from seqweave.data.readers import Example, decode_lines, read_inputs, read_text_lines
 
     name = path or "<stdin>"
+    sequences = input_format if input_format != "auto" else path and sequence_format(path)
+    if sequences in ("fasta", "fastq"):
+        return read_sequence_examples(path, sequences), sequences
     if path:
         lines = read_text_lines(path)
     else:
@@ -76,19 +93,52 @@ def read_examples(path: str | None):
     return [Example("", None, {}, name, n) for n in range(1, len(lines) + 1)], "text"
 
 
+def read_sequence_examples(path: str | None, file_format: str):
+    """FASTA/FASTQ records as examples that carry their name and description."""
+    from seqweave.data.formats.fasta import parse_fasta, parse_fastq, read_sequences
+    from seqweave.data.readers import Example, decode_lines
+
+    if path:
+        records = read_sequences(path, file_format)
+    else:
+        parse = parse_fasta if file_format == "fasta" else parse_fastq
+        records = parse(decode_lines(sys.stdin.buffer.read(), "<stdin>"), "<stdin>")
+    name = path or "<stdin>"
+    return [
+        Example(r.sequence, None, {"name": r.name, "description": r.description}, name, r.line)
+        for r in records
+    ]
+
+
+def prepare_sources(model, examples, kind: str, prefix: str) -> list[str]:
+    """Each input with ``prefix``; for a protein model, mapped or refused by
+    ``clean_protein``, naming the record (FASTA) or the file and line."""
+    from seqweave.data.proteins import clean_protein, is_protein_vocabulary
+
+    sources = [prefix + e.source for e in examples]
+    if not is_protein_vocabulary(model.tokenizer):
+        return sources
+    cleaned = []
+    for example, source in zip(examples, sources, strict=True):
+        name = example.extra.get("name") if kind in ("fasta", "fastq") else None
+        where = f"record {name!r}" if name is not None else "input"
+        cleaned.append(clean_protein(source, where, example.path, example.line))
+    return cleaned
+
+
 def run(args: argparse.Namespace) -> int:
     if (args.editor or args.edit_passes != 2) and not args.stream_source:
         raise ConfigError("--editor and --edit-passes only apply with --stream-source")
     if args.edit_passes < 1:
         raise ConfigError(f"--edit-passes must be >= 1, got {args.edit_passes}")
     model = load_model(args)
-    examples, kind = read_examples(args.input)
+    examples, kind = read_examples(args.input, args.input_format)
     if args.stream_source:
         return stream(args, model, [e.source for e in examples])
-    wanted = [i for i, e in enumerate(examples) if e.source.strip() or kind == "jsonl"]
+    wanted = [i for i, e in enumerate(examples) if e.source.strip() or kind != "text"]
     outputs, texts = [], []
     if wanted:
-        sources = [examples[i].source for i in wanted]
+        sources = prepare_sources(model, [examples[i] for i in wanted], kind, args.prefix)
         outputs = model.generate_tokens(sources, **decode_overrides(args))
         texts = model.tokenizer.decode_batch([o.tokens for o in outputs])
     by_row = dict(zip(wanted, zip(texts, outputs, strict=True), strict=True))

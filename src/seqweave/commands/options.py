@@ -33,6 +33,12 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draft-len", type=int, help="iad: most source tokens drafted per pass")
     parser.add_argument("--ngram", type=int, help="iad: tokens matched to realign after an edit")
     parser.add_argument(
+        "--constraint",
+        metavar="GRAMMAR",
+        help="write only what a grammar allows: per_residue[:LABELS], number[:DECIMALS], "
+        "sorted_indices or tasks (decoding/grammars.py)",
+    )
+    parser.add_argument(
         "--relaxed",
         type=relaxed_option,
         metavar="BETA,TAU",
@@ -81,6 +87,7 @@ def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "draft_k",
         "draft_len",
         "ngram",
+        "constraint",
     )
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if getattr(args, "relaxed", None) is not None:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from seqweave.decoding.common import Generation, RowStats
+from seqweave.decoding.constraint import Constraint, allowed_row
 from seqweave.models.state import Memory
 
 
@@ -59,8 +60,12 @@ def beam_search(
     beam_size: int = 4,
     length_penalty: float = 1.0,
     early_stopping: bool = True,
+    constraint: Constraint | None = None,
+    sources: Sequence[Sequence[int]] = (),
 ) -> list[Generation]:
-    """Decode every row of ``memory`` with beam search; returns the best hypothesis per row."""
+    """Decode every row of ``memory`` with beam search; returns the best hypothesis per row.
+    ``constraint`` (with the rows' framed ``sources``) puts every beam's disallowed tokens at
+    -inf before scoring, so no hypothesis leaves the grammar."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     cfg = model.config
@@ -78,6 +83,8 @@ def beam_search(
     step = 0
     while alive:
         logits = model.step(state, last[:, None])[:, 0]  # (N * W, V)
+        if constraint is not None:
+            logits = _constrain(logits, constraint, sources, alive, scores, history, cfg.eos_id)
         step += 1
         for b in alive:
             stats[b].passes += 1
@@ -98,6 +105,27 @@ def beam_search(
             model.reorder(state, flat)
         last = token.view(-1)
     return [_best(item) for item in items]
+
+
+def _constrain(
+    logits: Tensor,
+    constraint: Constraint,
+    sources: Sequence[Sequence[int]],
+    alive: list[int],
+    scores: Tensor,
+    history: Tensor,
+    eos_id: int,
+) -> Tensor:
+    """logits (N * W, V) with each live beam's disallowed tokens at -inf (missing beams,
+    scored -inf, are left as they are)."""
+    W = scores.shape[1]
+    allowed = torch.ones_like(logits, dtype=torch.bool)
+    live = (scores > float("-inf")).view(-1).tolist()
+    for row, tokens in enumerate(history.tolist()):
+        if live[row]:
+            source = sources[alive[row // W]]
+            allowed[row] = allowed_row(constraint, source, tokens, logits.shape[-1], eos_id)
+    return logits.masked_fill(~allowed, float("-inf"))
 
 
 def _next_beams(

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from seqweave.decoding.common import Generation, RowStats
+from seqweave.decoding.constraint import apply_mask
 from seqweave.models.state import Memory
 
 Chooser = Callable[[Tensor], Tensor]  # logits (B, V) -> tokens (B,)
@@ -117,6 +118,7 @@ def advance(
     choose: Chooser = argmax_choice,
     idle: Tensor | None = None,
     relaxed: RelaxedAcceptance | None = None,
+    allowed: Tensor | None = None,
 ) -> tuple[list[int], Tensor]:
     """One decoder pass for every row: feed its last token and its draft, accept the
     longest draft prefix that agrees with the model's argmax, roll back the rest.
@@ -127,14 +129,16 @@ def advance(
     (B,) bool take part without a real token: their cache does not grow and the
     packed step spends no work on them (the server parks finished rows so). Used
     by the decode loop and by the server's continuous batching alike. ``relaxed``
-    accepts draft tokens by GAD++'s rule instead of exact agreement (lossy).
+    accepts draft tokens by GAD++'s rule instead of exact agreement (lossy). ``allowed``
+    (B, >= 1 + K, V) bool (``constraint.draft_masks``) puts disallowed tokens at -inf before
+    the argmax, the acceptance and the chooser read the logits (constrained decoding).
     """
     B = len(drafts)
     K = max((len(d) for d in drafts), default=0)
     device = last.device
     real = None if idle is None else (~idle).long()
     if K == 0:
-        logits = model.step(state, last[:, None], real)  # (B, 1, V)
+        logits = apply_mask(model.step(state, last[:, None], real), allowed)  # (B, 1, V)
         return [0] * B, choose(logits[:, 0])
     padded = torch.zeros(B, K, dtype=torch.long)
     for i, d in enumerate(drafts):
@@ -144,7 +148,7 @@ def advance(
     padded = padded.to(device)
     tokens = torch.cat([last[:, None], padded], dim=1)  # (B, 1 + K)
     n_new = draft_lens + 1 if real is None else (draft_lens + 1) * real
-    logits = model.step(state, tokens, n_new)  # (B, 1 + K, V)
+    logits = apply_mask(model.step(state, tokens, n_new), allowed)  # (B, 1 + K, V)
     predicted = logits.argmax(dim=-1)  # (B, 1 + K)
     valid = torch.arange(K, device=device)[None, :] < draft_lens[:, None]
     if relaxed is None:

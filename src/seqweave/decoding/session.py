@@ -29,6 +29,7 @@ from torch import Tensor
 
 from seqweave.config import DecodeConfig
 from seqweave.decoding.common import RowStats, length_budget, pad_batch
+from seqweave.decoding.constraint import Constraint, draft_masks, require_constraint
 from seqweave.decoding.loop import (
     Chooser,
     Drafter,
@@ -76,6 +77,8 @@ class _Row:
     index: int  # the row's key in its cohort's drafter
     budget: int  # most tokens it may generate
     stats: RowStats
+    source: Sequence[int] = ()  # framed source ids, for the constraint
+    constraint: Constraint | None = None
     generated: list[int] = field(default_factory=list)
     parked: bool = False  # retired, still in the state until the next compaction
 
@@ -93,7 +96,9 @@ class DecodeSession:
     ``settings`` (a DecodeConfig, default: greedy's) are the defaults of ``admit``; the
     acceptance rule (exact, or GAD++'s relaxed one from ``settings.relaxed_top`` or
     ``relaxed``) holds for the whole session, since one ``advance`` verifies every row.
-    ``stats`` maps each row id to its counters, kept after the row leaves.
+    ``stats`` maps each row id to its counters, kept after the row leaves. ``constraint``
+    (``decoding/constraint.py``) is the default allowed-token function of admitted rows; it
+    must be given when ``settings.constraint`` names a grammar, which needs the tokenizer.
     """
 
     def __init__(
@@ -103,15 +108,18 @@ class DecodeSession:
         draft_model=None,
         relaxed: RelaxedAcceptance | None = None,
         park: bool = False,
+        constraint: Constraint | None = None,
     ):
         require_step(model)
         settings = settings or DecodeConfig()
         check_decoder(settings.decoder, draft_model, settings.relaxed_top)
+        require_constraint(settings, constraint)
         self.model = model
         self.settings = settings
         self.draft_model = draft_model
         self.relaxed = relaxed or relaxed_acceptance(settings)
         self.park = park
+        self.constraint = constraint
         self.stats: dict[int, RowStats] = {}
         self.last_pass = (0, 0, 0)  # the last pass's live rows, draft tokens, accepted ones
         self._rows: list[_Row] = []  # rows in the state, in state order (parked ones too)
@@ -130,26 +138,32 @@ class DecodeSession:
         """Whether a ``run_pass`` has anything to do."""
         return bool(self._pending) or any(not row.parked for row in self._rows)
 
-    def admit(self, sources: Sequence[Sequence[int]], settings=None) -> list[int]:
+    def admit(
+        self, sources: Sequence[Sequence[int]], settings=None, constraint: Constraint | None = None
+    ) -> list[int]:
         """Encode ``sources`` (in one batch) and add them with ``settings``: one DecodeConfig
         for all (default: the session's) or one per source; sources given the same object
-        share a drafter and a chooser (one sampling generator). Returns their row ids.
+        share a drafter and a chooser (one sampling generator). ``constraint`` (default: the
+        session's) limits what they may generate. Returns their row ids.
 
         Raises:
-            ConfigError: a decoder is grouped (beam), or cannot run with this draft model.
+            ConfigError: a decoder is grouped (beam), or cannot run with this draft model, or
+                the settings name a constraint that was not given.
         """
         if settings is None or isinstance(settings, DecodeConfig):
             settings = [settings or self.settings] * len(sources)
         groups: dict[int, tuple[object, list[int]]] = {}
         for i, row_settings in enumerate(settings):
             groups.setdefault(id(row_settings), (row_settings, []))[1].append(i)
+        for row_settings, _ in groups.values():
+            require_constraint(row_settings, constraint or self.constraint)
         plans = [self._group(s, [sources[i] for i in p], p) for s, p in groups.values()]
         src, lengths = pad_batch(sources, self.model.config.pad_id, self.model.device)
         memory = self.model.encode(src, lengths)
         limits = {row_settings.max_new_tokens for row_settings in settings}
         by_limit = {limit: length_budget(self.model, lengths, limit) for limit in limits}
         budgets = [by_limit[row.max_new_tokens][i] for i, row in enumerate(settings)]
-        return self.join(memory, budgets, plans)
+        return self.join(memory, budgets, plans, sources=sources, constraint=constraint)
 
     def _group(self, settings, sources, positions: list[int]) -> Group:
         spec = check_decoder(settings.decoder, self.draft_model, settings.relaxed_top)
@@ -170,11 +184,17 @@ class DecodeSession:
         budgets: Sequence[int],
         groups: Sequence[Group] = (),
         stats: Sequence[RowStats] | None = None,
+        sources: Sequence[Sequence[int]] = (),
+        constraint: Constraint | None = None,
     ) -> list[int]:
         """Add rows already encoded (``memory``) with their budgets and groups (default:
         one group without drafter or chooser), and optionally the counters to fill in.
+        ``constraint`` (default: the session's) needs the rows' framed ``sources``.
         Returns their row ids; rows with no budget finish at the next pass."""
         stats = stats if stats is not None else [RowStats() for _ in budgets]
+        constraint = constraint or self.constraint
+        if constraint is not None and len(sources) != len(budgets):
+            raise ValueError("a constraint needs the framed source of every row")
         rows: list[_Row | None] = [None] * len(budgets)
         cohorts = []
         for group in groups or [Group()]:
@@ -182,6 +202,8 @@ class DecodeSession:
             cohort = _Cohort(group.drafter, group.chooser, group.merge, len(positions))
             for index, b in enumerate(positions):
                 rows[b] = _Row(next(self._ids), cohort, index, budgets[b], stats[b])
+                if constraint is not None:
+                    rows[b].source, rows[b].constraint = sources[b], constraint
             cohorts.append(cohort)
         for row in rows:
             self.stats[row.id] = row.stats
@@ -243,11 +265,13 @@ class DecodeSession:
             self._cohorts = _cohorts(rows)
         cohorts = self._cohorts
         drafts = self._propose(rows, cohorts)
+        allowed = self._allowed(rows, drafts)
         idle = None
         if len(live) < len(rows):
             idle = torch.tensor([row.parked for row in rows], device=self._device)
+        choose = self._chooser(cohorts)
         accepted, next_tokens = advance(
-            self.model, self._state, self._last, drafts, self._chooser(cohorts), idle, self.relaxed
+            self.model, self._state, self._last, drafts, choose, idle, self.relaxed, allowed
         )
         next_list = next_tokens.tolist()
         for cohort, positions in cohorts:
@@ -316,6 +340,17 @@ class DecodeSession:
             for i, draft in zip(positions, proposed, strict=True):
                 drafts[i] = draft
         return drafts
+
+    def _allowed(self, rows: list[_Row], drafts: list[list[int]]) -> Tensor | None:
+        """The allowed tokens of this pass, (B, 1 + K, V), or None when no row is constrained."""
+        if all(row.constraint is None for row in rows):
+            return None
+        width = 1 + max(map(len, drafts), default=0)
+        found = [
+            (None if row.parked else row.constraint, row.source, row.generated, draft)
+            for row, draft in zip(rows, drafts, strict=True)
+        ]
+        return draft_masks(found, width, self.model.config.vocab_size, self.model.config.eos_id)
 
     def _chooser(self, cohorts) -> Chooser:
         """Argmax, except for the rows of cohorts with their own chooser (sampling): each

@@ -1,5 +1,7 @@
 """Tokenizers: byte-level BPE for text, one token per word for symbols (labels, item ids), and
-one-token-per-character alphabets for everything else.
+one-token-per-character alphabets for everything else (``protein_task_tokenizer``: proteins
+in, labels and digits out, the task token read from the input text; built in code and used
+through ``tokenizer.path``, since its task tokens are ordinary tokens, unlike a config's).
 
 Every kind is one HF ``tokenizers.Tokenizer`` behind one wrapper, so every kind is saved and
 loaded the same way: as ``tokenizer.json`` in a model directory, the file Hugging Face uses.
@@ -35,6 +37,7 @@ from seqweave.tokenizers.alphabets import (
     protein_tokenizer,
 )
 from seqweave.tokenizers.bpe import train_bpe
+from seqweave.tokenizers.protein_tasks import protein_task_tokenizer
 from seqweave.tokenizers.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, Tokenizer
 from seqweave.tokenizers.words import words_tokenizer
 
@@ -130,6 +133,7 @@ __all__ = [
     "build_tokenizer",
     "dna_tokenizer",
     "number_tokenizer",
+    "protein_task_tokenizer",
     "protein_tokenizer",
     "train_bpe",
     "words_tokenizer",
