@@ -1,11 +1,11 @@
 """SeqBoat against full attention and EMA only on long-range associative recall.
 
-    .venv/bin/python recipes/seqboat/run.py [--length 512] [--steps 400]
+    .venv/bin/python recipes/seqboat/run.py [--length 512] [--steps 800]
         [--systems full,seqboat,ema] [--eval-lengths 512,1024,2048]
         [--time-lengths 512,1024,2048,4096] [--jobs 1] [--retrain] [--fresh]
 
-1. recall.py writes the task (seeded): train and valid at ``--length`` words, a test set
-   of 300 examples at each ``--eval-lengths``.
+1. recall.py writes the task (seeded): train and valid at 8..``--length`` words (uniform),
+   a test set of 300 examples at exactly each of ``--eval-lengths`` words.
 2. One small encoder-decoder per system (recall.toml; same decoder, same steps): ``full``,
    a Transformer encoder (full attention); ``seqboat``, SeqBoat encoder layers with the
    learned router; ``ema``, the same layers with the router off (EMA only, no attention).
@@ -55,12 +55,13 @@ SYSTEMS = {
     "ema": ["model.seqboat.router=none"],
 }
 TEST_SIZE = 300
+SHORTEST = 8  # training and validation lengths are uniform in SHORTEST..--length
 
 
 def prepare(length: int, eval_lengths: list[int]) -> None:
     data = RUNS / "data"
-    write_split(data / f"train{length}.jsonl", 6000, length, seed=1)
-    write_split(data / f"valid{length}.jsonl", 200, length, seed=2)
+    write_split(data / f"train{length}.jsonl", 8000, length, seed=1, shortest=SHORTEST)
+    write_split(data / f"valid{length}.jsonl", 200, length, seed=2, shortest=SHORTEST)
     for n in sorted({*eval_lengths, length}):
         write_split(data / f"test{n}.jsonl", TEST_SIZE, n, seed=3)
 
@@ -168,7 +169,7 @@ def lengths(text: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--length", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--eval-lengths", default="512,1024,2048")
     parser.add_argument("--time-lengths", default="512,1024,2048,4096")
