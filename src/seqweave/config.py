@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from seqweave.architectures import SeqBoatConfig
 from seqweave.errors import ConfigError
 from seqweave.objectives.settings import (
     ActionsConfig,
@@ -34,7 +35,8 @@ class ModelConfig:
     # transformer (encoder-decoder) | prefix_lm (decoder-only) | nar_drafter (the block drafter
     # of generalized aggressive decoding: an encoder-decoder that predicts draft_block tokens
     # at once) | nar_editor (revises the previous translation in a few parallel passes, for
-    # simultaneous re-translation)
+    # simultaneous re-translation) | seqboat (an encoder-decoder whose encoder layers are
+    # SeqBoat's EMA + routed chunked attention: [model.seqboat])
     architecture: str = "transformer"
     vocab_size: int = 8000
     d_model: int = 256
@@ -98,6 +100,7 @@ class ModelConfig:
     # restore objective (objectives/e2s2.py). Without it the encoder states are projected
     # directly, which adds no parameters.
     restore_head: bool = False
+    seqboat: SeqBoatConfig = field(default_factory=SeqBoatConfig)  # architecture = "seqboat"
 
     @property
     def shares_positions(self) -> bool:
@@ -123,7 +126,7 @@ class ModelConfig:
 
     def _check_choices(self) -> None:
         choices = {
-            "architecture": ("transformer", "prefix_lm", "nar_drafter", "nar_editor"),
+            "architecture": ("transformer", "prefix_lm", "nar_drafter", "nar_editor", "seqboat"),
             "activation": ("relu", "gelu", "gelu_tanh", "silu"),
             "norm": ("pre", "post"),
             "position": ("sinusoidal", "learned", "rope", "seqpe"),
@@ -152,6 +155,10 @@ class ModelConfig:
             raise ConfigError(
                 "model.partial_attention is a prefix_lm option, but model.architecture="
                 f"{self.architecture!r}"
+            )
+        if self.architecture != "seqboat" and self.seqboat != SeqBoatConfig():
+            raise ConfigError(
+                f"[model.seqboat] is set, but model.architecture={self.architecture!r}"
             )
         if self.partial_attention and self.prefix_attention != "bidirectional":
             raise ConfigError(

@@ -166,6 +166,7 @@ def _editor(cfg: ExperimentConfig) -> TokenLoss:
 TOKEN_LOSSES: dict[str, Callable[[ExperimentConfig], TokenLoss]] = {
     "transformer": _mle,
     "prefix_lm": _mle,
+    "seqboat": _mle,
     "nar_drafter": _mle,  # its forward already aligns the slots' logits with the target
     "nar_editor": _editor,
     "action_head": _action_guided,
