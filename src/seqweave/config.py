@@ -206,7 +206,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TokenizerConfig:
     path: str = ""  # an existing tokenizer.json (or a model directory holding one): reuse it
-    kind: str = "bpe"  # bpe | words | protein | dna | numbers | alphabet
+    kind: str = "bpe"  # bpe | dna_bpe | words | protein | dna | numbers | alphabet
     vocab_size: int = 8000
     min_frequency: int = 2  # bpe, words: rarer merges / words are left out
     alphabet: str = ""  # for kind = "alphabet"

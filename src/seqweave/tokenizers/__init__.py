@@ -1,5 +1,5 @@
-"""Tokenizers: byte-level BPE for text, one token per word for symbols (labels, item ids), and
-one-token-per-character alphabets for everything else.
+"""Tokenizers: byte-level BPE for text, BPE over ACGTN for DNA reads, one token per word for
+symbols (labels, item ids), and one-token-per-character alphabets for everything else.
 
 Every kind is one HF ``tokenizers.Tokenizer`` behind one wrapper, so every kind is saved and
 loaded the same way: as ``tokenizer.json`` in a model directory, the file Hugging Face uses.
@@ -35,6 +35,7 @@ from seqweave.tokenizers.alphabets import (
     protein_tokenizer,
 )
 from seqweave.tokenizers.bpe import train_bpe
+from seqweave.tokenizers.dna_bpe import train_dna_bpe
 from seqweave.tokenizers.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, Tokenizer
 from seqweave.tokenizers.words import words_tokenizer
 
@@ -65,6 +66,11 @@ def _build_bpe(request: BuildRequest) -> Tokenizer:
     return train_bpe(texts, request.vocab_size, request.min_frequency, request.task_tokens)
 
 
+def _build_dna_bpe(request: BuildRequest) -> Tokenizer:
+    texts = request.training_texts("dna_bpe")
+    return train_dna_bpe(texts, request.vocab_size, request.min_frequency, request.task_tokens)
+
+
 def _build_words(request: BuildRequest) -> Tokenizer:
     texts = request.training_texts("words")
     return words_tokenizer(texts, request.vocab_size, request.min_frequency, request.task_tokens)
@@ -87,6 +93,7 @@ TOKENIZERS: dict[str, Builder] = {
     "words": _build_words,
     "protein": _fixed(protein_tokenizer),
     "dna": _fixed(dna_tokenizer),
+    "dna_bpe": _build_dna_bpe,
     "numbers": _fixed(number_tokenizer),
     "alphabet": _build_alphabet,
 }
@@ -101,7 +108,7 @@ def build_tokenizer(
     min_frequency: int = 2,
 ) -> Tokenizer:
     """Build the tokenizer a config names; ``texts`` and ``min_frequency`` are used only by
-    the kinds that learn a vocabulary (``bpe``, ``words``), ``alphabet`` only by
+    the kinds that learn a vocabulary (``bpe``, ``dna_bpe``, ``words``), ``alphabet`` only by
     ``alphabet``.
 
     Raises:
@@ -132,5 +139,6 @@ __all__ = [
     "number_tokenizer",
     "protein_tokenizer",
     "train_bpe",
+    "train_dna_bpe",
     "words_tokenizer",
 ]
