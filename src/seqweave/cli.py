@@ -23,6 +23,10 @@ COMMANDS = {
         "seqweave.commands.lexicon",
         "induce a bilingual word lexicon from sentence pairs (IBM Model 1)",
     ),
+    "extend-vocab": (
+        "seqweave.commands.extend_vocab",
+        "add task and label tokens to a model's vocabulary, old logits unchanged",
+    ),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }
 
