@@ -87,6 +87,49 @@ def time_update(model, loss_fn, optimizer, batch) -> float:
     return time.perf_counter() - began
 
 
+def make_batch(targets, indices, row_tokens: int, cfg):
+    """The batch of ``indices``: packed into rows of ``row_tokens``, or padded (0)."""
+    chosen = [targets[i] for i in indices]
+    source = [cfg.eos_id]
+    if row_tokens:
+        return collate_packed([source] * len(chosen), chosen, cfg, row_tokens)
+    return collate([source] * len(chosen), chosen, cfg)
+
+
+def measure(reads: list[str], base: ExperimentConfig, args) -> dict[str, dict]:
+    """Median real tokens per second of each batching of ``reads``, interleaved by round,
+    and the share of real tokens in its first 50 batches."""
+    tokenizer = train_dna_bpe(reads, 512)
+    targets = tokenizer.encode_batch(reads)
+    model_cfg = resolve_model_config(base.model, tokenizer)
+    cfg = ExperimentConfig(model=model_cfg, train=base.train)
+    torch.manual_seed(0)
+    model = build_model(model_cfg).train()
+    optimizer = make_optimizer(model, cfg.train)
+    loss_fn = build_training_loss(cfg)
+    methods = batchings(targets, args.tokens, seed=1)
+    speeds: dict[str, list[float]] = {m: [] for m in methods}
+    for round_ in range(args.rounds + 1):  # round 0 warms up
+        for method, batches in methods.items():
+            tokens, seconds = 0, 0.0
+            for indices, rows in batches[round_ * args.batches : (round_ + 1) * args.batches]:
+                batch = make_batch(targets, indices, rows, model_cfg)
+                seconds += time_update(model, loss_fn, optimizer, batch)
+                tokens += batch.num_tokens
+            if round_:
+                speeds[method].append(tokens / seconds)
+    results = {}
+    for method, batches in methods.items():
+        collated = [make_batch(targets, indices, rows, model_cfg) for indices, rows in batches[:50]]
+        results[method] = {
+            "tokens_per_second": statistics.median(speeds[method]),
+            "first_batch_shape": list(collated[0].tgt_in.shape),
+            "real_token_share": sum(b.num_tokens for b in collated)
+            / sum(b.tgt_in.numel() for b in collated),
+        }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
@@ -98,52 +141,7 @@ def main() -> None:
     base = load_config(ROOT / "recipes/dna/pretrain.toml")
     results = {}
     for name, reads in read_sets().items():
-        tokenizer = train_dna_bpe(reads, 512)
-        targets = tokenizer.encode_batch(reads)
-        model_cfg = resolve_model_config(base.model, tokenizer)
-        cfg = ExperimentConfig(model=model_cfg, train=base.train)
-        torch.manual_seed(0)
-        model = build_model(model_cfg).train()
-        optimizer = make_optimizer(model, cfg.train)
-        loss_fn = build_training_loss(cfg)
-        source = [model_cfg.eos_id]
-        methods = batchings(targets, args.tokens, seed=1)
-        speeds: dict[str, list[float]] = {m: [] for m in methods}
-        shapes = {}
-        for round_ in range(args.rounds + 1):  # round 0 warms up
-            for method, batches in methods.items():
-                tokens, seconds = 0, 0.0
-                for indices, packed in batches[round_ * args.batches : (round_ + 1) * args.batches]:
-                    chosen = [targets[i] for i in indices]
-                    if packed:
-                        batch = collate_packed([source] * len(chosen), chosen, model_cfg, packed)
-                    else:
-                        batch = collate([source] * len(chosen), chosen, model_cfg)
-                    shapes.setdefault(method, list(batch.tgt_in.shape))
-                    seconds += time_update(model, loss_fn, optimizer, batch)
-                    tokens += batch.num_tokens
-                if round_:
-                    speeds[method].append(tokens / seconds)
-        results[name] = {
-            method: {
-                "tokens_per_second": statistics.median(values),
-                "first_batch_shape": shapes[method],
-                "real_token_share": None,
-            }
-            for method, values in speeds.items()
-        }
-        for method, batches in methods.items():
-            real = padded = 0
-            for indices, packed in batches[:50]:
-                chosen = [targets[i] for i in indices]
-                collated = (
-                    collate_packed([source] * len(chosen), chosen, model_cfg, packed)
-                    if packed
-                    else collate([source] * len(chosen), chosen, model_cfg)
-                )
-                real += collated.num_tokens
-                padded += collated.tgt_in.numel()
-            results[name][method]["real_token_share"] = real / padded
+        results[name] = measure(reads, base, args)
         for method, row in results[name].items():
             print(
                 f"{name:10s} {method:18s} {row['tokens_per_second']:8.0f} tok/s  "
