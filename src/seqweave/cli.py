@@ -35,6 +35,10 @@ COMMANDS = {
         "seqweave.commands.logparse",
         "parse a log into Loghub's structured and templates CSVs",
     ),
+    "extend-vocab": (
+        "seqweave.commands.extend_vocab",
+        "add task and label tokens to a model's vocabulary, old logits unchanged",
+    ),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }
 

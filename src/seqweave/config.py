@@ -213,7 +213,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TokenizerConfig:
     path: str = ""  # an existing tokenizer.json (or a model directory holding one): reuse it
-    kind: str = "bpe"  # bpe | words | protein | dna | numbers | alphabet
+    kind: str = "bpe"  # bpe | dna_bpe | words | protein | dna | numbers | alphabet
     vocab_size: int = 8000
     min_frequency: int = 2  # bpe, words: rarer merges / words are left out
     alphabet: str = ""  # for kind = "alphabet"
@@ -230,6 +230,9 @@ class DataConfig:
     max_target_len: int = 256
     max_tokens: int = 4096  # padded tokens per batch (source or target side, whichever is longer)
     max_sentences: int = 0  # 0: no limit
+    # prefix_lm: several targets per row of max_target_len tokens, attention never crossing
+    # from one to another (seqweave.data.packing); max_tokens then counts real tokens
+    pack_sequences: bool = False
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,7 @@ class TrainConfig:
     # A model directory whose weights start the model wherever parameter names and shapes
     # agree (fine-tuning; a drafter starting from the model it drafts for). Not on --resume.
     init_from: str = ""
+    neftune_alpha: float = 0.0  # NEFTune: uniform noise on the embeddings in training (0: off)
 
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
@@ -345,6 +349,14 @@ class ExperimentConfig:
             )
         if objectives.set_matching.on:
             self._check_set_matching()
+        if self.data.pack_sequences and (
+            model.architecture != "prefix_lm" or objectives.corrupts_source
+        ):
+            raise ConfigError(
+                "data.pack_sequences packs targets after one shared prefix: it needs "
+                "model.architecture='prefix_lm' and no source corruption, got "
+                f"{model.architecture!r}"
+            )
 
     def _check_set_matching(self) -> None:
         """The set loss rolls out an encoder-decoder's own steps and replaces the

@@ -82,6 +82,8 @@ class Batch:
     # denoising pretraining (seqweave.objectives.e2s2): src is then the corrupted source
     original: Tensor | None = None  # (B, S) the clean source
     corrupted: Tensor | None = None  # (B, S) bool, True where src differs from original
+    # packed rows (seqweave.data.packing): which packed sequence each target token is of
+    segments: Tensor | None = None  # (B, T)
 
     def to(self, device: torch.device) -> Batch:
         def move(tensor: Tensor | None) -> Tensor | None:
@@ -95,6 +97,7 @@ class Batch:
             self.num_tokens,
             move(self.original),
             move(self.corrupted),
+            move(self.segments),
         )
 
 

@@ -136,26 +136,37 @@ class PrefixLM(Seq2SeqBase):
         state.lengths = state.lengths + (K if n_new is None else n_new)
         return plan.dense(self._out(x), clear=False)
 
-    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+    def forward(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, segments: Tensor | None = None
+    ) -> Tensor:
         """Teacher-forced logits (B, T, V) of the target, no cache.
 
         The sequence is [src padded to S ; tgt_in]; the target of row b has the
         positions it has in the cache (right after its real prefix, or from 0).
+        ``segments`` (B, T), for packed rows (``data.pack_sequences``), numbers the
+        sequences packed into a row's target: a target token then sees only the prefix
+        and the earlier tokens of its own sequence, and its position restarts with the
+        sequence, so each packed sequence gets the logits it would get alone.
         """
         B, S = src.shape
         T = tgt_in.shape[1]
         device = src.device
+        own = torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
+        done = torch.zeros_like(tgt_in) + torch.arange(T, device=device)  # (B, T)
+        if segments is not None:
+            own = own & (segments[:, :, None] == segments[:, None, :])  # (B, T, T)
+            done = own.sum(-1) - 1  # (B, T) earlier tokens of the same sequence
         src_positions = torch.arange(S, device=device).expand(B, S)
-        tgt_positions = self._target_positions(src_lengths, torch.zeros_like(src_lengths), T)
+        tgt_positions = done if self.partial else src_lengths[:, None] + done
         positions = torch.cat([src_positions, tgt_positions], dim=1)  # (B, S + T)
-        segments = None
+        segment_ids = None
         if self.partial:
-            segments = torch.cat(
+            segment_ids = torch.cat(
                 [self._segments(SOURCE, S, device), self._segments(TARGET, T, device)]
             )
-        x = self.embed.forward(torch.cat([src, tgt_in], dim=1), positions, segments)
+        x = self.embed.forward(torch.cat([src, tgt_in], dim=1), positions, segment_ids)
         rotary = self.embed.rotary(positions)
-        mask = self._full_mask(src_lengths, S, T)
+        mask = self._full_mask(src_lengths, S, own)
         source_mask = _source_mask(padding_mask(src_lengths, S))
         for layer in self.layers:
             if self.partial:
@@ -164,15 +175,16 @@ class PrefixLM(Seq2SeqBase):
                 x = layer.forward(x, mask, rotary)
         return self._out(x[:, S:])
 
-    def _full_mask(self, src_lengths: Tensor, S: int, T: int) -> Tensor:
+    def _full_mask(self, src_lengths: Tensor, S: int, own: Tensor) -> Tensor:
         """(B, 1, S + T, S + T): prefix block as in ``encode``; targets see the real prefix
-        and earlier targets."""
+        and what ``own`` (T, T) or (B, T, T) allows of the targets."""
         B = src_lengths.shape[0]
+        T = own.shape[-1]
         device = src_lengths.device
         mask = torch.zeros(B, 1, S + T, S + T, dtype=torch.bool, device=device)
         mask[:, :, :S, :S] = self._prefix_mask(src_lengths, S)
         mask[:, :, S:, :S] = padding_mask(src_lengths, S)[:, None, None, :]
-        mask[:, :, S:, S:] = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+        mask[:, :, S:, S:] = own if own.dim() == 2 else own[:, None]
         return mask
 
 

@@ -77,7 +77,9 @@ class MLE:
             memory, hidden = wrapped(micro.src, micro.src_lengths, micro.tgt_in, states=True)
             forward = Forward(model.logits(hidden), memory, hidden)
         else:
-            forward = Forward(wrapped(micro.src, micro.src_lengths, micro.tgt_in))
+            segments = getattr(micro, "segments", None)
+            packed = {} if segments is None else {"segments": segments}
+            forward = Forward(wrapped(micro.src, micro.src_lengths, micro.tgt_in, **packed))
         loss, _ = label_smoothed_nll(forward.logits, micro.tgt_out, self.pad_id, self.smoothing)
         return loss, forward
 

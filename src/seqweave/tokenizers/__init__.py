@@ -1,7 +1,8 @@
-"""Tokenizers: byte-level BPE for text, one token per word for symbols (labels, item ids), and
-one-token-per-character alphabets for everything else (``protein_task_tokenizer``: proteins
-in, labels and digits out, the task token read from the input text; built in code and used
-through ``tokenizer.path``, since its task tokens are ordinary tokens, unlike a config's).
+"""Tokenizers: byte-level BPE for text, BPE over ACGTN for DNA reads, one token per word for
+symbols (labels, item ids), and one-token-per-character alphabets for everything else
+(``protein_task_tokenizer``: proteins in, labels and digits out, the task token read from the
+input text; built in code and used through ``tokenizer.path``, since its task tokens are
+ordinary tokens, unlike a config's).
 
 Every kind is one HF ``tokenizers.Tokenizer`` behind one wrapper, so every kind is saved and
 loaded the same way: as ``tokenizer.json`` in a model directory, the file Hugging Face uses.
@@ -37,6 +38,7 @@ from seqweave.tokenizers.alphabets import (
     protein_tokenizer,
 )
 from seqweave.tokenizers.bpe import train_bpe
+from seqweave.tokenizers.dna_bpe import train_dna_bpe
 from seqweave.tokenizers.protein_tasks import protein_task_tokenizer
 from seqweave.tokenizers.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, Tokenizer
 from seqweave.tokenizers.words import words_tokenizer
@@ -68,6 +70,11 @@ def _build_bpe(request: BuildRequest) -> Tokenizer:
     return train_bpe(texts, request.vocab_size, request.min_frequency, request.task_tokens)
 
 
+def _build_dna_bpe(request: BuildRequest) -> Tokenizer:
+    texts = request.training_texts("dna_bpe")
+    return train_dna_bpe(texts, request.vocab_size, request.min_frequency, request.task_tokens)
+
+
 def _build_words(request: BuildRequest) -> Tokenizer:
     texts = request.training_texts("words")
     return words_tokenizer(texts, request.vocab_size, request.min_frequency, request.task_tokens)
@@ -90,6 +97,7 @@ TOKENIZERS: dict[str, Builder] = {
     "words": _build_words,
     "protein": _fixed(protein_tokenizer),
     "dna": _fixed(dna_tokenizer),
+    "dna_bpe": _build_dna_bpe,
     "numbers": _fixed(number_tokenizer),
     "alphabet": _build_alphabet,
 }
@@ -104,7 +112,7 @@ def build_tokenizer(
     min_frequency: int = 2,
 ) -> Tokenizer:
     """Build the tokenizer a config names; ``texts`` and ``min_frequency`` are used only by
-    the kinds that learn a vocabulary (``bpe``, ``words``), ``alphabet`` only by
+    the kinds that learn a vocabulary (``bpe``, ``dna_bpe``, ``words``), ``alphabet`` only by
     ``alphabet``.
 
     Raises:
@@ -136,5 +144,6 @@ __all__ = [
     "protein_task_tokenizer",
     "protein_tokenizer",
     "train_bpe",
+    "train_dna_bpe",
     "words_tokenizer",
 ]

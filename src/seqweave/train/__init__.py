@@ -25,6 +25,7 @@ from seqweave.tokenizers import Tokenizer, build_tokenizer
 from seqweave.train.data import tokenize_set
 from seqweave.train.distributed import Distributed
 from seqweave.train.loop import Trainer, learning_rate, make_optimizer
+from seqweave.train.neftune import add_neftune
 from seqweave.train.report import TrainingLog
 from seqweave.train.resume import Progress, load_checkpoint
 
@@ -99,6 +100,8 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
         dataclasses.replace(cfg, model=resolve_model_config(cfg.model, tokenizer)), tokenizer
     )
     model, optimizer, progress = _model(cfg, device, dist, last.resolve() if resume else None)
+    if cfg.train.neftune_alpha:
+        add_neftune(model, cfg.train.neftune_alpha)
     train_set, valid_set = _datasets(cfg, tokenizer, train_examples, valid_examples)
     log = TrainingLog(
         out_dir,
@@ -178,6 +181,11 @@ def _report_datasets(cfg: ExperimentConfig, log: TrainingLog, train_set, valid_s
             log.message(f"{data.name}: {data.report.describe()}")
     if not train_set.sources:
         raise ConfigError(f"no training example is within the length limits ({cfg.data.train})")
+    if cfg.data.pack_sequences and any(s != train_set.sources[0] for s in train_set.sources):
+        raise ConfigError(
+            "data.pack_sequences packs targets after one shared prefix, but the training "
+            "sources differ: put each sequence in the target and leave the source empty"
+        )
 
 
 __all__ = ["learning_rate", "resolve_model_config", "train"]

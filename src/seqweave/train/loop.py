@@ -21,6 +21,7 @@ import torch
 from seqweave.checkpoint import point_link, prune_checkpoints
 from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.batching import shard, token_batches
+from seqweave.data.packing import collate_packed, packed_batches
 from seqweave.objectives.e2s2 import noise_seed, noise_vocabulary, noisy_batch
 from seqweave.objectives.registry import TrainingLoss, build_training_loss
 from seqweave.train.data import Batch, TokenizedSet, collate
@@ -120,12 +121,16 @@ class Trainer:
 
     def _epoch_batches(self) -> list[list[int]]:
         data = self.config.data
+        seed = self.config.train.seed * 100_003 + self.progress.epoch
+        if data.pack_sequences:  # real tokens per batch; rows are packed in _collate
+            lengths = [len(t) + 1 for t in self.train_set.targets]
+            return packed_batches(lengths, data.max_tokens, seed)
         return token_batches(
             self.train_set.lengths(),
             data.max_tokens,
             data.max_sentences or None,
             shuffle=True,
-            seed=self.config.train.seed * 100_003 + self.progress.epoch,
+            seed=seed,
         )
 
     def _update(self, group: list[list[int]]) -> tuple[float, int]:
@@ -168,11 +173,13 @@ class Trainer:
 
     def _collate(self, indices: list[int]) -> Batch:
         data = self.train_set
-        batch = collate(
-            [data.sources[i] for i in indices],
-            [data.targets[i] for i in indices],
-            self.model.config,
-        )
+        sources = [data.sources[i] for i in indices]
+        targets = [data.targets[i] for i in indices]
+        if self.config.data.pack_sequences:
+            row_tokens = self.config.data.max_target_len
+            batch = collate_packed(sources, targets, self.model.config, row_tokens)
+        else:
+            batch = collate(sources, targets, self.model.config)
         objectives = self.config.objectives
         if objectives.corrupts_source:  # denoising pretraining (objectives/e2s2.py)
             seed = noise_seed(self.config.train.seed, self.progress.step, indices[0])
