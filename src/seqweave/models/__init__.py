@@ -7,6 +7,7 @@ from seqweave.models.base import Seq2SeqBase
 from seqweave.models.nar_drafter import NARDrafter
 from seqweave.models.nar_editor import NAREditor
 from seqweave.models.prefix_lm import PrefixLM
+from seqweave.models.sasrec import SASRec
 from seqweave.models.state import DecoderState, Memory
 from seqweave.models.transformer import EncoderDecoder
 
@@ -15,6 +16,7 @@ MODELS: dict[str, type[Seq2SeqBase]] = {
     "prefix_lm": PrefixLM,
     "nar_drafter": NARDrafter,
     "nar_editor": NAREditor,
+    "sasrec": SASRec,
 }
 
 
@@ -31,6 +33,7 @@ __all__ = [
     "NARDrafter",
     "NAREditor",
     "PrefixLM",
+    "SASRec",
     "Seq2SeqBase",
     "build_model",
 ]
