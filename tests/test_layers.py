@@ -27,6 +27,7 @@ LIBRARY = (
     "decoding",
     "metrics",
     "metrics_events",
+    "metrics_recsys",
     "baselines",
     "lossless",
 )
@@ -40,6 +41,7 @@ BUILT_ON_THE_LIBRARY = (
     "demo",
     "evaluation",
     "harness",
+    "recommend",
     *TOOLS,
 )
 
