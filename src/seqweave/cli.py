@@ -23,6 +23,10 @@ COMMANDS = {
         "seqweave.commands.lexicon",
         "induce a bilingual word lexicon from sentence pairs (IBM Model 1)",
     ),
+    "recommend": (
+        "seqweave.commands.recommend",
+        "the next items a sasrec model ranks best for an item history",
+    ),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }
 
