@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-DATA = Path("../shared/data/movielens-small")
+DATA = Path("../shared/data/movielens-small").resolve()
 
 
 def write_atomic(folder: Path) -> int:
@@ -130,8 +131,10 @@ def main() -> None:
 
     torch.set_num_threads(1)
     started = time.perf_counter()
-    folder = Path(args.work)
+    folder = Path(args.work).resolve()
+    out = Path(args.out).resolve()
     users = write_atomic(folder)
+    os.chdir(folder)  # RecBole writes log/ and log_tensorboard/ into the working directory
     result = {
         "command": " ".join(["python", *sys.argv]),
         "recbole": recbole.__version__,
@@ -143,8 +146,8 @@ def main() -> None:
         **run(folder, args.epochs, args.seed),
     }
     result["minutes"] = (time.perf_counter() - started) / 60
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -17,7 +17,8 @@ negatives sampled per user (seeded, the same for every method), never mixed
 Methods: popularity, first-order Markov and item co-occurrence
 (``seqweave.baselines.recsys``, fitted on the users' whole training sequences), and
 models trained through ``seqweave.train`` from ``rearec.toml`` (one ``words`` tokenizer
-for all, built once): ``sasrec`` (K = 0), ``erl-kK`` (ERL, mean readout, KL weight
+for all, built once): ``sasrec`` (K = 0, full softmax), ``sasrec-negN`` (sampled softmax
+with N negatives), ``erl-kK`` (ERL, mean readout, KL weight
 ``--kl-weight``), ``prl-kK`` (PRL, last-step readout, temperature decay
 ``--temperature-decay``, contrastive weight ``--contrastive-weight``). Training runs a
 fixed number of updates and scores the last checkpoint: no checkpoint is chosen on the
@@ -103,6 +104,8 @@ def validation(tokenizer) -> tuple[list[list[int]], list[str], list[list[int]]]:
 def variant_overrides(variant: str, settings: dict) -> list[str]:
     if variant == "sasrec":
         return []
+    if variant.startswith("sasrec-neg"):  # sampled softmax: N shared uniform negatives
+        return [f"objectives.rearec.negatives={variant.removeprefix('sasrec-neg')}"]
     mode, steps = variant.split("-k")
     values = [f"model.reasoning_steps={steps}"]
     if mode == "erl":

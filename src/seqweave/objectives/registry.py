@@ -159,7 +159,7 @@ class NextItem:
         scored = model.readout(steps)[:, None] if settings.mode == "off" else steps
         weight = model.output_tokens.weight
         loss = next_item_loss(weight, scored, noisy, micro.tgt_out[:, 0], settings)
-        return loss * micro.num_tokens, Forward(steps)
+        return loss * micro.num_tokens, Forward(steps)  # states: no additive objective reads it
 
 
 def _no_states(states: bool, kind: str) -> None:
