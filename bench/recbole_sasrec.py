@@ -1,7 +1,8 @@
 """RecBole's SASRec on exactly recipes/rearec's MovieLens split (a baseline, not a dependency).
 
-    python -m venv VENV && VENV/bin/pip install recbole
-    VENV/bin/python bench/recbole_sasrec.py [--epochs 5] [--out bench/results/recbole_sasrec.json]
+    VENV/bin/python bench/recbole_sasrec.py [--epochs 2] [--out bench/results/recbole_sasrec.json]
+
+with RecBole installed in a virtual environment VENV of its own (bench/README.md says how).
 
 RecBole (recbole.io) is the library a recommender-systems user would reach for; it is
 not a dependency of seqweave and must not be installed into seqweave's environment, so
@@ -121,7 +122,7 @@ def run(folder: Path, epochs: int, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", default="runs/recbole", help="where the atomic files go")
     parser.add_argument("--out", default="bench/results/recbole_sasrec.json")

@@ -75,7 +75,8 @@ def test_oracle_best_step_by_hand():
     assert result["oracle_hr@10"] == pytest.approx(2 / 3)
     assert result["oracle_ndcg@10"] == pytest.approx((1 / math.log2(3) + 1) / 3)
     assert result["step_hr@10"] == pytest.approx([2 / 3, 2 / 3, 1 / 3])
-    assert result["best_step_share"] == pytest.approx([1 / 3, 1 / 3, 1 / 3])  # tie: first
+    # the oracle's hits: user 0 by step 1, user 1 by steps 0 and 2 (a tie: the first)
+    assert result["best_step_share_of_oracle_hits@10"] == pytest.approx([0.5, 0.5, 0.0])
 
 
 SEQUENCES = [["a", "b", "c"], ["a", "b", "d"], ["b", "c", "a"], ["x", "c"]]

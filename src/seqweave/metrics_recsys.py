@@ -100,15 +100,16 @@ def ranking_figures(
 def oracle_best_step(step_ranks: Tensor, k: int = 10) -> dict:
     """ReaRec's oracle analysis: (B, K + 1) each user's rank under each step's scores ->
     HR@k and NDCG@k when every user is ranked by their own best step (an upper bound no
-    real readout reaches), each step's own figures, and how often each step is the best
-    (the first one on a tie)."""
+    real readout reaches), each step's own figures, and, among the users the oracle puts in
+    the top k, how often each step is their best (the first one on a tie)."""
     best = step_ranks.min(dim=1)
     steps = step_ranks.shape[1]
-    counts = torch.bincount(best.indices, minlength=steps)
+    hits = best.values <= k
+    counts = torch.bincount(best.indices[hits], minlength=steps)
     return {
         f"oracle_hr@{k}": hit_rate(best.values, k),
         f"oracle_ndcg@{k}": ndcg(best.values, k),
         f"step_hr@{k}": [hit_rate(step_ranks[:, s], k) for s in range(steps)],
         f"step_ndcg@{k}": [ndcg(step_ranks[:, s], k) for s in range(steps)],
-        "best_step_share": [float(c) / step_ranks.shape[0] for c in counts],
+        f"best_step_share_of_oracle_hits@{k}": [float(c) / max(int(hits.sum()), 1) for c in counts],
     }
