@@ -115,6 +115,8 @@ def test_server_recommends_as_the_command_does(model_dir):
         assert unknown.status_code == 422 and "424242" in unknown.json()["error"]["message"]
         bad = client.post("/v1/recommend", json={"history": "12", "top_k": 0})
         assert bad.status_code == 422
+        paths = client.get("/openapi.json").json()["paths"]
+        assert "/v1/recommend" in paths and "/v1/generate" not in paths
         generate = client.post("/v1/generate", json={"inputs": "12 345"})
         assert generate.status_code == 422 and "recommend" in generate.json()["error"]["message"]
 
