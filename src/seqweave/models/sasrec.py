@@ -4,7 +4,8 @@ SASRec (Kang & McAuley 2018) reads a user's item history with causal
 self-attention over item embeddings plus learned positions; the last item's
 output state, scored against the same item embeddings (tied output), ranks every
 item as the next one. ReaRec (Tang et al. 2025, "Think before recommend") keeps
-going after the history: the last output state is fed back as the next input,
+going after the history: the last output state (after the final layer norm: the state
+that scores items) is fed back as the next input,
 plus a reasoning-position embedding of its own, for ``model.reasoning_steps``
 (K) steps, each attending to the whole history and the steps before it. Step 0
 is SASRec's state, so K = 0 *is* SASRec (no extra parameter), and a K > 0
@@ -139,7 +140,9 @@ def _layer_with_past(
     """One decoder layer over new positions x (B, T, D) attending to ``past`` keys and values
     and to themselves under ``mask`` (B, 1, T, P + T); returns the output and all keys and
     values. Unlike the cached path of ``layers.py`` nothing is written in place, so it
-    trains. Learned positions only: no RoPE angles."""
+    trains. It uses the layer's own pieces (``SelfAttention._split`` and
+    ``DecoderLayer._rest``), so it computes exactly what ``DecoderLayer.forward`` does;
+    the tests hold it to that. Learned positions only: no RoPE angles."""
     attention = layer.attn
     q, k, v = attention._split(linear(attention.qkv, layer.attn_res.input(x)), None)
     if past is not None:
