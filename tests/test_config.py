@@ -435,6 +435,9 @@ claps_kl_bound = 0.05
 
 [objectives.set_matching]
 ot_weight = 0.25
+
+[objectives.rearec]
+negatives = 5
 """
 
 NEW_OBJECTIVES = """
@@ -474,6 +477,9 @@ kl_bound = 0.05
 
 [objectives.set_matching]
 ot_weight = 0.25
+
+[objectives.rearec]
+negatives = 5
 """
 
 
@@ -556,7 +562,8 @@ def test_a_typo_in_an_objectives_section_lists_its_keys(tmp_path):
     for name in ("weight", "temperature", "imposter_eps", "distant_eta", "kl_bound"):
         assert name in message
     with pytest.raises(
-        ConfigError, match="'e2s2x' is not one of actions, claps, denoising, e2s2, length, seqpe"
+        ConfigError,
+        match="'e2s2x' is not one of actions, claps, denoising, e2s2, length, rearec, seqpe",
     ):
         apply_overrides(ExperimentConfig(), ["objectives.e2s2x.weight=1"])
     with pytest.raises(ConfigError, match=r"unknown key 'train\.clap_weight'.*\blr\b"):

@@ -29,6 +29,7 @@ LIBRARY = (
     "metrics_events",
     "metrics_logs",
     "logparse",
+    "metrics_recsys",
     "baselines",
     "genomics",
     "lossless",
@@ -43,6 +44,7 @@ BUILT_ON_THE_LIBRARY = (
     "demo",
     "evaluation",
     "harness",
+    "recommend",
     *TOOLS,
 )
 

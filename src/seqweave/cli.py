@@ -39,6 +39,10 @@ COMMANDS = {
         "seqweave.commands.extend_vocab",
         "add task and label tokens to a model's vocabulary, old logits unchanged",
     ),
+    "recommend": (
+        "seqweave.commands.recommend",
+        "the next items a sasrec model ranks best for an item history",
+    ),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }
 

@@ -23,6 +23,7 @@ from seqweave.objectives.settings import (
     E2S2Config,
     LengthConfig,
     ObjectivesConfig,
+    ReaRecConfig,
     SeqPEConfig,
     SetMatchingConfig,
 )
@@ -36,7 +37,8 @@ class ModelConfig:
     # of generalized aggressive decoding: an encoder-decoder that predicts draft_block tokens
     # at once) | nar_editor (revises the previous translation in a few parallel passes, for
     # simultaneous re-translation) | seqboat (an encoder-decoder whose encoder layers are
-    # SeqBoat's EMA + routed chunked attention: [model.seqboat])
+    # SeqBoat's EMA + routed chunked attention: [model.seqboat]) | sasrec (a causal item
+    # encoder that ranks the next item, with ReaRec's reasoning steps: models/sasrec.py)
     architecture: str = "transformer"
     vocab_size: int = 8000
     d_model: int = 256
@@ -101,6 +103,11 @@ class ModelConfig:
     # directly, which adds no parameters.
     restore_head: bool = False
     seqboat: SeqBoatConfig = field(default_factory=SeqBoatConfig)  # architecture = "seqboat"
+    # ReaRec (Tang et al. 2025), sasrec only: the last output state is fed back as the next
+    # input for this many latent reasoning steps (0: plain SASRec); the items are ranked by
+    # the last step's state (PRL) or the mean of all steps' states (ERL)
+    reasoning_steps: int = 0
+    reasoning_readout: str = "last"  # last | mean
 
     @property
     def shares_positions(self) -> bool:
@@ -123,10 +130,19 @@ class ModelConfig:
         if self.position == "seqpe":
             self._check_seqpe()
         self._check_heads()
+        self._check_sasrec()
 
     def _check_choices(self) -> None:
         choices = {
-            "architecture": ("transformer", "prefix_lm", "nar_drafter", "nar_editor", "seqboat"),
+            "architecture": (
+                "transformer",
+                "prefix_lm",
+                "nar_drafter",
+                "nar_editor",
+                "seqboat",
+                "sasrec",
+            ),
+            "reasoning_readout": ("last", "mean"),
             "activation": ("relu", "gelu", "gelu_tanh", "silu"),
             "norm": ("pre", "post"),
             "position": ("sinusoidal", "learned", "rope", "seqpe"),
@@ -183,6 +199,23 @@ class ModelConfig:
             raise ConfigError(
                 "model.contrastive_dim needs model.architecture='transformer' without "
                 f"model.action_head (got {self.architecture!r}, action_head={self.action_head})"
+            )
+
+    def _check_sasrec(self) -> None:
+        """SASRec reads learned positions and scores items with its item embedding."""
+        if self.reasoning_steps < 0:
+            raise ConfigError(f"model.reasoning_steps must be >= 0, got {self.reasoning_steps}")
+        if self.architecture != "sasrec":
+            if self.reasoning_steps:
+                raise ConfigError(
+                    f"model.reasoning_steps needs model.architecture='sasrec', not "
+                    f"{self.architecture!r}"
+                )
+            return
+        if self.position != "learned" or not self.tie_output:
+            raise ConfigError(
+                "model.architecture='sasrec' needs model.position='learned' and "
+                f"model.tie_output=true (got {self.position!r}, {self.tie_output})"
             )
 
     def _check_seqpe(self) -> None:
@@ -357,6 +390,30 @@ class ExperimentConfig:
                 "model.architecture='prefix_lm' and no source corruption, got "
                 f"{model.architecture!r}"
             )
+        if objectives.rearec.mode != "off" or model.architecture == "sasrec":
+            self._check_rearec()
+
+    def _check_rearec(self) -> None:
+        """ERL ranks by the mean of the steps, PRL by the last; both need steps, and a
+        ranker has no decoder states or source to corrupt for the other objectives."""
+        model, objectives = self.model, self.objectives
+        mode = objectives.rearec.mode
+        if model.architecture != "sasrec":
+            raise ConfigError(
+                f"objectives.rearec.mode={mode!r} needs model.architecture='sasrec', not "
+                f"{model.architecture!r}"
+            )
+        if objectives.corrupts_source:
+            raise ConfigError("model.architecture='sasrec' does not train on corrupted sources")
+        readout = {"erl": "mean", "prl": "last"}.get(mode)
+        if readout is None:
+            return
+        if model.reasoning_steps < 1 or model.reasoning_readout != readout:
+            raise ConfigError(
+                f"objectives.rearec.mode={mode!r} needs model.reasoning_steps >= 1 and "
+                f"model.reasoning_readout={readout!r} (got {model.reasoning_steps}, "
+                f"{model.reasoning_readout!r})"
+            )
 
     def _check_set_matching(self) -> None:
         """The set loss rolls out an encoder-decoder's own steps and replaces the
@@ -415,6 +472,7 @@ __all__ = [
     "LengthConfig",
     "ModelConfig",
     "ObjectivesConfig",
+    "ReaRecConfig",
     "SeqPEConfig",
     "SetMatchingConfig",
     "TokenizerConfig",

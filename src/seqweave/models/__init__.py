@@ -7,6 +7,7 @@ from seqweave.models.base import Seq2SeqBase
 from seqweave.models.nar_drafter import NARDrafter
 from seqweave.models.nar_editor import NAREditor
 from seqweave.models.prefix_lm import PrefixLM
+from seqweave.models.sasrec import SASRec
 from seqweave.models.seqboat import SeqBoat
 from seqweave.models.state import DecoderState, Memory
 from seqweave.models.transformer import EncoderDecoder
@@ -17,6 +18,7 @@ MODELS: dict[str, type[Seq2SeqBase]] = {
     "nar_drafter": NARDrafter,
     "nar_editor": NAREditor,
     "seqboat": SeqBoat,  # the encoder-decoder with SeqBoat encoder layers
+    "sasrec": SASRec,
 }
 
 
@@ -33,6 +35,7 @@ __all__ = [
     "NARDrafter",
     "NAREditor",
     "PrefixLM",
+    "SASRec",
     "Seq2SeqBase",
     "SeqBoat",
     "build_model",

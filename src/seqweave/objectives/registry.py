@@ -2,7 +2,8 @@
 
 Training one micro-batch is one teacher-forced pass through the model, scored by
 the **token loss** of the model's kind (``TOKEN_LOSSES``: label-smoothed MLE,
-the action-guided loss of an action head, the editor's token and length loss),
+the action-guided loss of an action head, the editor's token and length loss, a
+recommender's next-item loss),
 plus each **additive objective** the experiment turns on (``OBJECTIVES``: CLAPS,
 E2S2, SeqPE). An additive objective reads what the token loss's pass computed
 (``Forward``: logits, and the encoder memory and decoder states when one of them
@@ -24,13 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqweave.config import ExperimentConfig, ModelConfig, SetMatchingConfig
+from seqweave.config import ExperimentConfig, ModelConfig, ReaRecConfig, SetMatchingConfig
 from seqweave.errors import ConfigError
 from seqweave.models.state import Memory
 from seqweave.objectives.actions import action_guided_loss
 from seqweave.objectives.claps import Claps
 from seqweave.objectives.e2s2 import E2S2
 from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.objectives.rearec import next_item_loss
 from seqweave.objectives.seqpe import SeqPE
 from seqweave.objectives.set_matching import set_loss
 
@@ -141,6 +143,27 @@ class SetMatching:
         return loss * micro.num_tokens, Forward(logits)
 
 
+@dataclass(frozen=True)
+class NextItem:
+    """The token loss of ``sasrec`` models (objectives/rearec.py): the example's next item
+    (its target's first token) from the step states, with ReaRec's ERL or PRL terms; a
+    mean over the micro-batch, scaled by its target tokens like the other losses."""
+
+    settings: ReaRecConfig
+
+    def __call__(self, model, wrapped, micro, states: bool) -> tuple[Tensor, Forward]:
+        _no_states(states, "model.architecture='sasrec'")
+        settings = self.settings
+        views = 2 if settings.mode == "prl" and settings.contrastive_weight > 0 else 0
+        steps, noisy = wrapped(
+            micro.src, micro.src_lengths, views=views, noise_std=settings.noise_std
+        )
+        scored = model.readout(steps)[:, None] if settings.mode == "off" else steps
+        weight = model.output_tokens.weight
+        loss = next_item_loss(weight, scored, noisy, micro.tgt_out[:, 0], settings)
+        return loss * micro.num_tokens, Forward(steps)  # states: no additive objective reads it
+
+
 def _no_states(states: bool, kind: str) -> None:
     if states:  # the config refuses these combinations; this guards direct use
         raise ConfigError(f"the objectives that read decoder states do not work with {kind}")
@@ -164,6 +187,10 @@ def _editor(cfg: ExperimentConfig) -> TokenLoss:
     return EditorLoss(cfg.model.pad_id, cfg.train.label_smoothing, weight)
 
 
+def _next_item(cfg: ExperimentConfig) -> TokenLoss:
+    return NextItem(cfg.objectives.rearec)
+
+
 # the model's kind (``token_loss_kind``) -> its token loss
 TOKEN_LOSSES: dict[str, Callable[[ExperimentConfig], TokenLoss]] = {
     "transformer": _mle,
@@ -173,6 +200,7 @@ TOKEN_LOSSES: dict[str, Callable[[ExperimentConfig], TokenLoss]] = {
     "nar_editor": _editor,
     "action_head": _action_guided,
     "set_matching": _set_matching,  # objectives.set_matching on: the target is a label set
+    "sasrec": _next_item,  # the next item from the step states, ReaRec's terms included
 }
 
 # additive objectives, in the order their terms are added: None when the config leaves

@@ -188,6 +188,49 @@ class SetMatchingConfig:
 
 
 @dataclass(frozen=True)
+class ReaRecConfig:
+    """The next-item loss of model.architecture = "sasrec" (objectives/rearec.py), ReaRec's
+    (Tang et al. 2025) included. ``negatives`` = 0: full softmax over the vocabulary; N > 0:
+    sampled softmax, the target against N uniformly drawn tokens shared by the micro-batch.
+
+    mode ``off``: cross-entropy of the model's readout. ``erl`` (ensemble reasoning, with
+    model.reasoning_readout = "mean"): the mean over the K + 1 steps of each step's
+    cross-entropy, minus ``kl_weight`` times the mean KL divergence between the item
+    distributions of consecutive steps (so the steps do not collapse into one).
+    ``prl`` (progressive reasoning, readout "last"): step k's cross-entropy at temperature
+    ``temperature * temperature_decay ** (K - k)`` (earlier steps softer), averaged over
+    the steps, plus ``contrastive_weight`` times an InfoNCE loss at
+    ``contrastive_temperature`` between two views of each reasoning step's state, each
+    view fed back with Gaussian noise of std ``noise_std`` (the batch's other users are
+    the negatives)."""
+
+    mode: str = "off"  # off | erl | prl
+    negatives: int = 0
+    kl_weight: float = 0.0
+    temperature: float = 1.0
+    temperature_decay: float = 1.0
+    contrastive_weight: float = 0.0
+    noise_std: float = 0.1
+    contrastive_temperature: float = 0.2
+
+    def __post_init__(self) -> None:
+        section = "objectives.rearec"
+        if self.mode not in ("off", "erl", "prl"):
+            raise ConfigError(f"{section}.mode={self.mode!r} is not one of off, erl, prl")
+        names = ("negatives", "kl_weight", "contrastive_weight", "noise_std")
+        _check_non_negative(section, self, names)
+        for name in ("temperature", "temperature_decay", "contrastive_temperature"):
+            _check_positive(section, self, name)
+        if self.kl_weight > 0 and self.mode != "erl":
+            raise ConfigError(f"{section}.kl_weight is ERL's: it needs mode='erl'")
+        if self.mode != "prl" and (self.contrastive_weight > 0 or self.temperature_decay != 1):
+            raise ConfigError(
+                f"{section}.contrastive_weight and temperature_decay are PRL's: they need "
+                "mode='prl'"
+            )
+
+
+@dataclass(frozen=True)
 class ObjectivesConfig:
     """What the model is trained on besides label-smoothed MLE (train.label_smoothing):
     the settings of the token loss of some model kinds (actions, length) and of the
@@ -200,6 +243,7 @@ class ObjectivesConfig:
     seqpe: SeqPEConfig = field(default_factory=SeqPEConfig)
     claps: ClapsConfig = field(default_factory=ClapsConfig)
     set_matching: SetMatchingConfig = field(default_factory=SetMatchingConfig)
+    rearec: ReaRecConfig = field(default_factory=ReaRecConfig)
 
     @property
     def corrupts_source(self) -> bool:

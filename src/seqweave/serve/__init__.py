@@ -41,6 +41,10 @@ def load_engine(server: Server, config: ServeConfig) -> None:
     draft = seqweave.load(config.draft_model, device=config.device) if config.draft_model else None
     if draft is not None:
         model.attach_draft(draft)
+    if model.config.architecture == "sasrec":  # ranks items: /v1/recommend, no engine
+        server.attach(model, None)
+        log.info("model %s loaded; ready to recommend", config.model)
+        return
     if server.limits.max_input_tokens > model.config.max_positions:
         server.limits.max_input_tokens = model.config.max_positions
     if server.limits.max_new_tokens > model.config.max_positions:

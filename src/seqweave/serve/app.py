@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -43,7 +44,8 @@ class Limits:
 
 
 class Server:
-    """What the routes need: the engine (once loaded), the tokenizer, limits, metrics."""
+    """What the routes need: the engine (once loaded), the tokenizer, limits, metrics. A model
+    that ranks items (sasrec) has no engine and answers ``/v1/recommend`` only."""
 
     def __init__(self, limits: Limits, default_decoder: str):
         self.limits = limits
@@ -52,14 +54,39 @@ class Server:
         self.model = None
         self.draining = False
         self.metrics = ServerMetrics(self)
+        self._ranking = threading.Lock()
 
     @property
     def ready(self) -> bool:
-        return self.engine is not None and not self.draining
+        return self.model is not None and not self.draining
 
-    def attach(self, model, engine: Engine) -> None:
+    def attach(self, model, engine: Engine | None) -> None:
         self.model, self.engine = model, engine
-        engine.on_pass = self.metrics.observe_pass
+        if engine is not None:
+            engine.on_pass = self.metrics.observe_pass
+
+    def recommend(self, history: str | list[str], top_k: int) -> list[dict]:
+        """The ``top_k`` best next items for a history; raises ApiError if refused (an
+        unknown item id is a 422 that names it)."""
+        from seqweave.recommend import top_items
+
+        self._check_ready()
+        if self.engine is not None:
+            raise ApiError(
+                422,
+                "invalid_request",
+                "this server's model writes text; /v1/recommend needs a sasrec model",
+            )
+        try:
+            with self._ranking:
+                return top_items(self.model, [history], top_k)[0]
+        except DataError as error:
+            raise ApiError(422, "invalid_request", str(error)) from None
+
+    def _check_ready(self) -> None:
+        if not self.ready:
+            status = "shutting down" if self.draining else "loading the model"
+            raise ApiError(503, "unavailable", f"the server is {status}", {"Retry-After": "1"})
 
     # -- requests -> jobs ------------------------------------------------------------------
 
@@ -95,9 +122,11 @@ class Server:
 
     def check(self, texts: list[str], options: Options) -> None:
         """What can be refused before tokenizing: not ready, empty inputs, over the limits."""
-        if not self.ready:
-            status = "shutting down" if self.draining else "loading the model"
-            raise ApiError(503, "unavailable", f"the server is {status}", {"Retry-After": "1"})
+        self._check_ready()
+        if self.engine is None:
+            raise ApiError(
+                422, "invalid_request", "this server's model ranks items: use POST /v1/recommend"
+            )
         if not texts or any(not t.strip() for t in texts):
             raise ApiError(422, "invalid_request", "inputs must be non-empty strings")
         if len(texts) > self.limits.max_inputs:

@@ -30,6 +30,7 @@ def server_openapi(app, server, with_keys: bool) -> Callable[[], dict]:
         schema = plain()
         app.openapi_schema = None  # FastAPI caches the plain one; ours replaces it
         describe_limits(schema["components"]["schemas"], server)
+        drop_unserved(schema, server)
         if with_keys:
             document_security(schema)
         if server.ready:
@@ -62,6 +63,19 @@ def describe_limits(models: dict, server) -> None:
     ]
     for branch in _branches(generate["decoder"]):
         branch["enum"] = runnable
+
+
+def drop_unserved(schema: dict, server) -> None:
+    """Once the model is loaded, leave out the routes it cannot serve: a text model's server
+    does not recommend, a ranker's (sasrec, no engine) does not write text."""
+    if not server.ready:
+        return
+    if server.engine is not None:
+        unserved = ("/v1/recommend",)
+    else:
+        unserved = ("/v1/generate", "/v1/completions")
+    for path in unserved:
+        schema["paths"].pop(path, None)
 
 
 def _branches(prop: dict) -> list[dict]:

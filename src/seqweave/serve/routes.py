@@ -1,4 +1,5 @@
-"""The routes: health and metrics, ``/v1/generate`` and the OpenAI-compatible ``/v1/completions``.
+"""The routes: health and metrics, ``/v1/generate``, the OpenAI-compatible ``/v1/completions``, and
+``/v1/recommend`` for a model that ranks items (sasrec).
 
 Each route's OpenAPI entry names its real request and response bodies and every error it
 can answer, so the schema is a contract that the fuzz tests hold the server to.
@@ -20,6 +21,8 @@ from seqweave.serve.schemas import (
     GenerateResponse,
     Health,
     Live,
+    RecommendRequest,
+    RecommendResponse,
 )
 from seqweave.serve.streams import collect, job_stats, streaming_response
 
@@ -38,6 +41,7 @@ def add_routes(app: FastAPI, server) -> None:
     add_health_routes(app, server)
     add_generate_route(app, server)
     add_completions_route(app, server)
+    add_recommend_route(app, server)
 
 
 def add_health_routes(app: FastAPI, server) -> None:
@@ -128,3 +132,13 @@ def add_completions_route(app: FastAPI, server) -> None:
             "total_tokens": prompt_tokens + completion_tokens,
         }
         return {**header, "choices": choices, "usage": usage}
+
+
+def add_recommend_route(app: FastAPI, server) -> None:
+    @app.post("/v1/recommend", response_model=RecommendResponse, responses=ERROR_RESPONSES)
+    def recommend(body: RecommendRequest, request: Request):
+        """Runs in the framework's thread pool: one pass of the ranker, no engine."""
+        started = time.monotonic()
+        items = server.recommend(body.history, body.top_k)
+        server.metrics.finished(request.url.path, started, [])
+        return {"items": items}

@@ -103,6 +103,16 @@ class CompletionRequest(Request):
     seed: Seed | None = None
 
 
+class RecommendRequest(Request):
+    """``POST /v1/recommend`` (a sasrec model): a user's history of item ids, oldest first,
+    as one space-separated string or a list."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    history: Inputs
+    top_k: int = Field(10, ge=1, le=1000)
+
+
 # -- responses -------------------------------------------------------------------------------
 
 
@@ -156,6 +166,15 @@ class CompletionResponse(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage | None = None
+
+
+class RecommendedItem(BaseModel):
+    item: str
+    score: float
+
+
+class RecommendResponse(BaseModel):
+    items: list[RecommendedItem] = Field(description="best first; the history's items left out")
 
 
 class Health(BaseModel):

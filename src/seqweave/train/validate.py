@@ -51,6 +51,8 @@ def validate(model, tokenizer, data: TokenizedSet, cfg: ExperimentConfig, max_ne
     when the metric is ``none`` (and for a nar_drafter or nar_editor, which do not
     decode token by token).
     """
+    if model.config.architecture == "sasrec":  # a ranker: no text to decode
+        return validate_ranking(model, tokenizer, data)
     result = validation_loss(model, data, cfg)
     metric = cfg.train.metric
     limit = cfg.train.valid_decode_limit
@@ -64,3 +66,24 @@ def validate(model, tokenizer, data: TokenizedSet, cfg: ExperimentConfig, max_ne
     scores = compute_metric(metric, hypotheses, [references(e) for e in examples], sources)
     headline = next(iter(scores))
     return {**result, **{f"valid_{k}": v for k, v in scores.items()}, "score": scores[headline]}
+
+
+def validate_ranking(model, tokenizer, data: TokenizedSet) -> dict:
+    """A recommender's next-item cross-entropy (full softmax of its readout) and HR@10 and
+    NDCG@10, full ranking and 100 sampled negatives (``seqweave.recommend``); ``score`` is
+    the full-ranking NDCG@10."""
+    from seqweave.recommend import item_scores, network_scorer, rank_examples
+
+    targets = [e.target or "" for e in data.examples]
+    readout = model.config.reasoning_readout
+    figures = rank_examples(network_scorer(model), tokenizer, data.sources, targets, readout)
+    plain = {f"valid_{k}": v for k, v in figures.items() if isinstance(v, float)}
+    nll = 0.0
+    for start in range(0, len(data.sources), 256):
+        scores = item_scores(model, data.sources[start : start + 256])
+        items = torch.tensor(
+            [t[0] for t in data.targets[start : start + 256]], device=scores.device
+        )
+        nll += float(torch.nn.functional.cross_entropy(scores, items, reduction="sum"))
+    loss = nll / max(len(data.sources), 1)
+    return {"valid_loss": loss, "valid_nll": loss, **plain, "score": figures["full_ndcg@10"]}
