@@ -12,18 +12,13 @@ import pytest
 import torch
 
 from seqweave.cli import main
-from seqweave.data.synthetic_dna import markov_genome, sample_reads, write_fasta, write_fastq
-from seqweave.errors import CheckpointError
+from seqweave.data.formats.fasta import SequenceRecord, write_fasta, write_fastq
+from seqweave.data.synthetic_dna import markov_genome, reads_to_records, sample_reads
+from seqweave.errors import CheckpointError, DataError
 from seqweave.genomics.contrastive import info_nce
 from seqweave.genomics.encoder import DnaEncoder, EncoderConfig, encode_bases
 from seqweave.genomics.fragments import fragment
-from seqweave.genomics.sequences import (
-    SequenceFormatError,
-    SequenceRecord,
-    read_fasta,
-    read_fastq,
-    reverse_complement,
-)
+from seqweave.genomics.sequences import read_reads, read_reference
 
 needs_genomics = pytest.mark.skipif(
     not (find_spec("faiss") and find_spec("parasail")),
@@ -34,61 +29,68 @@ needs_genomics = pytest.mark.skipif(
 # -- readers ---------------------------------------------------------------------------------
 
 
-def test_fasta_joins_lines_and_folds_case(tmp_path):
+def test_reference_joins_lines_and_folds_case(tmp_path):
     path = tmp_path / "g.fa"
     path.write_text(">chr1 the first\nACGT\nacgn\n\n>chr2\nTTTT\n")
-    assert read_fasta(path) == [SequenceRecord("chr1", "ACGTACGN"), SequenceRecord("chr2", "TTTT")]
-
-
-@pytest.mark.parametrize(
-    ("text", "where"),
-    [
-        ("ACGT\n>a\nACGT\n", ":1: before the first record: sequence before '>'"),
-        (">a\nACGT\n>b\nAC-T\n", ":4: record 'b': not a nucleotide code: '-'"),
-        (">a\nACGT\n>b\n>c\nA\n", ":3: record 'b': no sequence"),
-        (">a\nA\n>a\nC\n", ":3: record 'a': name used twice"),
-        (">a\nA\n> \nC\n", ":3: before the first record: header with no name"),
-    ],
-)
-def test_fasta_errors_name_record_and_line(tmp_path, text, where):
-    path = tmp_path / "bad.fa"
-    path.write_text(text)
-    with pytest.raises(SequenceFormatError) as error:
-        read_fasta(path)
-    assert str(error.value) == f"{path}{where}"
-
-
-def test_fastq_reads_records(tmp_path):
-    path = tmp_path / "r.fq"
-    path.write_text("@r1 start=3\nACGT\n+\nIIII\n@r2\nggn\n+r2\nII#\n")
-    assert read_fastq(path) == [
-        SequenceRecord("r1", "ACGT", "IIII"),
-        SequenceRecord("r2", "GGN", "II#"),
+    assert read_reference(path) == [
+        SequenceRecord("chr1", "the first", "ACGTACGN", None, 1),
+        SequenceRecord("chr2", "", "TTTT", None, 5),
     ]
 
 
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ("@r1\nACGT\n+\nIIII\n@r2\nACG\n+\nII\n", ":8: record 'r2': 2 qualities for 3 bases"),
-        ("@r1\nACGT\n+\nIIII\n@r2\nACG\n", ":5: record 'r2': record cut short"),
-        ("@r1\nACGT\n-\nIIII\n", ":3: record 'r1': expected '+'"),
-        ("@r1\nACGT\n+\nIIII\nr2\nA\n+\nI\n", ":5: before the first record: expected '@name'"),
-        ("@r1\nAXGT\n+\nIIII\n", ":2: record 'r1': not a nucleotide code: 'X'"),
+        ("ACGT\n>a\nACGT\n", ":1: sequence text before the first '>' header: 'ACGT'"),
+        (">a\nACGT\n>b\nAC-T\n", ":3: record 'b': not a nucleotide code: '-'"),
+        (">a\nACGT\n>b\n>c\nA\n", ":3: record 'b' has no sequence"),
+        (">a\nA\n>a\nC\n", ":3: record 'a': name used twice (first at line 1)"),
+        (">a\nA\n> \nC\n", ":3: header '>' has no record name"),
     ],
 )
-def test_fastq_errors_name_record_and_line(tmp_path, text, where):
-    path = tmp_path / "bad.fq"
+def test_reference_errors_name_record_and_line(tmp_path, text, where):
+    path = tmp_path / "bad.fa"
     path.write_text(text)
-    with pytest.raises(SequenceFormatError) as error:
-        read_fastq(path)
+    with pytest.raises(DataError) as error:
+        read_reference(path)
     assert str(error.value) == f"{path}{where}"
 
 
-def test_reverse_complement_is_an_involution():
-    seq = markov_genome(500, 2, 3) + "NRY"
-    assert reverse_complement("AACGTN") == "NACGTT"
-    assert reverse_complement(reverse_complement(seq)) == seq
+def test_reads_come_from_fastq_or_fasta_by_suffix(tmp_path):
+    path = tmp_path / "r.fq"
+    path.write_text("@r1 start=3\nACGT\n+\nIIII\n@r2\nggn\n+r2\nII#\n")
+    assert read_reads(path) == [
+        SequenceRecord("r1", "start=3", "ACGT", "IIII", 1),
+        SequenceRecord("r2", "", "GGN", "II#", 5),
+    ]
+    (tmp_path / "r.txt").write_text(path.read_text())  # no known suffix: FASTQ
+    assert read_reads(tmp_path / "r.txt") == read_reads(path)
+    (tmp_path / "r.fna").write_text(">r1\nacgt\n>r1\nGG\n")  # reads may share a name
+    assert [(r.name, r.sequence, r.quality) for r in read_reads(tmp_path / "r.fna")] == [
+        ("r1", "ACGT", None),
+        ("r1", "GG", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            "@r1\nACGT\n+\nIIII\n@r2\nACG\n+\nII\n",
+            ":8: record 'r2': quality has 2 characters, the sequence 3",
+        ),
+        ("@r1\nACGT\n+\nIIII\n@r2\nACG\n", ":5: record 'r2' has no '+' line"),
+        ("@r1\nACGT\n-\nIIII\n", ":1: record 'r1' has no '+' line"),
+        ("@r1\nACGT\n+\nIIII\nr2\nA\n+\nI\n", ":5: expected an '@' header line, got 'r2'"),
+        ("@r1\nAXGT\n+\nIIII\n", ":1: record 'r1': not a nucleotide code: 'X'"),
+    ],
+)
+def test_reads_errors_name_record_and_line(tmp_path, text, where):
+    path = tmp_path / "bad.fq"
+    path.write_text(text)
+    with pytest.raises(DataError) as error:
+        read_reads(path)
+    assert str(error.value) == f"{path}{where}"
 
 
 # -- windows -----------------------------------------------------------------------------
@@ -99,7 +101,7 @@ def test_reverse_complement_is_an_involution():
 )
 def test_every_short_span_lies_whole_in_a_window(n, length, stride):
     genome = markov_genome(n, 2, 1)
-    windows = fragment([SequenceRecord("c", genome)], length, stride)
+    windows = fragment([SequenceRecord("c", "", genome)], length, stride)
     assert all(
         genome[s : s + len(w)] == w for s, w in zip(windows.starts, windows.seqs, strict=True)
     )
@@ -161,24 +163,25 @@ def test_search_and_smith_waterman_place_reads_exactly(sub_rate):
     from seqweave.genomics.align import Aligner
 
     contigs = {"chr1": markov_genome(3000, 3, 1), "chr2": markov_genome(2000, 3, 2)}
-    records = [SequenceRecord(name, seq) for name, seq in contigs.items()]
+    records = [SequenceRecord(name, "", seq) for name, seq in contigs.items()]
     windows = fragment(records, 256, 128)
     truth, reads = {}, []
     for name, seq in contigs.items():
         for read in sample_reads(seq, 20, 100, sub_rate=0.0, seed=len(seq)):
             truth[f"{name}/{read.name}"] = (name, read.start, read.strand)
-            reads.append(SequenceRecord(f"{name}/{read.name}", read.seq))
+            reads.append(SequenceRecord(f"{name}/{read.name}", "", read.seq))
     # reads that begin exactly where a window begins: parasail's traceback then opens with
     # gap operations that must not shift the start
     for start in (0, 128, 2944):
         name = f"chr1/edge{start}"
         truth[name] = ("chr1", start, "+")
-        reads.append(SequenceRecord(name, contigs["chr1"][start : start + 100]))
+        reads.append(SequenceRecord(name, "", contigs["chr1"][start : start + 100]))
     assert {strand for _, _, strand in truth.values()} == {"+", "-"}
     aligner = Aligner(windows, oracle_embedding(windows))
-    candidates, _ = aligner.retrieve([read.seq for read in reads], 2)
+    candidates, _ = aligner.retrieve([read.sequence for read in reads], 2)
     noisy = [
-        SequenceRecord(read.name, substitute(read.seq, sub_rate, i)) for i, read in enumerate(reads)
+        SequenceRecord(read.name, "", substitute(read.sequence, sub_rate, i))
+        for i, read in enumerate(reads)
     ]
     # retrieval saw the exact reads (the oracle needs them); the alignment sees the noisy ones
     hits = [aligner._best(read, ids) for read, ids in zip(noisy, candidates, strict=True)]
@@ -238,9 +241,11 @@ def test_cli_trains_and_aligns_a_tiny_genome(tmp_path, capsys):
     from seqweave.genomics.hits import read_hits
 
     genome = markov_genome(4000, 3, 5)
-    write_fasta(tmp_path / "g.fa", [("chr1", genome)])
+    with open(tmp_path / "g.fa", "w") as out:
+        write_fasta([SequenceRecord("chr1", "", genome)], out)
     reads = sample_reads(genome, 12, 60, sub_rate=0.01, indel_rate=0.004, seed=1)
-    write_fastq(tmp_path / "r.fq", reads)
+    with open(tmp_path / "r.fq", "w") as out:
+        write_fastq(reads_to_records(reads), out)
     model = tmp_path / "model"
     train = ["align-train", "--reference", str(tmp_path / "g.fa"), "--output", str(model)]
     train += ["--steps", "3", "--batch-size", "8", "--read-length", "60", "--d-model", "16"]
@@ -253,15 +258,17 @@ def test_cli_trains_and_aligns_a_tiny_genome(tmp_path, capsys):
     assert [row["read"] for row in rows] == [read.name for read in reads]
     # the file says what the Python API says
     encoder = DnaEncoder.load(model)
-    windows = fragment(read_fasta(tmp_path / "g.fa"), 256, 128)
-    hits = Aligner(windows, encoder.embed_seqs).place(read_fastq(tmp_path / "r.fq"), 3)
+    windows = fragment(read_reference(tmp_path / "g.fa"), 256, 128)
+    hits = Aligner(windows, encoder.embed_seqs).place(read_reads(tmp_path / "r.fq"), 3)
     assert [(r["contig"], int(r["position"]), r["strand"]) for r in rows] == [
         (h.contig, h.position, h.strand) for h in hits
     ]
     (tmp_path / "bad.fq").write_text("@x\nACGT\n+\nIII\n")
     align[align.index("--reads") + 1] = str(tmp_path / "bad.fq")
     assert main(align) == 2
-    assert "bad.fq:4: record 'x': 3 qualities for 4 bases" in capsys.readouterr().err
+    assert (
+        "bad.fq:4: record 'x': quality has 3 characters, the sequence 4" in capsys.readouterr().err
+    )
 
 
 def test_kmer_counts_match_a_hand_count():

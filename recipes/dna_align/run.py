@@ -30,13 +30,13 @@ import torch
 
 from seqweave.checkpoint import write_json
 from seqweave.config_parse import to_dict
-from seqweave.data.synthetic_dna import Read, markov_genome, sample_reads
+from seqweave.data.formats.fasta import SequenceRecord
+from seqweave.data.synthetic_dna import Read, markov_genome, reads_to_records, sample_reads
 from seqweave.genomics.align import Aligner, Hit
 from seqweave.genomics.contrastive import ContrastiveConfig, train_encoder
 from seqweave.genomics.encoder import DnaEncoder, EncoderConfig
 from seqweave.genomics.fragments import Fragments, fragment
 from seqweave.genomics.kmers import kmer_profile
-from seqweave.genomics.sequences import SequenceRecord
 from seqweave.harness import add_run_arguments, cell_log_path, grid, run_grid, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def trained_encoder(settings: dict) -> DnaEncoder:
         return DnaEncoder.load(directory)
     torch.manual_seed(0)
     encoder = DnaEncoder(EncoderConfig(embedding_dim=settings["embedding_dim"]))
-    training = [SequenceRecord("train", markov_genome(settings["train_length"], 3, seed=11))]
+    training = [SequenceRecord("train", "", markov_genome(settings["train_length"], 3, seed=11))]
     steps = settings["steps"]
     config = ContrastiveConfig(steps=steps, warmup=max(1, steps // 10), read_length=READ_LENGTH)
     history = train_encoder(encoder, training, config, log=lambda line: print(line, flush=True))
@@ -131,11 +131,11 @@ def evaluate(cell: dict, settings: dict) -> dict:
         result = minimap2(genome, reads)
     else:
         embed = embedding(cell["method"], settings)
-        windows = fragment([SequenceRecord("genome", genome)], 256, 128)
+        windows = fragment([SequenceRecord("genome", "", genome)], 256, 128)
         started = time.perf_counter()
         aligner = Aligner(windows, embed)
         built = time.perf_counter()
-        records = [SequenceRecord(r.name, r.seq) for r in reads]
+        records = reads_to_records(reads)
         hits: list[Hit] = aligner.place(records, settings["top_k"])
         placed = time.perf_counter()
         ids, _ = aligner.retrieve([r.seq for r in reads], 10)

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqweave.data.synthetic_dna import markov_genome, sample_reads
+from seqweave.data.formats.fasta import SequenceRecord
+from seqweave.data.synthetic_dna import markov_genome, reverse_complement, sample_reads
 from seqweave.genomics.encoder import DnaEncoder
 from seqweave.genomics.fragments import fragment
 from seqweave.genomics.index import INDEX_KINDS, build_index, search
-from seqweave.genomics.sequences import SequenceRecord, reverse_complement
 from seqweave.harness import add_run_arguments, cell_log_path, grid, run_grid, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ TOP = 10
 def real_vectors(length: int, encoder_dir: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """Window and read embeddings (both strands) of a genome, and the truth to score."""
     genome = markov_genome(length, 3, seed=12)
-    windows = fragment([SequenceRecord("genome", genome)], 256, 128)
+    windows = fragment([SequenceRecord("genome", "", genome)], 256, 128)
     reads = sample_reads(genome, QUERIES, 100, 0.01, 0.004, seed=13)
     encoder = DnaEncoder.load(encoder_dir)
     started = time.perf_counter()

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from seqweave.genomics.encoder import DnaEncoder
     from seqweave.genomics.fragments import fragment
     from seqweave.genomics.hits import write_hits
-    from seqweave.genomics.sequences import read_fasta, read_fastq
+    from seqweave.genomics.sequences import read_reads, read_reference
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
@@ -39,9 +39,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     encoder = DnaEncoder.load(args.model)
     started = time.perf_counter()
-    reference = read_fasta(args.reference)
-    reader = read_fasta if args.reads.endswith((".fa", ".fasta", ".fna")) else read_fastq
-    reads = reader(args.reads)
+    reference = read_reference(args.reference)
+    reads = read_reads(args.reads)
     config = encoder.config
     windows = fragment(reference, config.fragment_length, config.fragment_stride)
     aligner = Aligner(windows, encoder.embed_seqs, args.index)

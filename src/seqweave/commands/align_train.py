@@ -44,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from seqweave.config_parse import to_dict
     from seqweave.genomics.contrastive import ContrastiveConfig, train_encoder
     from seqweave.genomics.encoder import DnaEncoder, EncoderConfig, default_model
-    from seqweave.genomics.sequences import read_fasta
+    from seqweave.genomics.sequences import read_reference
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    records = [r for path in args.reference for r in read_fasta(path)]
+    records = [r for path in args.reference for r in read_reference(path)]
     model = dataclasses.replace(
         default_model(args.kmer), d_model=args.d_model, encoder_layers=args.layers,
         ffn_dim=2 * args.d_model, max_positions=max(512, args.fragment_length),

@@ -8,6 +8,9 @@ a model something beyond k-mer statistics to learn). Reads are fragments of
 the genome taken from either strand, with substitutions, insertions and
 deletions, and optionally ambiguous base calls (N), as a sequencer produces
 them. Everything is a pure function of its seed.
+
+Files are written by ``seqweave.data.formats.fasta``; ``reads_to_records`` is where a
+simulated read's true place goes into its header (``@read7 start=1234 strand=-``).
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from __future__ import annotations
 import bisect
 import random
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import NamedTuple
 
+from seqweave.data.formats.fasta import SequenceRecord
+
 BASES = "ACGT"
-_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+# IUPAC nucleotide codes and their complements (R = A/G pairs with Y = C/T, and so on)
+_IUPAC, _PAIRED = "ACGTNRYSWKMBDHV", "TGCANYRSWMKVHDB"
+_COMPLEMENT = str.maketrans(_IUPAC + _IUPAC.lower(), _PAIRED + _PAIRED.lower())
 
 
 class Read(NamedTuple):
@@ -34,7 +40,9 @@ class Read(NamedTuple):
 
 
 def reverse_complement(seq: str) -> str:
-    """The other strand, read 5' to 3'; N stays N."""
+    """The other strand, read 5' to 3'; every IUPAC code maps to its complement (N stays N),
+    case is kept. The package's one copy: here, the lowest layer that needs it (the read
+    simulator); ``seqweave.genomics`` imports it from here."""
     return seq.translate(_COMPLEMENT)[::-1]
 
 
@@ -158,25 +166,14 @@ def sample_reads(
     return reads
 
 
-def write_fasta(
-    path: str | Path, records: Iterable[tuple[str, str]] | dict[str, str], width: int = 60
-) -> None:
-    """Write (name, sequence) records as FASTA, `width` bases per line."""
-    items = records.items() if isinstance(records, dict) else records
-    with open(path, "w", encoding="ascii") as handle:
-        for name, seq in items:
-            handle.write(f">{name}\n")
-            for offset in range(0, len(seq), width):
-                handle.write(seq[offset : offset + width] + "\n")
-            if not seq:
-                handle.write("\n")
-
-
-def write_fastq(path: str | Path, reads: Iterable[Read], quality: str = "I") -> None:
-    """Write reads as FASTQ; the header carries the true place
-    (`@read7 start=1234 strand=-`) so that aligners can be scored, and every
-    base gets the same quality character (the simulator has no quality model)."""
-    with open(path, "w", encoding="ascii") as handle:
-        for read in reads:
-            handle.write(f"@{read.name} start={read.start} strand={read.strand}\n")
-            handle.write(f"{read.seq}\n+\n{quality * len(read.seq)}\n")
+def reads_to_records(reads: Iterable[Read], quality: str = "I") -> list[SequenceRecord]:
+    """Reads as FASTQ-ready records: the description carries the true place
+    (``start=1234 strand=-``) so that aligners can be scored, and every base gets the same
+    quality character (the simulator has no quality model). Write them with
+    ``seqweave.data.formats.fasta.write_fastq`` (or ``write_fasta``)."""
+    return [
+        SequenceRecord(
+            read.name, f"start={read.start} strand={read.strand}", read.seq, quality * len(read.seq)
+        )
+        for read in reads
+    ]

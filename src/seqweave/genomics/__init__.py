@@ -1,7 +1,8 @@
 """Read alignment by embedding search (Embed-Search-Align, Holur et al. 2023).
 
-``sequences`` reads FASTA/FASTQ (errors name record and line); ``fragments`` cuts the
-reference into overlapping windows; ``encoder`` is the contrastive DNA encoder (a
+``sequences`` reads genomes and reads through ``seqweave.data.formats.fasta`` and checks
+them as nucleotides (errors name file, record and line); ``fragments`` cuts the reference
+into overlapping windows; ``encoder`` is the contrastive DNA encoder (a
 seqweave Transformer encoder, mean-pooled) and ``contrastive`` trains it with in-batch
 InfoNCE; ``index`` holds window embeddings in faiss; ``align`` retrieves the top-k
 windows per read and places it by Smith-Waterman (parasail); ``hits`` writes the

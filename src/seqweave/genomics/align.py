@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqweave.data.formats.fasta import SequenceRecord
+from seqweave.data.synthetic_dna import reverse_complement
 from seqweave.errors import ConfigError
 from seqweave.genomics.fragments import Fragments
 from seqweave.genomics.index import build_index, search
-from seqweave.genomics.sequences import SequenceRecord, reverse_complement
 
 Embed = Callable[[list[str]], np.ndarray]  # sequences -> (N, D) float32 unit rows
 
@@ -97,7 +98,7 @@ class Aligner:
         hits = []
         for first in range(0, len(reads), chunk):  # bounded memory for any number of reads
             batch = reads[first : first + chunk]
-            ids, _ = self.retrieve([r.seq for r in batch], top_k)
+            ids, _ = self.retrieve([r.sequence for r in batch], top_k)
             hits += [self._best(read, ids[i]) for i, read in enumerate(batch)]
         return hits
 
@@ -107,7 +108,7 @@ class Aligner:
         s = self.scoring
         best = None
         for row, strand in enumerate("+-"):
-            query = read.seq if strand == "+" else reverse_complement(read.seq)
+            query = read.sequence if strand == "+" else reverse_complement(read.sequence)
             profile = parasail.profile_create_16(query, self._matrix)
             for window in ids[row]:
                 if window < 0:
@@ -118,7 +119,7 @@ class Aligner:
                     best = (score, strand, int(window), query)
         candidates = tuple(dict.fromkeys(int(w) for w in ids.T.reshape(-1) if w >= 0))
         if best is None or best[0] <= 0:
-            return Hit(read.name, len(read.seq), "*", -1, -1, -1, "+", 0, -1, candidates)
+            return Hit(read.name, len(read.sequence), "*", -1, -1, -1, "+", 0, -1, candidates)
         score, strand, window, query = best
         return self._hit(read, query, strand, window, score, candidates)
 
@@ -132,7 +133,7 @@ class Aligner:
         offset = self.fragments.starts[window]
         contig = self.fragments.names[self.fragments.contigs[window]]
         return Hit(
-            read.name, len(read.seq), contig, offset + ref_start - query_start,
+            read.name, len(read.sequence), contig, offset + ref_start - query_start,
             offset + ref_start, offset + result.end_ref + 1, strand, score, window, candidates,
         )  # fmt: skip
 

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqweave.data.synthetic_dna import mutate
+from seqweave.data.formats.fasta import SequenceRecord
+from seqweave.data.synthetic_dna import mutate, reverse_complement
 from seqweave.errors import ConfigError
 from seqweave.genomics.encoder import DnaEncoder
-from seqweave.genomics.sequences import SequenceRecord, reverse_complement
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def sample_pairs(
     rng: random.Random,
 ) -> tuple[list[str], list[str]]:  # fmt: skip
     """``count`` (read, window) pairs from contigs at least ``window`` long, chosen by length."""
-    contigs = [r.seq for r in records if len(r.seq) >= window]
+    contigs = [r.sequence for r in records if len(r.sequence) >= window]
     if not contigs:
         raise ConfigError(f"no reference sequence is as long as a window ({window} bases)")
     weights = [len(s) for s in contigs]

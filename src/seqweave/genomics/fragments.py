@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from seqweave.data.formats.fasta import SequenceRecord
 from seqweave.errors import ConfigError
-from seqweave.genomics.sequences import SequenceRecord
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,12 @@ def fragment(records: Sequence[SequenceRecord], length: int, stride: int) -> Fra
         raise ConfigError(f"fragment stride must be in 1..{length}, got {stride}")
     contigs, starts, seqs = [], [], []
     for index, record in enumerate(records):
-        n = len(record.seq)
+        n = len(record.sequence)
         offsets = list(range(0, max(n - length, 0) + 1, stride))
         if offsets[-1] + length < n:
             offsets.append(n - length)
         for offset in offsets:
             contigs.append(index)
             starts.append(offset)
-            seqs.append(record.seq[offset : offset + length])
+            seqs.append(record.sequence[offset : offset + length])
     return Fragments([r.name for r in records], contigs, starts, seqs)
