@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -181,3 +183,108 @@ def test_two_processes_attention_and_training_equal_single_process():
 @pytest.mark.slow
 def test_four_processes_attention_equals_single_process():
     _spawn("attention", 4)
+
+
+# -- end to end ----------------------------------------------------------------------------
+
+E2E_CONFIG = """
+[model]
+d_model = 16
+num_heads = 2
+encoder_layers = 1
+decoder_layers = 1
+ffn_dim = 32
+dropout = 0.0
+max_positions = 64
+[tokenizer]
+kind = "alphabet"
+alphabet = "abcdefghij"
+[data]
+train = "{train}"
+max_tokens = 300
+[train]
+max_steps = 4
+validate_every = 4
+warmup_steps = 1
+lr = 0.01
+metric = "none"
+progress = false
+log_every = 1
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_trains_sequence_parallel_like_one_process(tmp_path):
+    """``torchrun --nproc-per-node 2 -m seqweave train`` with ``train.sequence_parallel = 2``
+    takes the single-process steps: the same losses and weights."""
+    from safetensors.torch import load_file
+
+    from seqweave.config import load_config
+    from seqweave.train import train
+    from seqweave.train.report import read_metrics
+    from tests.conftest import write_edit_task
+
+    train_file, _ = write_edit_task(tmp_path, n_train=60, n_valid=4)
+    config = tmp_path / "sp.toml"
+    config.write_text(E2E_CONFIG.format(train=train_file))
+    single = tmp_path / "single"
+    train(load_config(config, [f"train.out_dir={single}"]))
+    parallel = tmp_path / "parallel"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command += ["--standalone", "-m", "seqweave", "train", str(config), "--set"]
+    command += [f"train.out_dir={parallel}", "--set", "train.sequence_parallel=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def losses(out_dir):
+        records = read_metrics(out_dir / "metrics.jsonl")
+        return [r["loss"] for r in records if r["kind"] == "train"]
+
+    assert len(losses(single)) == 4
+    assert losses(parallel) == pytest.approx(losses(single), abs=1e-4)
+    expected = load_file(str(single / "last" / "model.safetensors"))
+    got = load_file(str(parallel / "last" / "model.safetensors"))
+    for name, tensor in expected.items():
+        mine, theirs = got[name].clone(), tensor.clone()
+        keys = {"attn.qkv.bias": slice(16, 32), "cross.kv.bias": slice(0, 16)}.get(
+            ".".join(name.split(".")[-3:])
+        )
+        if keys is not None:  # a key bias's gradient is exactly 0; Adam steps on its noise
+            mine[keys] = theirs[keys] = 0.0
+        torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize(
+    "train, model, message",
+    [
+        (dict(sequence_parallel=0), {}, "must be >= 1"),
+        (dict(sequence_parallel_attention="flash"), {}, "is not one of"),
+        (dict(sequence_parallel=2), dict(architecture="prefix_lm"), "architecture"),
+        (dict(sequence_parallel=2), dict(attention_dropout=0.1), "attention_dropout"),
+        (
+            dict(sequence_parallel=4, sequence_parallel_attention="ulysses"),
+            dict(num_heads=2, d_model=16),
+            "multiple of 4",
+        ),
+    ],
+)
+def test_config_refuses_what_the_sharded_pass_cannot_do(train, model, message):
+    from seqweave.config import ExperimentConfig, ModelConfig, TrainConfig
+    from seqweave.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        ExperimentConfig(model=ModelConfig(**model), train=TrainConfig(**train))
+
+
+def test_sequence_parallel_without_torchrun_is_refused(monkeypatch):
+    from seqweave.config import TrainConfig
+    from seqweave.errors import ConfigError
+    from seqweave.train.distributed import Distributed
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(ConfigError, match="torchrun"):
+        Distributed.from_environment("cpu", TrainConfig(sequence_parallel=2))
+    with pytest.raises(ConfigError, match="torchrun"):
+        Distributed.from_environment("cpu", TrainConfig(fsdp=True))
+    assert not Distributed.from_environment("cpu", TrainConfig()).enabled

@@ -138,7 +138,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
 def _devices(cfg: ExperimentConfig) -> tuple[torch.device, Distributed]:
     """This process's device and its place among the torchrun processes (if any)."""
     device = resolve_device(cfg.train.device)
-    dist = Distributed.from_environment(device.type)
+    dist = Distributed.from_environment(device.type, cfg.train)
     if dist.enabled and cfg.objectives.e2s2.on:
         raise ConfigError(
             "objectives.e2s2: E2S2's objectives run on the bare model (its contrastive "

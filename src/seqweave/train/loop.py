@@ -139,7 +139,7 @@ class Trainer:
         self.wrapped.train()
         loss_sum = torch.zeros((), device=self.device)
         for n, batch in enumerate(group):
-            local = shard(batch, self.dist.rank, self.dist.world_size)
+            local = shard(batch, self.dist.data_rank, self.dist.data_size)
             weight = self.dist.world_size / total_tokens
             if not local:  # this rank has no example: join the gradient sync with weight 0
                 local, weight = batch[:1], 0.0
@@ -178,7 +178,7 @@ class Trainer:
             seed = noise_seed(self.config.train.seed, self.progress.step, indices[0])
             vocabulary = noise_vocabulary(self.tokenizer)
             batch = noisy_batch(batch, objectives.denoising, vocabulary, seed)
-        return batch.to(self.device)
+        return self.dist.shard_sequences(batch, self.model.config.pad_id).to(self.device)
 
     def _no_sync(self, sync: bool):
         if sync or not hasattr(self.wrapped, "no_sync"):
