@@ -213,46 +213,67 @@ log_every = 1
 """
 
 
-@pytest.mark.slow
-def test_torchrun_trains_sequence_parallel_like_one_process(tmp_path):
-    """``torchrun --nproc-per-node 2 -m seqweave train`` with ``train.sequence_parallel = 2``
-    takes the single-process steps: the same losses and weights."""
-    from safetensors.torch import load_file
-
-    from seqweave.config import load_config
-    from seqweave.train import train
-    from seqweave.train.report import read_metrics
-    from tests.conftest import write_edit_task
-
-    train_file, _ = write_edit_task(tmp_path, n_train=60, n_valid=4)
-    config = tmp_path / "sp.toml"
-    config.write_text(E2E_CONFIG.format(train=train_file))
-    single = tmp_path / "single"
-    train(load_config(config, [f"train.out_dir={single}"]))
-    parallel = tmp_path / "parallel"
+def torchrun(config, out_dir, *overrides: str, resume: bool = False) -> None:
+    """``torchrun --nproc-per-node 2 -m seqweave train CONFIG`` with ``--set`` overrides."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    command += ["--standalone", "-m", "seqweave", "train", str(config), "--set"]
-    command += [f"train.out_dir={parallel}", "--set", "train.sequence_parallel=2"]
+    command += ["--standalone", "-m", "seqweave", "train", str(config)]
+    for override in (f"train.out_dir={out_dir}", *overrides):
+        command += ["--set", override]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        command + ["--resume"] * resume, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
-    def losses(out_dir):
-        records = read_metrics(out_dir / "metrics.jsonl")
-        return [r["loss"] for r in records if r["kind"] == "train"]
 
-    assert len(losses(single)) == 4
-    assert losses(parallel) == pytest.approx(losses(single), abs=1e-4)
-    expected = load_file(str(single / "last" / "model.safetensors"))
-    got = load_file(str(parallel / "last" / "model.safetensors"))
+def train_losses(out_dir) -> list[float]:
+    from seqweave.train.report import read_metrics
+
+    return [r["loss"] for r in read_metrics(out_dir / "metrics.jsonl") if r["kind"] == "train"]
+
+
+def assert_same_weights(directory, reference_directory) -> None:
+    """Equal weights, but for key biases: their gradient is exactly 0 (softmax ignores a
+    score added to every key), so Adam steps on rounding noise there."""
+    from safetensors.torch import load_file
+
+    expected = load_file(str(reference_directory / "model.safetensors"))
+    got = load_file(str(directory / "model.safetensors"))
+    assert got.keys() == expected.keys()
     for name, tensor in expected.items():
         mine, theirs = got[name].clone(), tensor.clone()
         keys = {"attn.qkv.bias": slice(16, 32), "cross.kv.bias": slice(0, 16)}.get(
             ".".join(name.split(".")[-3:])
         )
-        if keys is not None:  # a key bias's gradient is exactly 0; Adam steps on its noise
+        if keys is not None:
             mine[keys] = theirs[keys] = 0.0
         torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def single_process_run(tmp_path):
+    """A tiny config and its single-process run's directory."""
+    from seqweave.config import load_config
+    from seqweave.train import train
+    from tests.conftest import write_edit_task
+
+    train_file, _ = write_edit_task(tmp_path, n_train=60, n_valid=4)
+    config = tmp_path / "tiny.toml"
+    config.write_text(E2E_CONFIG.format(train=train_file))
+    single = tmp_path / "single"
+    train(load_config(config, [f"train.out_dir={single}"]))
+    assert len(train_losses(single)) == 4
+    return config, single
+
+
+@pytest.mark.slow
+def test_torchrun_trains_sequence_parallel_like_one_process(tmp_path):
+    """``torchrun --nproc-per-node 2 -m seqweave train`` with ``train.sequence_parallel = 2``
+    takes the single-process steps: the same losses and weights."""
+    config, single = single_process_run(tmp_path)
+    parallel = tmp_path / "parallel"
+    torchrun(config, parallel, "train.sequence_parallel=2")
+    assert train_losses(parallel) == pytest.approx(train_losses(single), abs=1e-4)
+    assert_same_weights(parallel / "last", single / "last")
 
 
 @pytest.mark.parametrize(

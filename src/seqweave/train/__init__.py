@@ -24,6 +24,7 @@ from seqweave.objectives.set_matching import EMPTY_TOKEN, with_empty_id
 from seqweave.tokenizers import Tokenizer, build_tokenizer
 from seqweave.train.data import tokenize_set
 from seqweave.train.distributed import Distributed
+from seqweave.train.fsdp import reshard_optimizer
 from seqweave.train.loop import Trainer, learning_rate, make_optimizer
 from seqweave.train.report import TrainingLog
 from seqweave.train.resume import Progress, load_checkpoint
@@ -115,10 +116,13 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
         f"model: {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{cfg.model.architecture}, device {device}, {dist.world_size} process(es)"
     )
+    wrapped = dist.wrap(model, device)
+    if dist.fsdp:  # fully_shard replaced the parameters the optimizer holds
+        optimizer = reshard_optimizer(optimizer, make_optimizer(model, cfg.train))
     trainer = Trainer(
         config=cfg,
         model=model,
-        wrapped=dist.wrap(model, device),
+        wrapped=wrapped,
         optimizer=optimizer,
         tokenizer=tokenizer,
         train_set=train_set,

@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from seqweave.errors import ConfigError
 from seqweave.models.seqpar.model import SequenceParallel, sequence_shard
+from seqweave.train.fsdp import shard_model
 
 
 @dataclass
@@ -122,8 +123,6 @@ class Distributed:
         if self.sequence_parallel > 1:
             model = SequenceParallel(model, self.attention, self.sequence_group)
         if self.fsdp:
-            from seqweave.train.fsdp import shard_model
-
             return shard_model(model, device)
         ids = [device.index] if device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)

@@ -25,6 +25,7 @@ from seqweave.objectives.e2s2 import noise_seed, noise_vocabulary, noisy_batch
 from seqweave.objectives.registry import TrainingLoss, build_training_loss
 from seqweave.train.data import Batch, TokenizedSet, collate
 from seqweave.train.distributed import Distributed
+from seqweave.train.fsdp import full_copy
 from seqweave.train.report import TrainingLog
 from seqweave.train.resume import Progress, save_checkpoint
 from seqweave.train.validate import validate
@@ -193,9 +194,13 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def checkpoint(self) -> None:
-        """Validate, write a checkpoint, and move ``best`` if it improved (rank 0 only)."""
+        """Validate, write a checkpoint, and move ``best`` if it improved (rank 0 only;
+        under FSDP every rank first helps gather the full weights)."""
+        model, optimizer = self.model, self.optimizer
+        if self.dist.fsdp:
+            model, optimizer = full_copy(model, optimizer)
         if self.dist.is_main:
-            result = self._validate()
+            result = self._validate(model)
             out_dir = Path(self.config.train.out_dir)
             score = result.get("score")
             improved = score is not None and (
@@ -206,9 +211,9 @@ class Trainer:
             decode = DecodeConfig(max_new_tokens=self._max_new_tokens())
             final = save_checkpoint(
                 out_dir,
-                self.model,
+                model,
                 self.tokenizer,
-                self.optimizer,
+                optimizer,
                 self.progress,
                 self.config,
                 decode,
@@ -224,11 +229,11 @@ class Trainer:
         longest = max((len(t) for t in self.train_set.targets), default=64)
         return min(self.model.config.max_positions, 2 * longest + 10)
 
-    def _validate(self) -> dict:
+    def _validate(self, model: torch.nn.Module) -> dict:
         if self.valid_set is None:
             return {}
         result = validate(
-            self.model, self.tokenizer, self.valid_set, self.config, self._max_new_tokens()
+            model, self.tokenizer, self.valid_set, self.config, self._max_new_tokens()
         )
         record = {"kind": "valid", "step": self.progress.step, **result}
         self.log.write(record)
