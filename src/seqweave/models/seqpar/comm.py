@@ -36,6 +36,8 @@ def _peer(group, offset: int) -> int:
 def shift(tensor: Tensor, group, offset: int = 1) -> Tensor:
     """Send ``tensor`` ``offset`` places forward round the ring; return what arrives from
     ``offset`` places back. No autograd (the ring-attention kernel's own backward uses it)."""
+    if group_size(group) == 1:  # a ring of one: the tensor comes back to itself
+        return tensor
     tensor = tensor.contiguous()
     received = torch.empty_like(tensor)
     ops = [
