@@ -128,5 +128,15 @@ class Distributed:
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     def close(self) -> None:
+        """Drain each group's queue before tearing down. A gloo worker thread destroys a
+        finished collective after reporting it done; if the group is destroyed meanwhile
+        (DDP's reducer holds the last reference when ``train`` returns), the main thread
+        joins that thread while holding the GIL the thread needs to free the collective's
+        Python tensors: a hang at exit. A second barrier is queued only after the first
+        is destroyed, and holds no Python tensor itself."""
         if self.enabled and dist.is_initialized():
+            groups = [None] if self.sequence_group is None else [None, self.sequence_group]
+            for group in groups:  # the same order on every rank
+                dist.barrier(group=group)
+                dist.barrier(group=group)
             dist.destroy_process_group()
