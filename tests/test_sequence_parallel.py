@@ -213,9 +213,9 @@ log_every = 1
 """
 
 
-def torchrun(config, out_dir, *overrides: str, resume: bool = False) -> None:
-    """``torchrun --nproc-per-node 2 -m seqweave train CONFIG`` with ``--set`` overrides."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+def torchrun(config, out_dir, *overrides: str, resume: bool = False, processes: int = 2) -> None:
+    """``torchrun --nproc-per-node N -m seqweave train CONFIG`` with ``--set`` overrides."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes)]
     command += ["--standalone", "-m", "seqweave", "train", str(config)]
     for override in (f"train.out_dir={out_dir}", *overrides):
         command += ["--set", override]
@@ -266,12 +266,14 @@ def single_process_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_trains_sequence_parallel_like_one_process(tmp_path):
-    """``torchrun --nproc-per-node 2 -m seqweave train`` with ``train.sequence_parallel = 2``
-    takes the single-process steps: the same losses and weights."""
+@pytest.mark.parametrize("processes", [2, 4])
+def test_torchrun_trains_sequence_parallel_like_one_process(tmp_path, processes):
+    """``torchrun --nproc-per-node N -m seqweave train`` with ``train.sequence_parallel = 2``
+    takes the single-process steps: the same losses and weights. With 4 processes, two
+    data-parallel groups of two sequence shards each."""
     config, single = single_process_run(tmp_path)
     parallel = tmp_path / "parallel"
-    torchrun(config, parallel, "train.sequence_parallel=2")
+    torchrun(config, parallel, "train.sequence_parallel=2", processes=processes)
     assert train_losses(parallel) == pytest.approx(train_losses(single), abs=1e-4)
     assert_same_weights(parallel / "last", single / "last")
 
