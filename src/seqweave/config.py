@@ -296,12 +296,24 @@ class TrainConfig:
     # agree (fine-tuning; a drafter starting from the model it drafts for). Not on --resume.
     init_from: str = ""
     neftune_alpha: float = 0.0  # NEFTune: uniform noise on the embeddings in training (0: off)
+    # Under torchrun: each sequence split over this many ranks (models/seqpar), with one of
+    # ring (online softmax) | ring_self (Li et al.) | ulysses; the ranks / N groups are
+    # data parallel. fsdp: shard parameters, gradients and optimizer state (FSDP2).
+    sequence_parallel: int = 1
+    sequence_parallel_attention: str = "ring"
+    fsdp: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
         _check_choice("train.schedule", self.schedule, ("inverse_sqrt", "cosine", "constant"))
+        attention = ("ring", "ring_self", "ulysses")
+        _check_choice(
+            "train.sequence_parallel_attention", self.sequence_parallel_attention, attention
+        )
         if self.accumulate < 1:
             raise ConfigError(f"train.accumulate must be >= 1, got {self.accumulate}")
+        if self.sequence_parallel < 1:
+            raise ConfigError(f"train.sequence_parallel must be >= 1, got {self.sequence_parallel}")
 
 
 @dataclass(frozen=True)
@@ -390,6 +402,8 @@ class ExperimentConfig:
                 "model.architecture='prefix_lm' and no source corruption, got "
                 f"{model.architecture!r}"
             )
+        if self.train.sequence_parallel > 1:
+            self._check_sequence_parallel()
         if objectives.rearec.mode != "off" or model.architecture == "sasrec":
             self._check_rearec()
 
@@ -414,6 +428,21 @@ class ExperimentConfig:
                 f"model.reasoning_readout={readout!r} (got {model.reasoning_steps}, "
                 f"{model.reasoning_readout!r})"
             )
+
+    def _check_sequence_parallel(self) -> None:
+        """The sharded pass (models/seqpar/model.py) is the plain encoder-decoder's
+        teacher-forced pass with logits only; attention dropout would need one random
+        stream across shards."""
+        model, objectives, n = self.model, self.objectives, self.train.sequence_parallel
+        name = f"train.sequence_parallel={n}"
+        if model.architecture != "transformer" or model.action_head:
+            raise ConfigError(f"{name} needs model.architecture='transformer', no action head")
+        if model.attention_dropout > 0:
+            raise ConfigError(f"{name} needs model.attention_dropout = 0")
+        if objectives.claps.on or objectives.e2s2.on or objectives.set_matching.on:
+            raise ConfigError(f"{name} trains with the token loss only (no claps, e2s2, sets)")
+        if self.train.sequence_parallel_attention == "ulysses" and model.num_heads % n:
+            raise ConfigError(f"{name} with ulysses needs model.num_heads a multiple of {n}")
 
     def _check_set_matching(self) -> None:
         """The set loss rolls out an encoder-decoder's own steps and replaces the

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqweave.models.positions import rotate
+from seqweave.models.seqpar import ShardedMask
 from seqweave.models.state import StepPlan
 
 ACTIVATIONS = {
@@ -284,7 +285,10 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: floa
 
     With a ``probe`` list the weights (B, H, T, S) are computed explicitly and appended
     with the values, for analysis; dropout is then skipped (analyse in eval mode).
+    A :class:`ShardedMask` runs the sequence-parallel attention on this rank's shards.
     """
+    if isinstance(mask, ShardedMask):
+        return mask.attend(q, k, v, dropout_p)
     if probe is None:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5

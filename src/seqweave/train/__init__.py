@@ -24,6 +24,7 @@ from seqweave.objectives.set_matching import EMPTY_TOKEN, with_empty_id
 from seqweave.tokenizers import Tokenizer, build_tokenizer
 from seqweave.train.data import tokenize_set
 from seqweave.train.distributed import Distributed
+from seqweave.train.fsdp import reshard_optimizer
 from seqweave.train.loop import Trainer, learning_rate, make_optimizer
 from seqweave.train.neftune import add_neftune
 from seqweave.train.report import TrainingLog
@@ -118,10 +119,13 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
         f"model: {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{cfg.model.architecture}, device {device}, {dist.world_size} process(es)"
     )
+    wrapped = dist.wrap(model, device)
+    if dist.fsdp:  # fully_shard replaced the parameters the optimizer holds
+        optimizer = reshard_optimizer(optimizer, make_optimizer(model, cfg.train))
     trainer = Trainer(
         config=cfg,
         model=model,
-        wrapped=dist.wrap(model, device),
+        wrapped=wrapped,
         optimizer=optimizer,
         tokenizer=tokenizer,
         train_set=train_set,
@@ -141,7 +145,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
 def _devices(cfg: ExperimentConfig) -> tuple[torch.device, Distributed]:
     """This process's device and its place among the torchrun processes (if any)."""
     device = resolve_device(cfg.train.device)
-    dist = Distributed.from_environment(device.type)
+    dist = Distributed.from_environment(device.type, cfg.train)
     if dist.enabled and cfg.objectives.e2s2.on:
         raise ConfigError(
             "objectives.e2s2: E2S2's objectives run on the bare model (its contrastive "

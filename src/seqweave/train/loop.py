@@ -26,6 +26,7 @@ from seqweave.objectives.e2s2 import noise_seed, noise_vocabulary, noisy_batch
 from seqweave.objectives.registry import TrainingLoss, build_training_loss
 from seqweave.train.data import Batch, TokenizedSet, collate
 from seqweave.train.distributed import Distributed
+from seqweave.train.fsdp import full_copy
 from seqweave.train.report import TrainingLog
 from seqweave.train.resume import Progress, save_checkpoint
 from seqweave.train.validate import validate
@@ -144,7 +145,7 @@ class Trainer:
         self.wrapped.train()
         loss_sum = torch.zeros((), device=self.device)
         for n, batch in enumerate(group):
-            local = shard(batch, self.dist.rank, self.dist.world_size)
+            local = shard(batch, self.dist.data_rank, self.dist.data_size)
             weight = self.dist.world_size / total_tokens
             if not local:  # this rank has no example: join the gradient sync with weight 0
                 local, weight = batch[:1], 0.0
@@ -185,7 +186,7 @@ class Trainer:
             seed = noise_seed(self.config.train.seed, self.progress.step, indices[0])
             vocabulary = noise_vocabulary(self.tokenizer)
             batch = noisy_batch(batch, objectives.denoising, vocabulary, seed)
-        return batch.to(self.device)
+        return self.dist.shard_sequences(batch, self.model.config.pad_id).to(self.device)
 
     def _no_sync(self, sync: bool):
         if sync or not hasattr(self.wrapped, "no_sync"):
@@ -200,9 +201,13 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def checkpoint(self) -> None:
-        """Validate, write a checkpoint, and move ``best`` if it improved (rank 0 only)."""
+        """Validate, write a checkpoint, and move ``best`` if it improved (rank 0 only;
+        under FSDP every rank first helps gather the full weights)."""
+        model, optimizer = self.model, self.optimizer
+        if self.dist.fsdp:
+            model, optimizer = full_copy(model, optimizer)
         if self.dist.is_main:
-            result = self._validate()
+            result = self._validate(model)
             out_dir = Path(self.config.train.out_dir)
             score = result.get("score")
             improved = score is not None and (
@@ -213,9 +218,9 @@ class Trainer:
             decode = DecodeConfig(max_new_tokens=self._max_new_tokens())
             final = save_checkpoint(
                 out_dir,
-                self.model,
+                model,
                 self.tokenizer,
-                self.optimizer,
+                optimizer,
                 self.progress,
                 self.config,
                 decode,
@@ -231,11 +236,11 @@ class Trainer:
         longest = max((len(t) for t in self.train_set.targets), default=64)
         return min(self.model.config.max_positions, 2 * longest + 10)
 
-    def _validate(self) -> dict:
+    def _validate(self, model: torch.nn.Module) -> dict:
         if self.valid_set is None:
             return {}
         result = validate(
-            self.model, self.tokenizer, self.valid_set, self.config, self._max_new_tokens()
+            model, self.tokenizer, self.valid_set, self.config, self._max_new_tokens()
         )
         record = {"kind": "valid", "step": self.progress.step, **result}
         self.log.write(record)
