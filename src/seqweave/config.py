@@ -6,7 +6,8 @@ objective. This module holds the schemas and their checks; reading TOML, the
 ``--set section.key=value`` overrides and the old flat keys live in
 ``seqweave.config_parse`` (re-exported here, so ``from seqweave.config import
 load_config`` keeps working). Each section checks its own values when built;
-checks that need two sections are all in ``ExperimentConfig.__post_init__``.
+checks that need two sections are in ``seqweave.config_checks``, one function
+each, run by ``ExperimentConfig.__post_init__``.
 """
 
 from __future__ import annotations
@@ -362,114 +363,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         """Options of one section that only make sense with another's: every such check
-        of the experiment is here."""
-        model, objectives = self.model, self.objectives
-        seqpe, e2s2 = objectives.seqpe, objectives.e2s2
-        if seqpe.on and model.position != "seqpe":
-            raise ConfigError(
-                "objectives.seqpe.contrastive_weight and objectives.seqpe.distill_weight "
-                f"need model.position='seqpe', got {model.position!r}"
-            )
-        if model.position == "seqpe" and seqpe.max_position >= model.seqpe_limit:
-            raise ConfigError(
-                f"objectives.seqpe.max_position={seqpe.max_position} is past what "
-                f"model.seqpe_digits={model.seqpe_digits} encode ({model.seqpe_limit - 1})"
-            )
-        if e2s2.denoise_weight > 0 and not objectives.denoising.on:
-            raise ConfigError(
-                "objectives.e2s2.denoise_weight needs a corrupted source to restore: set "
-                "objectives.denoising.mask_rate or objectives.denoising.replace_rate"
-            )
-        if e2s2.on and (model.architecture != "transformer" or model.action_head):
-            raise ConfigError(
-                "objectives.e2s2.denoise_weight and objectives.e2s2.contrastive_weight need a "
-                "plain encoder-decoder (model.architecture='transformer', no "
-                f"model.action_head), got {model.architecture!r}"
-                + (" with an action head" if model.action_head else "")
-            )
-        if objectives.claps.on and not model.contrastive_dim:
-            raise ConfigError(
-                "objectives.claps.weight > 0 needs model.contrastive_dim > 0 (the projection "
-                "head of the contrastive loss)"
-            )
-        if objectives.set_matching.on:
-            self._check_set_matching()
-        if self.data.pack_sequences and (
-            model.architecture != "prefix_lm" or objectives.corrupts_source
-        ):
-            raise ConfigError(
-                "data.pack_sequences packs targets after one shared prefix: it needs "
-                "model.architecture='prefix_lm' and no source corruption, got "
-                f"{model.architecture!r}"
-            )
-        if self.train.sequence_parallel > 1:
-            self._check_sequence_parallel()
-        if objectives.rearec.mode != "off" or model.architecture == "sasrec":
-            self._check_rearec()
+        of the experiment is one function in ``seqweave.config_checks``."""
+        from seqweave.config_checks import CROSS_SECTION_CHECKS
 
-    def _check_rearec(self) -> None:
-        """ERL ranks by the mean of the steps, PRL by the last; both need steps, and a
-        ranker has no decoder states or source to corrupt for the other objectives."""
-        model, objectives = self.model, self.objectives
-        mode = objectives.rearec.mode
-        if model.architecture != "sasrec":
-            raise ConfigError(
-                f"objectives.rearec.mode={mode!r} needs model.architecture='sasrec', not "
-                f"{model.architecture!r}"
-            )
-        if objectives.corrupts_source:
-            raise ConfigError("model.architecture='sasrec' does not train on corrupted sources")
-        readout = {"erl": "mean", "prl": "last"}.get(mode)
-        if readout is None:
-            return
-        if model.reasoning_steps < 1 or model.reasoning_readout != readout:
-            raise ConfigError(
-                f"objectives.rearec.mode={mode!r} needs model.reasoning_steps >= 1 and "
-                f"model.reasoning_readout={readout!r} (got {model.reasoning_steps}, "
-                f"{model.reasoning_readout!r})"
-            )
-
-    def _check_sequence_parallel(self) -> None:
-        """The sharded pass (models/seqpar/model.py) is the plain encoder-decoder's
-        teacher-forced pass with logits only; attention dropout would need one random
-        stream across shards."""
-        model, objectives, n = self.model, self.objectives, self.train.sequence_parallel
-        name = f"train.sequence_parallel={n}"
-        if model.architecture != "transformer" or model.action_head:
-            raise ConfigError(f"{name} needs model.architecture='transformer', no action head")
-        if model.attention_dropout > 0:
-            raise ConfigError(f"{name} needs model.attention_dropout = 0")
-        if objectives.claps.on or objectives.e2s2.on or objectives.set_matching.on:
-            raise ConfigError(f"{name} trains with the token loss only (no claps, e2s2, sets)")
-        if self.train.sequence_parallel_attention == "ulysses" and model.num_heads % n:
-            raise ConfigError(f"{name} with ulysses needs model.num_heads a multiple of {n}")
-
-    def _check_set_matching(self) -> None:
-        """The set loss rolls out an encoder-decoder's own steps and replaces the
-        teacher-forced pass that CLAPS and E2S2 read."""
-        model, objectives = self.model, self.objectives
-        section = objectives.set_matching
-        if model.architecture != "transformer" or model.action_head:
-            raise ConfigError(
-                "objectives.set_matching needs a plain encoder-decoder "
-                f"(model.architecture='transformer', no model.action_head), got "
-                f"{model.architecture!r}" + (" with an action head" if model.action_head else "")
-            )
-        if objectives.claps.on or objectives.e2s2.on:
-            raise ConfigError(
-                "objectives.set_matching has no teacher-forced pass for objectives.claps or "
-                "objectives.e2s2 to read: turn them off"
-            )
-        if section.steps > model.max_positions:
-            raise ConfigError(
-                f"objectives.set_matching.steps={section.steps} is past "
-                f"model.max_positions={model.max_positions}"
-            )
-        if section.empty_id >= model.vocab_size:
-            raise ConfigError(
-                f"objectives.set_matching.empty_id={section.empty_id} is not a token id "
-                f"(0..{model.vocab_size - 1})"
-            )
+        for check in CROSS_SECTION_CHECKS:
+            check(self)
 
 
 def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:

@@ -1,0 +1,154 @@
+"""The checks of an experiment that need two config sections, one function each.
+
+Each section checks its own values when it is built (``seqweave.config``); an option that
+only makes sense with another section's (an objective that needs a model feature, a
+training mode that needs an architecture) is checked here, once the whole experiment is
+known. ``ExperimentConfig`` runs every function of ``CROSS_SECTION_CHECKS`` in order; a
+new cross-section rule is one more function in that tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from seqweave.errors import ConfigError
+
+if TYPE_CHECKING:
+    from seqweave.config import ExperimentConfig
+
+
+def check_seqpe(cfg: ExperimentConfig) -> None:
+    model, seqpe = cfg.model, cfg.objectives.seqpe
+    if seqpe.on and model.position != "seqpe":
+        raise ConfigError(
+            "objectives.seqpe.contrastive_weight and objectives.seqpe.distill_weight "
+            f"need model.position='seqpe', got {model.position!r}"
+        )
+    if model.position == "seqpe" and seqpe.max_position >= model.seqpe_limit:
+        raise ConfigError(
+            f"objectives.seqpe.max_position={seqpe.max_position} is past what "
+            f"model.seqpe_digits={model.seqpe_digits} encode ({model.seqpe_limit - 1})"
+        )
+
+
+def check_e2s2(cfg: ExperimentConfig) -> None:
+    model, objectives = cfg.model, cfg.objectives
+    e2s2 = objectives.e2s2
+    if e2s2.denoise_weight > 0 and not objectives.denoising.on:
+        raise ConfigError(
+            "objectives.e2s2.denoise_weight needs a corrupted source to restore: set "
+            "objectives.denoising.mask_rate or objectives.denoising.replace_rate"
+        )
+    if e2s2.on and (model.architecture != "transformer" or model.action_head):
+        raise ConfigError(
+            "objectives.e2s2.denoise_weight and objectives.e2s2.contrastive_weight need a "
+            "plain encoder-decoder (model.architecture='transformer', no "
+            f"model.action_head), got {model.architecture!r}"
+            + (" with an action head" if model.action_head else "")
+        )
+
+
+def check_claps(cfg: ExperimentConfig) -> None:
+    if cfg.objectives.claps.on and not cfg.model.contrastive_dim:
+        raise ConfigError(
+            "objectives.claps.weight > 0 needs model.contrastive_dim > 0 (the projection "
+            "head of the contrastive loss)"
+        )
+
+
+def check_set_matching(cfg: ExperimentConfig) -> None:
+    """The set loss rolls out an encoder-decoder's own steps and replaces the
+    teacher-forced pass that CLAPS and E2S2 read."""
+    model, objectives = cfg.model, cfg.objectives
+    section = objectives.set_matching
+    if not section.on:
+        return
+    if model.architecture != "transformer" or model.action_head:
+        raise ConfigError(
+            "objectives.set_matching needs a plain encoder-decoder "
+            f"(model.architecture='transformer', no model.action_head), got "
+            f"{model.architecture!r}" + (" with an action head" if model.action_head else "")
+        )
+    if objectives.claps.on or objectives.e2s2.on:
+        raise ConfigError(
+            "objectives.set_matching has no teacher-forced pass for objectives.claps or "
+            "objectives.e2s2 to read: turn them off"
+        )
+    if section.steps > model.max_positions:
+        raise ConfigError(
+            f"objectives.set_matching.steps={section.steps} is past "
+            f"model.max_positions={model.max_positions}"
+        )
+    if section.empty_id >= model.vocab_size:
+        raise ConfigError(
+            f"objectives.set_matching.empty_id={section.empty_id} is not a token id "
+            f"(0..{model.vocab_size - 1})"
+        )
+
+
+def check_packing(cfg: ExperimentConfig) -> None:
+    """Packed rows share one prefix, which only the decoder-only model has."""
+    model = cfg.model
+    if cfg.data.pack_sequences and (
+        model.architecture != "prefix_lm" or cfg.objectives.corrupts_source
+    ):
+        raise ConfigError(
+            "data.pack_sequences packs targets after one shared prefix: it needs "
+            "model.architecture='prefix_lm' and no source corruption, got "
+            f"{model.architecture!r}"
+        )
+
+
+def check_sequence_parallel(cfg: ExperimentConfig) -> None:
+    """The sharded pass (models/seqpar/model.py) is the plain encoder-decoder's
+    teacher-forced pass with logits only; attention dropout would need one random
+    stream across shards."""
+    model, objectives, n = cfg.model, cfg.objectives, cfg.train.sequence_parallel
+    if n <= 1:
+        return
+    name = f"train.sequence_parallel={n}"
+    if model.architecture != "transformer" or model.action_head:
+        raise ConfigError(f"{name} needs model.architecture='transformer', no action head")
+    if model.attention_dropout > 0:
+        raise ConfigError(f"{name} needs model.attention_dropout = 0")
+    if objectives.claps.on or objectives.e2s2.on or objectives.set_matching.on:
+        raise ConfigError(f"{name} trains with the token loss only (no claps, e2s2, sets)")
+    if cfg.train.sequence_parallel_attention == "ulysses" and model.num_heads % n:
+        raise ConfigError(f"{name} with ulysses needs model.num_heads a multiple of {n}")
+
+
+def check_rearec(cfg: ExperimentConfig) -> None:
+    """ERL ranks by the mean of the steps, PRL by the last; both need steps, and a
+    ranker has no decoder states or source to corrupt for the other objectives."""
+    model, objectives = cfg.model, cfg.objectives
+    mode = objectives.rearec.mode
+    if mode == "off" and model.architecture != "sasrec":
+        return
+    if model.architecture != "sasrec":
+        raise ConfigError(
+            f"objectives.rearec.mode={mode!r} needs model.architecture='sasrec', not "
+            f"{model.architecture!r}"
+        )
+    if objectives.corrupts_source:
+        raise ConfigError("model.architecture='sasrec' does not train on corrupted sources")
+    readout = {"erl": "mean", "prl": "last"}.get(mode)
+    if readout is None:
+        return
+    if model.reasoning_steps < 1 or model.reasoning_readout != readout:
+        raise ConfigError(
+            f"objectives.rearec.mode={mode!r} needs model.reasoning_steps >= 1 and "
+            f"model.reasoning_readout={readout!r} (got {model.reasoning_steps}, "
+            f"{model.reasoning_readout!r})"
+        )
+
+
+CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
+    check_seqpe,
+    check_e2s2,
+    check_claps,
+    check_set_matching,
+    check_packing,
+    check_sequence_parallel,
+    check_rearec,
+)
