@@ -81,12 +81,19 @@ def test_any_draft_gives_greedy_tokens_with_ragged_acceptance(kind):
     draft_len=st.integers(1, 20),
     ngram=st.integers(1, 3),
     kind=st.sampled_from(sorted(MODEL_KINDS)),
+    adaptive=st.booleans(),
 )
-def test_iad_equals_greedy_on_random_models(seed, batch, draft_len, ngram, kind):
+def test_iad_equals_greedy_on_random_models(seed, batch, draft_len, ngram, kind, adaptive):
     model = tiny_model(seed=seed % 4, **MODEL_KINDS[kind])
     sources = random_sources(torch.Generator().manual_seed(seed), batch, high=16)
     reference = tokens(decode_batch(model, sources, DecodeConfig(max_new_tokens=20)))
-    cfg = DecodeConfig(decoder="iad", max_new_tokens=20, draft_len=draft_len, ngram=ngram)
+    cfg = DecodeConfig(
+        decoder="iad",
+        max_new_tokens=20,
+        draft_len=draft_len,
+        ngram=ngram,
+        adaptive_draft=adaptive,
+    )
     check_lossless(model, sources, reference, tokens(decode_batch(model, sources, cfg)))
 
 
@@ -106,6 +113,50 @@ def test_iad_equals_greedy_on_trained_models(trained, architecture, batch_size):
     # alone a row drafts long; in a batch the rows share a draft budget (2 tokens each at 32)
     ceiling = 0.5 if batch_size == 1 else 0.75
     assert iad_passes < ceiling * greedy_passes, (iad_passes, greedy_passes)
+
+
+def test_adaptive_iad_drafts_less_for_the_same_tokens(trained):
+    """The adaptive draft length changes only how much is drafted: the tokens stay greedy's
+    (and the fixed drafter's), while fewer drafted tokens are thrown away."""
+    model = trained["transformer"]
+    rng = random.Random(5)
+    sources = model.encode_sources([edit_task_pair(rng)["source"] for _ in range(24)])
+    runs = {}
+    for adaptive in (False, True):
+        cfg = DecodeConfig(decoder="iad", max_new_tokens=40, batch_size=1, adaptive_draft=adaptive)
+        runs[adaptive] = decode_many(model.network, sources, cfg)
+    assert tokens(runs[True]) == tokens(runs[False])
+    fixed, adapted = ([o.stats for o in runs[a]] for a in (False, True))
+    assert sum(s.drafted for s in adapted) < sum(s.drafted for s in fixed)
+    accepted = sum(s.accepted for s in adapted) / sum(s.drafted for s in adapted)
+    assert accepted > sum(s.accepted for s in fixed) / sum(s.drafted for s in fixed)
+
+
+def test_source_drafter_doubles_a_rows_draft_after_a_full_accept_and_halves_it_after_a_cut():
+    source = [*range(10, 200), 2]  # distinct tokens: a row realigns at once after a cut
+    drafter = SourceDrafter([source, source], draft_len=16, tokens_per_pass=1000)
+    generated: list[list[int]] = [[], []]
+
+    def one_pass(accepted: list[int]) -> list[int]:
+        """The draft lengths of one pass in which each row accepts ``accepted`` tokens."""
+        drafts = drafter.propose([0, 1], generated, [500, 500])
+        next_tokens = [source[len(g) + a] for g, a in zip(generated, accepted, strict=True)]
+        drafter.observe(accepted, next_tokens)
+        for g, draft, a, t in zip(generated, drafts, accepted, next_tokens, strict=True):
+            g.extend([*draft[:a], t])
+        return [len(d) for d in drafts]
+
+    assert one_pass([1, 16]) == [16, 16]  # row 0 is cut after 1 token, row 1 takes all
+    assert one_pass([0, 2]) == [8, 16]  # row 0 halved; row 1 stays at draft_len
+    assert one_pass([2, 8]) == [4, 8]
+    assert one_pass([2, 2]) == [2, 16]  # row 1 took its whole draft of 8: doubled
+    assert one_pass([0, 0]) == [4, 8]  # so did row 0 (2 of 2)
+    assert one_pass([0, 0]) == [2, 4]
+    assert one_pass([0, 0]) == [2, 2]  # never below MIN_ADAPTED
+    fixed = SourceDrafter([source], draft_len=16, tokens_per_pass=1000, adaptive=False)
+    assert [len(d) for d in fixed.propose([0], [[]], [500])] == [16]
+    fixed.observe([0], [source[0]])
+    assert [len(d) for d in fixed.propose([0], [[source[0]]], [500])] == [16]
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

@@ -192,3 +192,29 @@ def test_drafts_reach_their_own_rows_when_groups_interleave_and_join_later():
     stats = [session.stats[row] for row in rows]
     assert sum(s.drafted for s in stats) > len(rows)
     assert [s.accepted for s in stats] == [s.drafted for s in stats]
+
+
+def test_events_count_the_accepted_draft_tokens_they_lead_with():
+    """With the model as its own draft model every draft token is accepted, so each event of
+    a spec row leads with its whole draft and ends with the model's own token; greedy rows
+    draft nothing. Over a row, the drafted tokens of its events are its accepted count
+    (less any cut by the end token or the budget)."""
+    model = tiny_model()
+    sources = random_sources(torch.Generator().manual_seed(40), 6)
+    spec = DecodeConfig(decoder="spec", max_new_tokens=10, draft_k=3)
+    greedy = DecodeConfig(max_new_tokens=10)
+    with torch.inference_mode():
+        session = DecodeSession(model, greedy, model)
+        rows = session.admit(sources, [spec, spec, spec, greedy, greedy, greedy])
+        drafted = dict.fromkeys(rows, 0)
+        while session:
+            for event in session.run_pass():
+                drafted[event.row] += event.drafted
+                assert 0 <= event.drafted <= len(event.tokens)
+                if event.finish is None:  # nothing cut: the draft, then the model's token
+                    is_spec = rows.index(event.row) < 3
+                    assert event.drafted == (len(event.tokens) - 1 if is_spec else 0)
+    for row in rows:
+        assert drafted[row] <= session.stats[row].accepted
+    assert all(drafted[row] == 0 for row in rows[3:])
+    assert sum(drafted[row] for row in rows[:3]) > 0

@@ -109,15 +109,21 @@ def _strip(row: list[int], start: int, eos: int) -> list[int]:
 # -- seqweave --------------------------------------------------------------------------------
 
 
-def seqweave_systems(model, max_new_tokens: int, draft=None, **decode) -> list[System]:
+def seqweave_systems(
+    model, max_new_tokens: int, draft=None, fixed_iad: bool = False, **decode
+) -> list[System]:
     """seqweave greedy, IAD and, with a draft model, speculative decoding (an autoregressive
-    draft) or GAD (a nar_drafter)."""
+    draft) or GAD (a nar_drafter). ``fixed_iad`` adds IAD without the adaptive draft length
+    (``seqweave_iad_fixed``), to compare the two in one run."""
     from seqweave.decoding import decode_many
 
-    def make(decoder: str) -> Callable[[Sequence[str], int], Run]:
+    def make(decoder: str, **extra) -> Callable[[Sequence[str], int], Run]:
         def run(texts: Sequence[str], batch_size: int) -> Run:
             cfg = model.decode_settings(
-                decoder=decoder, batch_size=batch_size, max_new_tokens=max_new_tokens, **decode
+                decoder=decoder,
+                batch_size=batch_size,
+                max_new_tokens=max_new_tokens,
+                **{**decode, **extra},
             )
             outputs = decode_many(model.network, model.encode_sources(texts), cfg, draft)
             return Run(
@@ -130,6 +136,8 @@ def seqweave_systems(model, max_new_tokens: int, draft=None, **decode) -> list[S
         return run
 
     systems = [System("seqweave_greedy", make("greedy")), System("seqweave_iad", make("iad"))]
+    if fixed_iad:
+        systems.append(System("seqweave_iad_fixed", make("iad", adaptive_draft=False)))
     if draft is not None:
         name = "gad" if draft.config.architecture == "nar_drafter" else "spec"
         systems.append(System(f"seqweave_{name}", make(name)))
@@ -166,6 +174,9 @@ def run_benchmark(
 def summarize(rows: Sequence[Row], reference: list[list[int]], gap: Callable | None) -> list[dict]:
     """One record per row: speed, passes, acceptance and identity with the reference."""
     base = {r.batch_size: statistics.median(r.seconds) for r in rows if r.system == "hf_greedy"}
+    greedy = {
+        r.batch_size: statistics.median(r.seconds) for r in rows if r.system == "seqweave_greedy"
+    }
     records = []
     for row in rows:
         run = row.result
@@ -184,12 +195,17 @@ def summarize(rows: Sequence[Row], reference: list[list[int]], gap: Callable | N
                 "passes_per_sentence": sum(run.passes) / n,
                 "accepted_per_pass": (sum(len(t) + 1 for t in run.tokens))
                 / max(sum(run.passes), 1),
+                "drafted": run.drafted,
+                "accepted": run.accepted,
                 "draft_acceptance": run.accepted / run.drafted if run.drafted else None,
                 "identity": 1 - len(differ) / n,
                 "differences": len(differ),
                 "near_ties": near_ties,
                 "speedup_vs_hf_greedy": base[row.batch_size] / seconds
                 if row.batch_size in base
+                else None,
+                "speedup_vs_seqweave_greedy": greedy[row.batch_size] / seconds
+                if row.batch_size in greedy
                 else None,
             }
         )
@@ -207,21 +223,30 @@ def first_difference_gap(model, sources: list[list[int]], reference: list[list[i
 
 
 def format_table(records: Sequence[dict]) -> str:
-    names = ("system", "batch", "sent/s", "tok/s", "passes", "tok/pass", "identity", "vs HF")
-    widths = (18, 5, 8, 8, 7, 8, 8, 6)
+    """The records as a text table; drafted/accepted are draft tokens over all sentences."""
+    names = (
+        "system", "batch", "sent/s", "tok/s", "passes", "tok/pass", "drafted", "accepted",
+        "identity", "vs HF", "vs greedy",
+    )  # fmt: skip
+    widths = (18, 5, 8, 8, 7, 8, 8, 8, 8, 6, 9)
     header = " ".join(
         f"{n:<{w}}" if i == 0 else f"{n:>{w}}"
         for i, (n, w) in enumerate(zip(names, widths, strict=True))
     )
     lines = [header, "-" * len(header)]
     for r in records:
-        speedup = f"{r['speedup_vs_hf_greedy']:.2f}x" if r["speedup_vs_hf_greedy"] else "-"
         lines.append(
             f"{r['system']:<18} {r['batch_size']:>5} {r['sentences_per_second']:>8.1f} "
             f"{r['tokens_per_second']:>8.0f} {r['passes_per_sentence']:>7.2f} "
-            f"{r['accepted_per_pass']:>8.2f} {r['identity']:>8.1%} {speedup:>6}"
+            f"{r['accepted_per_pass']:>8.2f} {r['drafted']:>8} {r['accepted']:>8} "
+            f"{r['identity']:>8.1%} {_ratio(r['speedup_vs_hf_greedy']):>6} "
+            f"{_ratio(r['speedup_vs_seqweave_greedy']):>9}"
         )
     return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}x" if value else "-"
 
 
 def plot(records: Sequence[dict], path) -> None:

@@ -332,6 +332,7 @@ class DecodeConfig:
     draft_len: int = 64  # iad: most source tokens drafted per row and pass
     draft_tokens_per_pass: int = 64  # iad, gad: draft budget shared by the rows of a batch
     ngram: int = 1  # iad: generated tokens matched against the source to realign after an edit
+    adaptive_draft: bool = True  # iad: each row's draft length follows its recent acceptance
     draft_k: int = 4  # spec: draft tokens per pass to start with (adapted per row)
     max_draft_k: int = 16  # spec: upper bound for the adapted k
     # GAD++ relaxed acceptance (lossy): a draft token is accepted when it is among the

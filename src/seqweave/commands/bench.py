@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--draft-tokens-per-pass", type=int, help="IAD, GAD: draft budget shared by a batch's rows"
     )
+    parser.add_argument(
+        "--iad-fixed",
+        action="store_true",
+        help="also run IAD with a fixed draft length (seqweave_iad_fixed), beside the adaptive one",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--output", default="bench.json", help="JSON result file")
     parser.add_argument("--plot", help="PNG plot file (default: next to --output)")
@@ -68,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
             for k in ("draft_len", "ngram", "draft_tokens_per_pass")
             if getattr(args, k)
         }
-        systems += bench.seqweave_systems(model, args.max_new_tokens, draft, **options)
+        systems += bench.seqweave_systems(
+            model, args.max_new_tokens, draft, args.iad_fixed, **options
+        )
         rows = bench.run_benchmark(systems, texts, sizes, args.repeats)
     reference_row = next(r for r in rows if r.batch_size == sizes[0])
     reference = reference_row.result.tokens

@@ -59,11 +59,13 @@ class Event:
 
     ``finish`` is None while the row goes on, ``"stop"`` when it produced the end
     token and ``"length"`` when it ran out of budget (the OpenAI ``finish_reason``).
+    The first ``drafted`` tokens are accepted draft tokens; the rest the model wrote.
     """
 
     row: int
     tokens: list[int]
     finish: str | None = None
+    drafted: int = 0
 
 
 class Drafter(Protocol):

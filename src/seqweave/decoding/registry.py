@@ -55,7 +55,11 @@ class DecoderSpec:
 
 def _source_drafter(settings, sources, draft_model) -> Drafter:
     return SourceDrafter(
-        sources, settings.draft_len, settings.ngram, settings.draft_tokens_per_pass
+        sources,
+        settings.draft_len,
+        settings.ngram,
+        settings.draft_tokens_per_pass,
+        settings.adaptive_draft,
     )
 
 

@@ -288,6 +288,7 @@ class DecodeSession:
             row.stats.accepted += accepted[i]
             new = [*drafts[i][: accepted[i]], next_list[i]]
             event = _append(row.generated, new, row.budget, eos, row.id)
+            event.drafted = min(accepted[i], len(event.tokens))
             events.append(event)
             if event.finish is not None:
                 finished.append(row.id)

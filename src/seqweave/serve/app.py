@@ -27,6 +27,7 @@ from seqweave.serve.engine import Engine, EngineClosed, EngineFull, Job, Options
 from seqweave.serve.errors import ApiError, install_error_handlers
 from seqweave.serve.metrics import ServerMetrics
 from seqweave.serve.openapi import server_openapi
+from seqweave.serve.playground import add_playground_route
 from seqweave.serve.routes import add_routes
 from seqweave.serve.schemas import CompletionRequest, GenerateRequest
 
@@ -198,7 +199,8 @@ def _threadsafe_sink(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, metr
 
 def create_app(server: Server, on_startup=None, api_keys: Iterable[str] = ()) -> FastAPI:
     """The routes; ``on_startup()`` runs when the server starts (it begins loading). With
-    ``api_keys`` every route but ``/health*`` needs ``Authorization: Bearer KEY``."""
+    ``api_keys`` every route but ``/health*`` and the page ``/`` needs
+    ``Authorization: Bearer KEY``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -211,6 +213,7 @@ def create_app(server: Server, on_startup=None, api_keys: Iterable[str] = ()) ->
     install_error_handlers(app, server.metrics)
     add_routes(app, server)
     keys = tuple(api_keys)
+    add_playground_route(app, server, needs_key=bool(keys))
     if keys:
         reject = lambda: server.metrics.request("other", 401)
         app.add_middleware(BearerAuth, keys=keys, on_reject=reject)

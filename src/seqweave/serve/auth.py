@@ -1,4 +1,5 @@
-"""API keys: with keys configured, every route but ``/health*`` needs ``Authorization: Bearer KEY``.
+"""API keys: with keys configured, every route but ``/health*`` and the playground page ``/``
+needs ``Authorization: Bearer KEY``.
 
 That header is what OpenAI clients send with their ``api_key``, so they work unchanged. The
 check is an ASGI middleware rather than a route dependency so that it covers every path
@@ -41,8 +42,9 @@ def keys_from(arguments: Iterable[str] | None, environ: dict | None = None) -> t
 
 
 def is_public(path: str) -> bool:
-    """Health checks answer without a key: load balancers and orchestrators carry none."""
-    return path == "/health" or path.startswith("/health/")
+    """Health checks answer without a key: load balancers and orchestrators carry none. So
+    does the playground page (``/``), which holds no data: its calls send the key."""
+    return path in ("/", "/health") or path.startswith("/health/")
 
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:

@@ -77,6 +77,8 @@ class Job:
     started: float | None = None
     finished: float | None = None
     stats: RowStats = field(default_factory=RowStats)
+    tokens: list[int] = field(default_factory=list)  # the output so far
+    from_draft: list[bool] = field(default_factory=list)  # per output token: an accepted draft
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,9 @@ class Engine:
             else:
                 if event.finish is not None:
                     job.finished = now
+                written = len(event.tokens) - event.drafted
+                job.tokens += event.tokens
+                job.from_draft += [True] * event.drafted + [False] * written
                 job.sink(event.tokens, event.finish)
             if job.cancelled or event.finish is not None:
                 del self._jobs[event.row]
@@ -273,6 +278,7 @@ class Engine:
             )
             (output,) = decode_batch(self.network, [job.source], cfg)
             job.stats = output.stats
+            job.tokens, job.from_draft = output.tokens, [False] * len(output.tokens)
             job.finished = time.monotonic()
             job.sink(output.tokens, "stop" if output.finished else "length")
 

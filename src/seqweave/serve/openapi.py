@@ -56,13 +56,15 @@ def describe_limits(models: dict, server) -> None:
     completion = models["CompletionRequest"]["properties"]
     for branch in _branches(completion["max_tokens"]):
         branch["maximum"] = limits.max_new_tokens
-    runnable = [
-        name
-        for name, spec in DECODER_SPECS.items()
-        if spec.draft_model == "none" or name == _draft_decoder(server)
-    ]
     for branch in _branches(generate["decoder"]):
-        branch["enum"] = runnable
+        branch["enum"] = runnable_decoders(server)
+
+
+def runnable_decoders(server) -> list[str]:
+    """The decoders this server can run: those without a draft model, and the one its draft
+    model (if any) serves."""
+    draft = _draft_decoder(server)
+    return [n for n, s in DECODER_SPECS.items() if s.draft_model == "none" or n == draft]
 
 
 def drop_unserved(schema: dict, server) -> None:

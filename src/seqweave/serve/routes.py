@@ -24,9 +24,9 @@ from seqweave.serve.schemas import (
     RecommendRequest,
     RecommendResponse,
 )
-from seqweave.serve.streams import collect, job_stats, streaming_response
+from seqweave.serve.streams import collect, job_stats, streaming_response, token_spans
 
-# one server-sent event: ``data`` is a JSON chunk ({index, text, finish_reason[, stats]} or a
+# one server-sent event: ``data`` is a JSON chunk ({index, text, finish_reason[, stats, spans]} or a
 # completion with one choice), and the last event's is ``[DONE]``
 EVENT = {
     "type": "object",
@@ -70,7 +70,12 @@ def add_health_routes(app: FastAPI, server) -> None:
 def add_generate_route(app: FastAPI, server) -> None:
     responses = {**ERROR_RESPONSES, **STREAMED}
 
-    @app.post("/v1/generate", response_model=GenerateResponse, responses=responses)
+    @app.post(
+        "/v1/generate",
+        response_model=GenerateResponse,
+        response_model_exclude_unset=True,  # spans only when asked for
+        responses=responses,
+    )
     async def generate(body: GenerateRequest, request: Request):
         started = time.monotonic()
         texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
@@ -82,18 +87,20 @@ def add_generate_route(app: FastAPI, server) -> None:
                 event = {"index": i, "text": delta, "finish_reason": finish}
                 if job is not None:
                     event["stats"] = job_stats(job)
+                    if body.details:
+                        event["spans"] = token_spans(job.tokens, job.from_draft, server.text)
                 return event
 
             return streaming_response(server, jobs, queues, timeout, shape, request.url.path)
         results = await collect(server, request, jobs, queues, timeout)
         server.metrics.finished(request.url.path, started, jobs)
-        return {
-            "outputs": [server.text(tokens) for tokens, _ in results],
-            "results": [
-                {"finish_reason": finish, "tokens": len(tokens), "stats": job_stats(job)}
-                for (tokens, finish), job in zip(results, jobs, strict=True)
-            ],
-        }
+        described = []
+        for (tokens, finish), job in zip(results, jobs, strict=True):
+            result = {"finish_reason": finish, "tokens": len(tokens), "stats": job_stats(job)}
+            if body.details:
+                result["spans"] = token_spans(job.tokens, job.from_draft, server.text)
+            described.append(result)
+        return {"outputs": [server.text(tokens) for tokens, _ in results], "results": described}
 
 
 def add_completions_route(app: FastAPI, server) -> None:

@@ -82,6 +82,11 @@ class GenerateRequest(Request):
     seed: Seed | None = None
     stream: StrictBool = False
     timeout: float | None = Field(None, gt=0.0, description="seconds before a 504")
+    details: StrictBool = Field(
+        False,
+        description="also answer each output's spans: which tokens came from accepted drafts "
+        "and which the model wrote (streamed: in each input's last event)",
+    )
 
 
 class CompletionRequest(Request):
@@ -135,10 +140,21 @@ class RowStats(BaseModel):
     compute_seconds: float
 
 
+class Span(BaseModel):
+    """A run of output tokens of one origin: accepted draft tokens, or tokens the model wrote
+    itself (every token of a decoder that does not draft). The spans' texts join into the
+    output."""
+
+    text: str
+    tokens: int
+    drafted: bool
+
+
 class GenerateResult(BaseModel):
     finish_reason: FinishReason
     tokens: int
     stats: RowStats
+    spans: list[Span] | None = Field(None, description="with details: true")
 
 
 class GenerateResponse(BaseModel):

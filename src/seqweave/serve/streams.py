@@ -107,6 +107,31 @@ def job_stats(job: Job) -> dict:
     }
 
 
+def token_spans(tokens: list[int], from_draft: list[bool], decode) -> list[dict]:
+    """Runs of ``tokens`` of one origin (``from_draft[i]``: an accepted draft token), each with
+    its text. A token's text is what it adds to ``decode`` of the prefix, so the texts join
+    into the output: a token that adds none (a special token) joins the run before it, and a
+    character split across tokens belongs to the token that completes it."""
+    spans: list[dict] = []
+    shown, waiting = "", 0  # the text so far; tokens of a character not yet complete
+    for end in range(1, len(tokens) + 1):
+        text = decode(tokens[:end])
+        if end < len(tokens) and (text.endswith("\ufffd") or not text.startswith(shown)):
+            waiting += 1
+            continue
+        delta, shown = text[len(shown) :], text
+        count, waiting = waiting + 1, 0
+        drafted = from_draft[end - 1]
+        if spans and (not delta or spans[-1]["drafted"] == drafted):
+            spans[-1]["text"] += delta
+            spans[-1]["tokens"] += count
+        elif delta:
+            spans.append({"text": delta, "tokens": count, "drafted": drafted})
+        else:
+            waiting = count  # nothing shown yet: it joins the first run
+    return spans
+
+
 def streaming_response(server, jobs, queues, timeout, shape, path) -> StreamingResponse:
     server.metrics.request(path, 200)
     events = stream_events(server, jobs, queues, timeout, shape)
