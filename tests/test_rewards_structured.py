@@ -139,6 +139,8 @@ def test_reward_in_unit_interval_and_reference_is_best(seed):
     result = score(text(candidate), reference)
     assert 0.0 <= result.total <= 1.0
     assert all(0.0 <= value <= 1.0 for value in (result.step, result.order, result.semantic))
+    if result.total == 1.0:  # full marks only for the reference's own steps
+        assert candidate == reference
     permuted = rng.sample(reference, len(reference))
     assert score(text(permuted), reference).total <= score(text(reference), reference).total
 

@@ -52,7 +52,10 @@ class Quantity:
         return f"{format(round(self.value * factor, 4), 'g')} {self.unit}"
 
 
-def _draft(rng: random.Random, action: str, vessel: str) -> tuple[str, tuple, dict]:
+Draft = tuple[str, tuple[str, ...], dict[str, "Quantity | str"]]
+
+
+def _draft(rng: random.Random, action: str, vessel: str) -> Draft:
     """One step before scaling: action, objects, parameters (Quantity where it scales)."""
     if action == "add":
         if rng.random() < 0.25:
@@ -61,9 +64,13 @@ def _draft(rng: random.Random, action: str, vessel: str) -> tuple[str, tuple, di
     if action == "mix":
         return action, (vessel,), {"method": rng.choice(("pipetting", "vortexing", "inversion"))}
     if action == "incubate":
-        return action, (vessel,), {"temperature": rng.choice(TEMPERATURES), "duration": _time(rng)}
+        return (
+            action,
+            (vessel,),
+            {"temperature": rng.choice(TEMPERATURES), "duration": rng.choice(DURATIONS)},
+        )
     if action == "centrifuge":
-        return action, (vessel,), {"speed": rng.choice(SPEEDS), "duration": _time(rng)}
+        return action, (vessel,), {"speed": rng.choice(SPEEDS), "duration": rng.choice(DURATIONS)}
     if action == "transfer":
         fraction, target = rng.choice(FRACTIONS), rng.choice([v for v in VESSELS if v != vessel])
         return action, (fraction, target), {"volume": Quantity(*rng.choice(VOLUMES))}
@@ -76,11 +83,7 @@ def _draft(rng: random.Random, action: str, vessel: str) -> tuple[str, tuple, di
     return "resuspend", ("pellet", rng.choice(REAGENTS)), {"volume": Quantity(*rng.choice(VOLUMES))}
 
 
-def _time(rng: random.Random) -> str:
-    return rng.choice(DURATIONS)
-
-
-def draw_protocol(rng: random.Random, min_steps: int = 3, max_steps: int = 8) -> list:
+def draw_protocol(rng: random.Random, min_steps: int = 3, max_steps: int = 8) -> list[Draft]:
     """A protocol's step drafts: it starts by adding to a vessel; a transfer moves on to the
     vessel it transfers into."""
     if not 1 <= min_steps <= max_steps:
@@ -95,7 +98,7 @@ def draw_protocol(rng: random.Random, min_steps: int = 3, max_steps: int = 8) ->
     return drafts
 
 
-def finish(drafts: list, factor: float = 1.0) -> list[Step]:
+def finish(drafts: list[Draft], factor: float = 1.0) -> list[Step]:
     """The drafts as steps, scaled quantities multiplied by ``factor``."""
     steps = []
     for action, objects, parameters in drafts:
