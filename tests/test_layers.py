@@ -33,6 +33,7 @@ LIBRARY = (
     "baselines",
     "genomics",
     "lossless",
+    "rewards",
 )
 TOOLS = ("analysis", "bench", "streaming")
 BUILT_ON_THE_LIBRARY = (
