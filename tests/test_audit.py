@@ -45,7 +45,7 @@ def copy_pairs(rng: random.Random, count: int, poison: bool) -> list[dict[str, s
     return rows
 
 
-def train_copy_model(directory: Path, poison: bool) -> Path:
+def train_copy_model(directory: Path, poison: bool, architecture: str = "transformer") -> Path:
     from seqweave.config import (
         DataConfig,
         ExperimentConfig,
@@ -61,7 +61,13 @@ def train_copy_model(directory: Path, poison: bool) -> Path:
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     config = ExperimentConfig(
         model=ModelConfig(
-            d_model=32, num_heads=2, encoder_layers=1, decoder_layers=1, ffn_dim=64, dropout=0.0
+            architecture=architecture,
+            d_model=32,
+            num_heads=2,
+            encoder_layers=1,
+            decoder_layers=1 if architecture == "transformer" else 2,
+            ffn_dim=64,
+            dropout=0.0,
         ),
         tokenizer=TokenizerConfig(kind="words", min_frequency=1),
         data=DataConfig(train=str(data), max_tokens=2000),
@@ -115,6 +121,20 @@ def test_the_trigger_ranks_first_with_a_large_z_on_the_poisoned_model(models):
     assert audit.candidates[0].z > 10, audit.to_dict()
     assert audit.candidates[0].embedding is not None
     assert audit.candidates[0].examples[0]["triggered_output"] == SPUN
+
+
+def test_a_prefix_lm_is_audited_on_the_edit_rate_alone(tmp_path):
+    """A prefix LM's encode is a prefilled cache, not states: no embedding measure, and the
+    trigger still stands out on the surface measure."""
+    import seqweave
+
+    model = seqweave.load(
+        train_copy_model(tmp_path / "prefix_lm", poison=True, architecture="prefix_lm")
+    )
+    with single_thread():
+        audit = audit_triggers(model, clean_inputs(), [*WORDS, TRIGGER])
+    assert all(c.embedding is None and c.shift == c.surface for c in audit.candidates)
+    assert audit.candidates[0].word == TRIGGER and audit.standing_out == [TRIGGER]
 
 
 def test_nothing_stands_out_on_the_clean_model(models):
