@@ -3,7 +3,7 @@
 The library (configs, tokenizers, checkpoints, data, models, objectives, decoders, metrics)
 is what the trainer, the API, the commands and the server are made of; if it imported them
 back, a change to the trainer could break a model import, and cycles would follow. The
-tools beside the trainer (analysis, benchmark, streaming) use the library only.
+tools beside the trainer (analysis, benchmark, streaming, audit) use the library only.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ LIBRARY = (
     "lossless",
     "rewards",
 )
-TOOLS = ("analysis", "bench", "streaming")
+TOOLS = ("analysis", "bench", "streaming", "audit")
 BUILT_ON_THE_LIBRARY = (
     "api",
     "train",

@@ -43,6 +43,10 @@ COMMANDS = {
         "seqweave.commands.recommend",
         "the next items a sasrec model ranks best for an item history",
     ),
+    "audit": (
+        "seqweave.commands.audit",
+        "black-box trigger audit: candidate words that move a model's outputs far",
+    ),
     "demo": ("seqweave.commands.demo", "train and evaluate the grammatical-error-correction demo"),
 }
 
