@@ -41,6 +41,7 @@ from seqweave.objectives.e2s2 import (
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.registry import MLE, TrainingLoss
 from seqweave.train.data import collate
+from seqweave.train.distributed import Distributed
 from seqweave.train.loop import Trainer
 from seqweave.train.resume import Progress
 from tests.conftest import VOCAB, random_sources, tiny_config, tiny_model
@@ -351,7 +352,7 @@ def test_training_with_the_restore_head_round_trips_and_fine_tunes(tmp_path):
 
 def _trainer(model, cfg: ExperimentConfig) -> Trainer:
     fields = {f.name: None for f in dataclasses.fields(Trainer)}
-    fields.update(config=cfg, model=model, wrapped=model, progress=Progress())
+    fields.update(config=cfg, model=model, wrapped=model, progress=Progress(), dist=Distributed())
     return Trainer(**{**fields, "device": torch.device("cpu")})
 
 
