@@ -1,7 +1,7 @@
 """Next-element prediction on event logs: the baselines on Helpdesk and BPI'12 W.
 
     .venv/bin/python recipes/next_event/run.py [--logs helpdesk,bpi2012w] [--orders 1,2,3,4,5]
-        [--jobs N] [--fresh]
+        [--methods LSTM,GRU] [--seeds 1,2,3] [--jobs N] [--fresh] [--out FILE]
 
 Protocol. The logs' test thirds (the latest cases) are kept back, so nothing here is a
 test figure: each log's training part (the earlier two-thirds of its cases) is split
@@ -18,7 +18,9 @@ share of validation prefixes with which some fitting case begins, and the accura
 the others. Continuing: the accuracy when the predictor is told the case goes on (the
 most likely event other than end of case), as a model trained on these rows only is.
 With end: the same over k = 1 .. n, the prefix k = n (the whole case)
-having end of case as its truth. Writes recipes/next_event/results.json. Run from the
+having end of case as its truth. Writes recipes/next_event/results.json. With more than
+one seed (which only the LSTM and GRU use), every seed's row is kept under ``runs`` and
+``summary`` has each figure's mean and standard deviation over them. Run from the
 repository root.
 """
 
@@ -34,7 +36,15 @@ import torch
 from seqweave.baselines import END, PREDICTORS, greedy_suffix
 from seqweave.baselines.next_event import most_likely
 from seqweave.data.formats.event_log import Trace, temporal_split, traces_from_rows
-from seqweave.harness import add_run_arguments, cell_log_path, grid, run_grid, write_results
+from seqweave.harness import (
+    add_run_arguments,
+    cell_log_path,
+    grid,
+    run_grid,
+    seed_list,
+    summarise,
+    write_results,
+)
 from seqweave.metrics_events import accuracy, brier_score, prefix_overlap, suffix_similarity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +75,8 @@ def evaluate(cell: dict, settings: dict) -> dict:
     started = time.perf_counter()
     fit, valid = split(cell["log"])
     kind, arguments = methods(settings["orders"])[cell["method"]]
+    if kind == "recurrent":
+        arguments = {**arguments, "seed": cell["seed"]}
     predictor = PREDICTORS[kind](**arguments).fit([t.activities for t in fit])
     longest = max(len(t.activities) for t in fit)
     prefixes, truth, distributions, similarities, lengths = [], [], [], [], []
@@ -153,6 +165,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--logs", default=",".join(LOGS))
     parser.add_argument("--orders", default="1,2,3,4,5")
+    parser.add_argument("--methods", default="", help="names as in the table (default: all)")
+    parser.add_argument("--seeds", default="1", help="seeds of the LSTM and GRU")
     add_run_arguments(parser, ROOT / "recipes/next_event/results.json", jobs=1)
     args = parser.parse_args()
     os.chdir(ROOT)
@@ -160,15 +174,22 @@ def main() -> None:
     logs = args.logs.split(",")
     settings = {"orders": [int(k) for k in args.orders.split(",")]}
 
+    seeds = seed_list(args.seeds)
+    names = args.methods.split(",") if args.methods else list(methods(settings["orders"]))
+
     def write(rows: list[dict], complete: bool = False) -> None:
         results: dict[str, dict] = {log: {} for log in logs}
         for row in rows:
-            results[row["log"]][row["method"]] = {
-                k: v for k, v in row.items() if k not in ("log", "method")
-            }
+            if row["seed"] == seeds[0]:
+                results[row["log"]][row["method"]] = {
+                    k: v for k, v in row.items() if k not in ("log", "method")
+                }
+        extra = {}
+        if len(seeds) > 1:
+            extra = {"runs": rows, "summary": summarise(rows, by=["log", "method"])}
         write_results(
             args.out,
-            seeds=None,
+            seeds=seeds,
             device="cpu",
             jobs=args.jobs,
             started=started,
@@ -179,9 +200,10 @@ def main() -> None:
             results=results,
             selected=selected(results),
             table=table(results),
+            **extra,
         )
 
-    cells = grid(log=logs, method=list(methods(settings["orders"])))
+    cells = grid(log=logs, method=names, seed=seeds)
     log = cell_log_path(args.out, "runs/next_event", args.fresh)
     write(run_grid(evaluate, cells, settings, log, args.jobs, write), complete=True)
     print(f"wrote {args.out}")
