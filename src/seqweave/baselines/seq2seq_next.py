@@ -17,17 +17,29 @@ for every prefix it has seen, so greedy suffixes cost one new prefix per step.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import torch
 
-from seqweave.api import Seq2Seq
 from seqweave.baselines.next_event import END, Distribution
 
 MAX_CACHED = 200_000  # prefixes remembered (greedy suffixes of long cases make many)
 
 
+class LoadedModel(Protocol):
+    """What this predictor reads of a model: ``seqweave.load``'s ``Seq2Seq`` has it (the
+    baselines are library code and do not import the API built on them)."""
+
+    network: torch.nn.Module
+    tokenizer: Any
+    config: Any
+    device: torch.device
+
+    def encode_sources(self, texts: Sequence[str], clip: bool = True) -> list[list[int]]: ...
+
+
 class Seq2SeqNextEvent:
-    def __init__(self, model: Seq2Seq, batch_size: int = 256):
+    def __init__(self, model: LoadedModel, batch_size: int = 256):
         self.model, self.batch_size = model, batch_size
         tokenizer, config = model.tokenizer, model.config
         specials = tokenizer.special_ids
