@@ -1,6 +1,6 @@
 """Context instead of raw sequence (CoKE, "Lost in Tokenization") on dna-splice.
 
-    .venv/bin/python recipes/context_vs_sequence/run.py [--seeds 1,2,3] [--steps 400]
+    .venv/bin/python recipes/context_vs_sequence/run.py [--seeds 1,2,3] [--steps 300]
 
 Our own validation rows (20 %, stratified by label, ``random.Random(0)``) are split from
 ../shared/data/dna-splice/train.jsonl; the held-out test split is not used. The context tool
@@ -88,7 +88,7 @@ def train_and_score(mode: str, seed: int, steps: int, valid: list) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--neighbours", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
