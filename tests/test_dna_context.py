@@ -54,3 +54,18 @@ def test_prompt_modes_deterministic():
     assert tool.prompt(seq, "both", "r1") == f"A A A A A A A C || {context}"
     with pytest.raises(ValueError):
         tool.prompt(seq, "raw")
+
+
+def test_matrix_similarity_equals_counter_cosine():
+    """The fast matrix path against the plain Counter cosine on random windows."""
+    import random
+
+    rng = random.Random(5)
+    seqs = ["".join(rng.choice("ACGTN") for _ in range(60)) for _ in range(30)]
+    tool = DNAContextTool(neighbours=30).fit([(s, str(i), str(i)) for i, s in enumerate(seqs)])
+    query = seqs[0][::-1]
+    reference = sorted((-cosine(kmer_vector(query), kmer_vector(s)), i) for i, s in enumerate(seqs))
+    got = tool.nearest(query)
+    assert [label for label, _ in got] == [str(i) for _, i in reference]
+    for (_, sim), (neg, _) in zip(got, reference, strict=True):
+        assert sim == pytest.approx(-neg, abs=1e-6)

@@ -3,9 +3,8 @@ sequence (CoKE, "Lost in Tokenization"): its nearest labelled training neighbour
 profile and the splice consensus dinucleotides at the boundary.
 
 Why a tool fit on training rows only: the context carries labels, so a validation or test
-label in the index would leak the answer. A query that is itself a training row is matched
-by identity (same id or, without ids, same position in the fitted rows) and skipped, so a
-training prompt never contains its own label."""
+label in the index would leak the answer. A query that is itself a training row passes its
+id and every row with that id is skipped, so a training prompt never contains its own label."""
 
 from __future__ import annotations
 
