@@ -3,6 +3,7 @@ the DNA scores (bits per base pair, label choice) against step-by-step reference
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -11,13 +12,22 @@ import torch
 import seqweave
 from seqweave.api import Seq2Seq
 from seqweave.cli import main
-from seqweave.config import DecodeConfig
+from seqweave.config import (
+    DataConfig,
+    DecodeConfig,
+    ExperimentConfig,
+    ModelConfig,
+    TokenizerConfig,
+    TrainConfig,
+)
 from seqweave.data.framing import frame_source
 from seqweave.errors import ConfigError
 from seqweave.metrics_dna import bits_per_base, choose_labels, read_bits
 from seqweave.models.vocab import extend_vocabulary
 from seqweave.tokenizers import dna_tokenizer
+from seqweave.train import train
 from seqweave.train.neftune import add_neftune
+from seqweave.train.report import read_metrics
 from tests.conftest import tiny_model
 
 KINDS = {
@@ -63,6 +73,26 @@ def test_extended_model_keeps_the_old_logits(kind):
     assert again is grown and same == [ids[1]]
     with pytest.raises(ConfigError, match="special"):
         extend_vocabulary(grown, tokenizer, ["</s>"])
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_new_tokens_start_apart_as_typical_tokens(kind):
+    """New rows start around the old rows' mean with their spread, never equal to each
+    other: label tokens that share one row get one logit for every input, and fine-tuning
+    from such rows sat at the label prior (recipes/dna/README.md, section 4)."""
+    network, tokenizer = _model(kind)
+    old_size = tokenizer.vocab_size
+    grown, ids = extend_vocabulary(network, tokenizer, ["<splice>", *LABELS])
+    before, after = network.state_dict(), grown.state_dict()
+    tables = [name for name, t in after.items() if t.dim() == 2 and t.shape[0] > old_size]
+    assert tables  # the token embedding, and the output layer where it is not tied
+    for name in tables:
+        new, old = after[name][ids], before[name]
+        assert torch.cdist(new, new)[~torch.eye(len(ids), dtype=torch.bool)].min() > 0.1
+        spread = old.std(dim=0).norm()
+        assert 0.5 * spread < (new - old.mean(dim=0)).norm(dim=-1).mean() < 2 * spread
+    again = extend_vocabulary(network, dna_tokenizer(), ["<splice>", *LABELS])[0].state_dict()
+    assert all(torch.equal(again[name], after[name]) for name in tables)  # seeded
 
 
 def test_extend_vocab_command(tmp_path):
@@ -128,3 +158,39 @@ def test_choose_labels_is_the_argmax_among_label_tokens():
     assert choose_labels(network, tokenizer, sources, LABELS, batch_size=2) == expected
     with pytest.raises(ValueError, match="one token"):
         choose_labels(network, tokenizer, sources, ["ACG"])
+
+
+def _finetune_config(tmp_path, extended, **train):
+    """The recipe's fine-tuning path in miniature: tokenizer and weights from ``extended``."""
+    rows = [
+        {"source": f"<splice>{'ACGT'[i % 4] * 5}GT", "target": LABELS[i % 3]} for i in range(12)
+    ]
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = dict(d_model=16, num_heads=2, decoder_layers=2, ffn_dim=32, max_positions=128)
+    settings = dict(max_steps=2, validate_every=2, warmup_steps=4, log_every=1, lr=1e-3)
+    settings.update(train, out_dir=str(tmp_path / "run"), metric="none", progress=False)
+    return ExperimentConfig(
+        model=ModelConfig(architecture="prefix_lm", dropout=0.0, **model),
+        tokenizer=TokenizerConfig(path=str(extended)),
+        data=DataConfig(train=str(tmp_path / "tasks.jsonl"), max_tokens=64),
+        train=TrainConfig(init_from=str(extended), **settings),
+    )
+
+
+def test_fine_tuning_starts_from_the_extended_model_with_a_fresh_schedule(tmp_path):
+    """``train.init_from`` an extended model: at lr 0 the trained model *is* the extended
+    one (every logit, new tokens included); with lr > 0 the schedule starts at its first
+    warmup step, not where the pretraining run left its counters."""
+    network, tokenizer = _model(seed=7)
+    Seq2Seq(network, tokenizer, DecodeConfig()).save(tmp_path / "base")
+    paths = ["--model", str(tmp_path / "base"), "--output", str(tmp_path / "big")]
+    assert main(["extend-vocab", *paths, "--tokens", "<splice>", *LABELS]) == 0
+    big = seqweave.load(tmp_path / "big")
+    still = seqweave.load(train(_finetune_config(tmp_path, tmp_path / "big", lr=0.0)))
+    sources, targets = ["<splice>ACGTAGG", "<splice>TTG"], ["<EI>", "<N>"]
+    expected = _logits(big.network, big.tokenizer, sources, targets)
+    assert torch.equal(_logits(still.network, still.tokenizer, sources, targets), expected)
+    (tmp_path / "again").mkdir()
+    train(_finetune_config(tmp_path / "again", tmp_path / "big", lr=1e-3))
+    log = read_metrics(tmp_path / "again" / "run" / "metrics.jsonl")
+    assert [r["lr"] for r in log if r["kind"] == "train"] == pytest.approx([2.5e-4, 5e-4])

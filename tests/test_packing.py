@@ -18,6 +18,7 @@ from seqweave.data.packing import collate_packed, pack_rows, packed_batches
 from seqweave.data.tokenized import collate
 from seqweave.errors import ConfigError
 from seqweave.objectives.registry import build_training_loss
+from seqweave.tokenizers import dna_tokenizer
 from seqweave.train import train
 from seqweave.train.report import read_metrics
 from tests.conftest import VOCAB, tiny_config, tiny_model
@@ -91,6 +92,26 @@ def test_packed_loss_equals_the_padded_loss():
         packed = loss(model, model, collate_packed([source] * 7, targets, model.config, 40))
         padded = loss(model, model, collate([source] * 7, targets, model.config))
     torch.testing.assert_close(packed, padded, rtol=1e-5, atol=1e-5)
+
+
+def test_per_base_reads_pack_as_in_the_dna_recipe():
+    """The recipe's one-token-per-base decoder: 100 bp reads (101 tokens with the end) two to
+    a row of 256 tokens; each read's loss packed equals its loss alone, at every position."""
+    tokenizer = dna_tokenizer()
+    model = tiny_model(architecture="prefix_lm", vocab_size=tokenizer.vocab_size, max_positions=256)
+    generator = torch.Generator().manual_seed(4)
+    reads = ["".join("ACGT"[int(i)] for i in torch.randint(0, 4, (100,), generator=generator))]
+    reads += [read[::-1] for read in reads] + [read[50:] + read[:50] for read in reads]
+    targets, source = tokenizer.encode_batch(reads), [model.config.eos_id]
+    packed = collate_packed([source] * 3, targets, model.config, row_tokens=256)
+    alone = collate([source] * 3, targets, model.config)
+    assert packed.tgt_in.shape == (2, 202)
+    with torch.no_grad():
+        packed_logits = model(packed.src, packed.src_lengths, packed.tgt_in, packed.segments)
+        alone_logits = model(alone.src, alone.src_lengths, alone.tgt_in)
+    torch.testing.assert_close(packed_logits[0, 101:], alone_logits[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(packed_logits[1, :101], alone_logits[2], rtol=1e-5, atol=1e-5)
+    assert torch.equal(packed.tgt_out[0, 101:], alone.tgt_out[1])
 
 
 def test_packing_is_refused_where_it_cannot_work():

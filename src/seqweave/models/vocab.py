@@ -5,10 +5,14 @@ tokens (which task an instruction asks for) and label tokens (the answers) to it
 vocabulary. The tokens are added as ordinary tokens of the vocabulary that text can
 spell (``"<splice>ACGT..."`` encodes with ``<splice>`` as one token, and a generated
 ``<EI>`` decodes as the text ``<EI>``), unlike seqweave's task tokens, which text can
-never produce. Every tensor with a vocabulary dimension grows; the new rows start at
-the mean of the old ones (a new token starts as a typical token, not at a random
-point far from all of them). Old rows and every other weight are copied, so the
-logits of the old tokens are exactly what they were.
+never produce. Every tensor with a vocabulary dimension grows. A new row is drawn
+around the old rows' mean with their spread (per coordinate, seeded): a new token
+starts as a typical token, not at a point far from all of them, and no two new
+tokens start equal. Equal rows (all at the mean) are the trap: label tokens that
+share one row get the same logit for every input, and Adam moves them alike while
+the gradient they share dominates, so fine-tuning sat at the label prior
+(recipes/dna/README.md, section 4). Old rows and every other weight are copied, so
+the logits of the old tokens are exactly what they were.
 """
 
 from __future__ import annotations
@@ -64,7 +68,18 @@ def extend_vocabulary(
             tensor.copy_(old)
         elif old.shape[0] == old_size and old.shape[1:] == tensor.shape[1:]:
             tensor[:old_size] = old
-            tensor[old_size:] = old.float().mean(dim=0).to(old.dtype)
+            tensor[old_size:] = _new_rows(old.float(), new_size - old_size).to(old.dtype)
         else:
             raise ConfigError(f"{name}: cannot grow {tuple(old.shape)} to {tuple(tensor.shape)}")
     return grown.eval(), ids
+
+
+def _new_rows(old: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
+    """``count`` rows around the mean of ``old`` (V, ...) with its per-coordinate spread;
+    the mean alone for a vector (a per-token bias)."""
+    mean = old.mean(dim=0)
+    if old.dim() < 2:
+        return mean.expand(count).clone()
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((count, *old.shape[1:]), generator=generator)
+    return mean + noise.to(old.device) * old.std(dim=0)
