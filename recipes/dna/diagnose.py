@@ -13,8 +13,11 @@
    the new rows' norms, the learning rates of the first updates, where the label position
    attends, and the residual stream at the label position (its part shared by all inputs
    and the part that varies with the input).
-3. fit: the pretrained decoder and its random-init twin fine-tuned on the same 32 strand
-   examples for a few dozen updates: training loss and accuracy on those examples.
+3. fit: fine-tuning on the same 32 strand examples (one full batch, 80 updates of the
+   recipe's schedule) from the starts of MIXES: the pretrained decoder, its random-init
+   twin, and the two with their token embeddings (or only the new rows) swapped; training
+   loss and accuracy on those examples. An extension made before the fix of
+   ``seqweave.models.vocab`` (all new rows at the mean) is reused if runs/ still holds it.
 
 Runs go to runs/dna/diagnose/ (the recipe's data in runs/dna/data are written first if
 missing); results to recipes/dna/diagnose.json. Run from the repository root.
@@ -209,6 +212,7 @@ def residual_and_attention(network, batch) -> dict:
 
 
 def start_stage(args) -> dict:
+    """The fine-tuning start of each pretrained decoder, against its random-init twin."""
     results = {}
     for name, pretrained_dir in _pretrained(args).items():
         ext = extended(pretrained_dir, name)
