@@ -146,6 +146,7 @@ MIXES = {
     "pretrained, new token rows random": ("pretrained", "new rows"),
     "pretrained layers, random embeddings": ("pretrained", "embeddings"),
     "random layers, pretrained embeddings": ("random", "embeddings"),
+    "pretrained, new token rows all at the mean": ("pretrained", "mean rows"),  # before the fix
 }
 
 
@@ -154,7 +155,11 @@ def mixed_model(ext: Path, old_vocab: int, init: str) -> tuple:
     other's (the token embedding is tied to the output layer, so both roles swap)."""
     base, swapped = MIXES[init]
     cfg, tokenizer, model = finetune_model(ext, base == "pretrained")
-    if swapped is not None:
+    if swapped == "mean rows":
+        with torch.no_grad():
+            table = model.embed.tokens.weight
+            table[old_vocab:] = table[:old_vocab].mean(dim=0)
+    elif swapped is not None:
         other = finetune_model(ext, base != "pretrained")[2]
         rows = slice(old_vocab, None) if swapped == "new rows" else slice(None)
         with torch.no_grad():
