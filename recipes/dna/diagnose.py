@@ -3,6 +3,7 @@
     .venv/bin/python recipes/dna/diagnose.py --stage plateau   # per-base pretraining, order 5 vs 2
     .venv/bin/python recipes/dna/diagnose.py --stage start     # the fine-tuning start, measured
     .venv/bin/python recipes/dna/diagnose.py --stage fit       # can it fit 32 strand examples?
+    .venv/bin/python recipes/dna/diagnose.py --stage heldout --task motif  # the recipe's runs
 
 1. plateau: the one-token-per-base decoder of recipes/dna/pretrain.toml, pretrained for the
    same short budget on reads of the recipe's genome (an order-5 background) and on reads of
@@ -18,6 +19,9 @@
    twin, and the two with their token embeddings (or only the new rows) swapped; training
    loss and accuracy on those examples. An extension made before the fix of
    ``seqweave.models.vocab`` (all new rows at the mean) is reused if runs/ still holds it.
+4. heldout: the recipe's own fine-tuning (``seqweave train`` with finetune.toml, one task)
+   from the fixed extension, from a copy with the new rows put back at the mean, and from
+   random initialisation; accuracy on the task's validation split as run.py scores it.
 
 Runs go to runs/dna/diagnose/ (the recipe's data in runs/dna/data are written first if
 missing); results to recipes/dna/diagnose.json. Run from the repository root.
@@ -285,11 +289,74 @@ def fit_stage(args) -> dict:
     return results
 
 
+def mean_rows_copy(ext: Path, old_vocab: int) -> Path:
+    """A copy of the extension ``ext`` with every new row at the old rows' mean: the start
+    ``seqweave extend-vocab`` gave before the fix."""
+    from seqweave.api import Seq2Seq
+
+    out = ext.parent / f"{ext.name}_mean_rows"
+    if not (out / "model.safetensors").exists():
+        model = seqweave.load(ext)
+        with torch.no_grad():
+            table = model.network.embed.tokens.weight
+            table[old_vocab:] = table[:old_vocab].mean(dim=0)
+        Seq2Seq(model.network, model.tokenizer, model.decode_config).save(out)
+    return out
+
+
+def heldout_stage(args) -> dict:
+    """``seqweave train`` with recipes/dna/finetune.toml on ``args.task`` from each pretrained
+    decoder's (fixed) extension and from random initialisation, at most ``args.minutes``
+    minutes each; accuracy on the task's validation split as the recipe scores it."""
+    wholes = ("pretrained", "random init", "pretrained, new token rows all at the mean")
+    if any(init not in wholes for init in args.inits):
+        raise SystemExit(f"heldout: --inits among {wholes}")
+    valid = {args.task: read_examples(recipe.DATA / f"{args.task}_valid.jsonl")}
+    results = {}
+    for name, pretrained_dir in _pretrained(args).items():
+        ext = extended(pretrained_dir, name)
+        old_vocab = seqweave.load(pretrained_dir).config.vocab_size
+        for init in args.inits:
+            slug = init.replace(" ", "_").replace(",", "")
+            start = (
+                ext
+                if MIXES[init] != ("pretrained", "mean rows")
+                else mean_rows_copy(ext, old_vocab)
+            )
+            overrides = [
+                f"data.train={recipe.DATA / f'{args.task}_train.jsonl'}",
+                f"data.valid={recipe.DATA / f'{args.task}_valid.jsonl'}",
+                f"tokenizer.path={ext}",
+                f"train.out_dir={RUNS / f'heldout_{name}_{args.task}_{slug}'}",
+                f"train.init_from={start if MIXES[init][0] == 'pretrained' else ''}",
+                f"train.max_minutes={args.minutes}",
+            ]
+            config = load_config(HERE / "finetune.toml", overrides)
+            best = train_or_load(config)
+            log = [
+                json.loads(line)
+                for line in (best.parent / "metrics.jsonl").read_text().splitlines()
+            ]
+            score = recipe.accuracy(seqweave.load(best), valid, [args.task])
+            results[f"{name}, {init}"] = {
+                "valid_accuracy": score,
+                "updates": max(r.get("step", 0) for r in log),
+                "checkpoint": recipe.scored_checkpoint(config.train.out_dir, best),
+            }
+            print(name, init, json.dumps(results[f"{name}, {init}"]), flush=True)
+    return results
+
+
 def _pretrained(args) -> dict[str, Path]:
     return {name: Path(path) for name, path in (item.split("=") for item in args.pretrained)}
 
 
-STAGES = {"plateau": plateau_stage, "start": start_stage, "fit": fit_stage}
+STAGES = {
+    "plateau": plateau_stage,
+    "start": start_stage,
+    "fit": fit_stage,
+    "heldout": heldout_stage,
+}
 
 
 def main() -> None:
@@ -306,6 +373,7 @@ def main() -> None:
     )
     parser.add_argument("--task", default="strand")
     parser.add_argument("--fit-examples", type=int, default=32)
+    parser.add_argument("--minutes", type=float, default=9, help="heldout: per fine-tuning")
     parser.add_argument("--fit-steps", type=int, default=80)
     parser.add_argument(
         "--inits", nargs="+", default=["pretrained", "random init"], choices=list(MIXES)
@@ -315,11 +383,12 @@ def main() -> None:
     torch.set_num_threads(1)
     out = HERE / "diagnose.json"
     started = time.perf_counter()
+    names = [name.split("=")[0] for name in args.pretrained]
     key = {
         "plateau": f"plateau {args.orders}{args.unpacked * ' unpacked'}",
         "start": "start",
-        "fit": f"fit {[name.split('=')[0] for name in args.pretrained]} {args.inits}"
-        + (f" {args.task}" if args.task != "strand" else ""),
+        "fit": f"fit {names} {args.inits}" + (f" {args.task}" if args.task != "strand" else ""),
+        "heldout": f"heldout {names} {args.inits} {args.task}",
     }[args.stage]
     figures = STAGES[args.stage](args)
     results = json.loads(out.read_text()) if out.exists() else {}  # stages may run side by side
