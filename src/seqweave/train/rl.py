@@ -260,13 +260,15 @@ class RLTrainer(Trainer):
         return rewards - baseline
 
     def _validate(self, model: torch.nn.Module) -> dict:
-        """The validation loss and the mean reward of greedy outputs on up to
-        ``train.valid_decode_limit`` validation examples, which picks ``best``."""
+        """The validation loss and the mean reward of greedy outputs (at most
+        ``rl.max_new_tokens`` tokens) on up to ``train.valid_decode_limit`` validation
+        examples, which picks ``best``."""
         if self.valid_set is None:
             return {}
         data, limit = self.valid_set, self.config.train.valid_decode_limit
         result = validation_loss(model, data, self.config)
-        decode = DecodeConfig(max_new_tokens=self._max_new_tokens(), batch_size=64)
+        budget = min(self.config.rl.max_new_tokens, self._max_new_tokens())
+        decode = DecodeConfig(max_new_tokens=budget, batch_size=64)
         outputs = decode_many(model, data.sources[:limit], decode)
         texts = self.tokenizer.decode_batch([o.tokens for o in outputs])
         rewards = [
