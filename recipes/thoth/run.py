@@ -11,7 +11,9 @@ model once (``sft.toml``), then one RL run per seed from it (``grpo.toml``, with
 ``rl.algorithm`` set by ``--algorithm``), each through ``seqweave train``. Every model is
 scored on the held-out pairs with greedy decoding: mean SCORE (``seqweave.rewards.score``),
 the share of answers that pass the format gate (validity) and the consistency gate, and
-the three components. Run from the repository root.
+the three components; and which checkpoint was scored (its update and validation record:
+the runs stop at a time budget, so the number of updates depends on the machine's load).
+Run from the repository root.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ import torch
 import seqweave
 from seqweave.config import load_config
 from seqweave.data.synthetic_protocols import protocol_pairs, write_jsonl
-from seqweave.harness import mean_std, seed_list, train_or_load, write_results
+from seqweave.harness import (
+    mean_std,
+    scored_checkpoint,
+    seed_list,
+    train_or_load,
+    write_results,
+)
 from seqweave.rewards.score import score
 
 HERE = Path(__file__).parent
@@ -84,7 +92,7 @@ def main() -> None:
     test = write_data(args.test)
     sft_config = load_config(HERE / "sft.toml")
     sft = train_or_load(sft_config, reuse_any=args.skip_training)
-    before = evaluate(sft, test)
+    before = evaluate(sft, test) | {"checkpoint": scored_checkpoint(sft_config.train.out_dir)}
     print("sft  " + " ".join(f"{k} {before[k]:.3f}" for k in FIGURES), flush=True)
     runs = {}
     for seed in args.seeds:
@@ -97,6 +105,7 @@ def main() -> None:
         assert Path(config.train.init_from) == Path(sft_config.train.out_dir) / "best"
         best = train_or_load(config, reuse_any=args.skip_training)
         runs[seed] = evaluate(best, test)
+        runs[seed]["checkpoint"] = scored_checkpoint(config.train.out_dir)
         print(f"{args.algorithm} s{seed} " + " ".join(f"{k} {runs[seed][k]:.3f}" for k in FIGURES))
     after = {name: mean_std(run[name] for run in runs.values()) for name in FIGURES}
     write_results(
