@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,15 +14,16 @@ import torch
 from seqweave.config import ModelConfig
 from seqweave.data.framing import frame_source
 from seqweave.data.preferences import PreferencePair, read_preferences, write_preferences
-from seqweave.errors import DataError
+from seqweave.errors import CheckpointError, ConfigError, DataError
 from seqweave.rewards.bradley_terry import (
-    BradleyTerryReward,
     BradleyTerryTraining,
     bradley_terry_loss,
+    build_bradley_terry,
     train_bradley_terry,
 )
 from seqweave.rewards.seq2seq_rm import (
     Seq2SeqRewardModel,
+    build_seq2seq_rm,
     lcs_match,
     rm_input,
     rm_training_rows,
@@ -127,7 +129,8 @@ def test_bradley_terry_learns_its_pairs_and_round_trips_through_a_directory(tmp_
     chosen = reward.score(sources, [p.chosen for p in PAIRS])
     rejected = reward.score(sources, [p.rejected for p in PAIRS])
     assert all(c > r for c, r in zip(chosen, rejected, strict=True))
-    loaded = BradleyTerryReward.load(reward.save(tmp_path / "bt"))
+    directory = reward.save(tmp_path / "bt")
+    loaded = build_bradley_terry(SimpleNamespace(reward_model=str(directory)))  # an [rl] section
     assert loaded.score(sources, [p.chosen for p in PAIRS]) == pytest.approx(chosen, abs=1e-6)
     assert loaded(PAIRS[0].source, PAIRS[0].chosen) == pytest.approx(chosen[0], abs=1e-6)
 
@@ -175,3 +178,12 @@ def test_preferences_round_trip_and_bad_lines_name_file_and_line(tmp_path):
     bad.write_text("\n \n")
     with pytest.raises(DataError, match="empty"):
         read_preferences(bad)
+
+
+def test_builders_need_a_model_directory_and_refuse_the_wrong_kind(tmp_path):
+    for build in (build_seq2seq_rm, build_bradley_terry):
+        with pytest.raises(ConfigError, match=r"rl\.reward_model"):
+            build(SimpleNamespace(reward_model=""))
+    (tmp_path / "config.json").write_text('{"kind": "dna_encoder"}')
+    with pytest.raises(CheckpointError, match="no Bradley-Terry"):
+        build_bradley_terry({"reward_model": str(tmp_path)})

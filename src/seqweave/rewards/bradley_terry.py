@@ -18,7 +18,7 @@ An encoder without a decoder has no decoder state, so it trains in its own short
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from seqweave.decoding.common import pad_batch
 from seqweave.errors import CheckpointError, ConfigError
 from seqweave.models.embedding import Embedder, token_embedding
 from seqweave.models.layers import EncoderLayer, padding_mask
-from seqweave.rewards.seq2seq_rm import SEPARATOR, rm_input
+from seqweave.rewards.seq2seq_rm import SEPARATOR, reward_model_directory, rm_input
 from seqweave.tokenizers import Tokenizer
 
 KIND = "bradley_terry"
@@ -182,12 +182,6 @@ def train_bradley_terry(
     return reward, losses
 
 
-def build_bradley_terry(config: Mapping) -> BradleyTerryReward:
-    """The reward builder: ``config["model"]`` is the Bradley-Terry model's directory.
-
-    Raises:
-        ConfigError: no ``model`` key.
-    """
-    if "model" not in config:
-        raise ConfigError("the Bradley-Terry reward model needs 'model': its model directory")
-    return BradleyTerryReward.load(config["model"])
+def build_bradley_terry(config: object) -> BradleyTerryReward:
+    """The reward builder (``REWARDS``' protocol): the model from ``rl.reward_model``."""
+    return BradleyTerryReward.load(reward_model_directory(config, "Bradley-Terry"))

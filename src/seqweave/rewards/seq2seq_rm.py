@@ -190,14 +190,22 @@ class Seq2SeqRewardModel:
         return self.score([source], [output])[0].sequence
 
 
-def build_seq2seq_rm(config: Mapping) -> Seq2SeqRewardModel:
-    """The reward builder: ``config["model"]`` is the model directory; ``separator``,
-    ``max_new_tokens`` and ``batch_size`` are optional.
+def reward_model_directory(config: object, what: str) -> str:
+    """The model directory a reward builder is given: the ``reward_model`` field of the
+    trainer's ``[rl]`` section, or the ``reward_model`` key of a mapping.
 
     Raises:
-        ConfigError: no ``model`` key.
+        ConfigError: none given; ``what`` names the reward in the message.
     """
-    if "model" not in config:
-        raise ConfigError("the seq2seq reward model needs 'model': its model directory")
-    options = {k: config[k] for k in ("separator", "max_new_tokens", "batch_size") if k in config}
-    return Seq2SeqRewardModel.load(config["model"], **options)
+    if isinstance(config, Mapping):
+        directory = config.get("reward_model", "")
+    else:
+        directory = getattr(config, "reward_model", "")
+    if not directory:
+        raise ConfigError(f"the {what} reward needs rl.reward_model: its model directory")
+    return str(directory)
+
+
+def build_seq2seq_rm(config: object) -> Seq2SeqRewardModel:
+    """The reward builder (``REWARDS``' protocol): the model from ``rl.reward_model``."""
+    return Seq2SeqRewardModel.load(reward_model_directory(config, "seq2seq reward model"))
