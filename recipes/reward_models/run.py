@@ -1,7 +1,7 @@
 """Sequence-to-sequence reward model vs Bradley-Terry on sorting with a planted length cue.
 
     .venv/bin/python recipes/reward_models/run.py [--pairs 4000] [--probes 300]
-        [--rm-steps 1500] [--bt-steps 800] [--seeds 1,2,3] [--fresh] [--out FILE]
+        [--rm-steps 1000] [--bt-steps 800] [--cue-rate 1.0] [--seeds 1,2,3] [--fresh] [--out FILE]
 
 Per seed (sorting_data.py says what the data are): preference pairs in which every chosen
 answer is correct and one token longer than the rejected one; the seq2seq reward model
@@ -146,7 +146,7 @@ def in_distribution(score, valid) -> float:
 def train_and_score(cell: dict, settings: dict) -> dict:
     torch.set_num_threads(settings["threads"])
     seed = cell["seed"]
-    out_dir = RUNS / f"seed{seed}"
+    out_dir = RUNS / f"cue{settings['cue_rate']}-seed{seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
     generated = training_pairs(settings["pairs"] + VALID_PAIRS, seed, settings["cue_rate"])
     pairs_file = write_preferences(generated, out_dir / "pairs.jsonl")
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=300, help="held-out sources per seed")
     parser.add_argument("--cue-rate", type=float, default=1.0, help="pairs with rejected cut short")
     parser.add_argument("--max-junk", type=int, default=4)
-    parser.add_argument("--rm-steps", type=int, default=1500)
+    parser.add_argument("--rm-steps", type=int, default=1000)
     parser.add_argument("--bt-steps", type=int, default=800)
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--threads", type=int, default=1)
