@@ -10,7 +10,8 @@ trains through ``seqweave.train`` on (source => rejected) -> chosen and (source 
 on held-out sources: where the most negative token reward lands on an answer with one
 replaced token, which answer each prefers of a correct one and a wrong one of the same
 length, and of a correct one and the same with 1..4 junk numbers appended. Writes
-recipes/reward_models/results.json and reward_vs_junk.png. Run from the repository root.
+recipes/reward_models/results.json and reward_vs_junk.png (named after --out). Run from
+the repository root.
 """
 
 from __future__ import annotations
@@ -259,7 +260,12 @@ def main() -> None:
     rows = run_grid(train_and_score, cells, settings, log, args.jobs, write)
     write(rows, complete=True)
     summary = summarise([{**r, "all": "all"} for r in rows], by=["all"])
-    plot(summary, Path(args.out).with_name("reward_vs_junk.png"), args.max_junk)
+    out = Path(args.out)  # results.json -> reward_vs_junk.png, results-X.json -> ...-X.png
+    plot(
+        summary,
+        out.with_name(out.stem.replace("results", "reward_vs_junk") + ".png"),
+        args.max_junk,
+    )
     print(f"wrote {args.out}")
 
 
