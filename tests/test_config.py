@@ -61,7 +61,7 @@ beam_size = 5
 """
 
 
-SECTIONS = "data, decode, model, objectives, tokenizer, train"
+SECTIONS = "data, decode, model, objectives, rl, tokenizer, train"
 
 
 def write_toml(directory: Path, text: str, name: str = "experiment.toml") -> Path:
@@ -332,7 +332,7 @@ def test_to_dict_is_plain_json_with_lists_for_tuples():
     values = to_dict(cfg)
     assert values["train"]["betas"] == [0.9, 0.98]
     assert values["tokenizer"]["task_tokens"] == ["<a>"]
-    assert set(values) == {"model", "tokenizer", "data", "train", "decode", "objectives"}
+    assert set(values) == {"model", "tokenizer", "data", "train", "decode", "objectives", "rl"}
     assert json.loads(json.dumps(values)) == values
 
 

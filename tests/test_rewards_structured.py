@@ -160,8 +160,11 @@ def test_weights_only_ratios_matter_and_bad_weights_fail():
 
 
 def test_registry_and_bad_reference():
-    assert REWARDS["score"](text(REFERENCE), text(REFERENCE)) == 1.0
-    assert build_reward("score") is REWARDS["score"]
+    reward = build_reward("score")
+    assert reward("any source", text(REFERENCE), text(REFERENCE)) == 1.0
+    swapped = text([REFERENCE[1], REFERENCE[0], *REFERENCE[2:]])
+    assert reward("", swapped, text(REFERENCE)) == score(swapped, REFERENCE).total < 1.0
+    assert REWARDS["score"](None) is reward  # a builder; SCORE reads no config
     with pytest.raises(ValueError, match="score"):
         build_reward("nope")
     with pytest.raises(ValueError, match="reference"):

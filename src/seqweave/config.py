@@ -1,10 +1,10 @@
 """Typed configuration: frozen dataclasses per concern.
 
 One experiment is one TOML file with the sections ``[model]``, ``[tokenizer]``,
-``[data]``, ``[train]``, ``[decode]`` and ``[objectives.NAME]``, one per paper
-objective. This module holds the schemas and their checks; reading TOML, the
-``--set section.key=value`` overrides and the old flat keys live in
-``seqweave.config_parse`` (re-exported here, so ``from seqweave.config import
+``[data]``, ``[train]``, ``[decode]``, ``[objectives.NAME]``, one per paper
+objective, and ``[rl]`` (``seqweave.config_rl``). This module holds the schemas and
+their checks; reading TOML, the ``--set section.key=value`` overrides and the old flat
+keys live in ``seqweave.config_parse`` (re-exported here, so ``from seqweave.config import
 load_config`` keeps working). Each section checks its own values when built;
 checks that need two sections are in ``seqweave.config_checks``, one function
 each, run by ``ExperimentConfig.__post_init__``.
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seqweave.architectures import SeqBoatConfig
+from seqweave.config_rl import RLConfig
 from seqweave.errors import ConfigError
 from seqweave.objectives.settings import (
     ActionsConfig,
@@ -361,6 +362,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig)
+    rl: RLConfig = field(default_factory=RLConfig)  # seqweave.config_rl
 
     def __post_init__(self) -> None:
         """Options of one section that only make sense with another's: every such check
@@ -400,6 +402,7 @@ __all__ = [
     "LengthConfig",
     "ModelConfig",
     "ObjectivesConfig",
+    "RLConfig",
     "ReaRecConfig",
     "SeqPEConfig",
     "SetMatchingConfig",

@@ -143,6 +143,42 @@ def check_rearec(cfg: ExperimentConfig) -> None:
         )
 
 
+def check_rl(cfg: ExperimentConfig) -> None:
+    """Reinforcement learning fine-tunes a model that decodes token by token: it samples
+    with ``step``, its loss replaces the token loss and the additive objectives, and it
+    runs in one process."""
+    rl, model, objectives = cfg.rl, cfg.model, cfg.objectives
+    if not rl.on:
+        return
+    name = f"rl.algorithm={rl.algorithm!r}"
+    if not cfg.train.init_from:
+        raise ConfigError(
+            f"{name} needs train.init_from: the supervised model to start from, which is "
+            "also the frozen reference of the KL penalty"
+        )
+    if model.architecture not in ("transformer", "prefix_lm", "seqboat"):
+        raise ConfigError(
+            f"{name} samples token by token, which model.architecture="
+            f"{model.architecture!r} does not"
+        )
+    extra = [
+        label
+        for label, on in (
+            ("objectives.claps", objectives.claps.on),
+            ("objectives.e2s2", objectives.e2s2.on),
+            ("objectives.denoising", objectives.denoising.on),
+            ("objectives.set_matching", objectives.set_matching.on),
+            ("objectives.seqpe", objectives.seqpe.on),
+            ("data.pack_sequences", cfg.data.pack_sequences),
+            ("train.fsdp", cfg.train.fsdp),
+            ("train.sequence_parallel > 1", cfg.train.sequence_parallel > 1),
+        )
+        if on
+    ]
+    if extra:
+        raise ConfigError(f"{name} trains on the reward alone, in one process: turn off {extra}")
+
+
 CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
     check_seqpe,
     check_e2s2,
@@ -151,4 +187,5 @@ CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
     check_packing,
     check_sequence_parallel,
     check_rearec,
+    check_rl,
 )

@@ -1,32 +1,50 @@
-"""Rewards for reinforcement learning on generated sequences: text in, a number in [0, 1] out.
+"""Rewards for reinforcement learning on generated sequences: text in, a number out.
 
-``REWARDS`` maps a name to a function ``(output, reference) -> float``, both strings (the
-model's decoded answer and the example's target), so a training option can name its reward
-in the config and the trainer needs nothing else; a reward's module keeps its richer
-breakdown (``score.score``) for logs and tests. A plain dict: nothing registers itself.
+A reward is ``reward(source, output, reference) -> float``, all three strings (the example's
+input, the model's decoded answer and the example's target): a rule-based reward reads the
+reference and may ignore the source (SCORE does), a learnt reward model may read the source
+and ignore the reference. ``REWARDS`` maps a name to a *builder* ``(rl_config) -> reward``,
+so that a model-based reward loads its model from ``rl.reward_model`` when training starts
+while a rule-based one needs nothing; ``[rl] reward = NAME`` picks one and the trainer
+needs nothing else. A reward's module keeps its richer breakdown (``score.score``) for logs
+and tests. A plain dict: nothing registers itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from seqweave.rewards.score import score
 
+if TYPE_CHECKING:
+    from seqweave.config_rl import RLConfig
 
-def score_reward(output: str, reference: str) -> float:
-    """Thoth's SCORE of an answer against the reference answer's ``<key>`` steps."""
+
+class Reward(Protocol):
+    def __call__(self, source: str, output: str, reference: str) -> float: ...
+
+
+def score_reward(source: str, output: str, reference: str) -> float:
+    """Thoth's SCORE of an answer against the reference answer's ``<key>`` steps, in [0, 1]
+    (the source is not read)."""
     return score(output, reference).total
 
 
-REWARDS: dict[str, Callable[[str, str], float]] = {"score": score_reward}
+def _score(config: RLConfig | None) -> Reward:
+    return score_reward
 
 
-def build_reward(name: str) -> Callable[[str, str], float]:
-    """The reward called ``name``.
+REWARDS: dict[str, Callable[[RLConfig | None], Reward]] = {"score": _score}
+
+
+def build_reward(name: str, config: RLConfig | None = None) -> Reward:
+    """The reward called ``name``, built from ``config`` (the ``[rl]`` section; a rule-based
+    reward needs none).
 
     Raises:
         ValueError: an unknown name; the message lists the known ones.
     """
     if name not in REWARDS:
         raise ValueError(f"unknown reward {name!r}; choose one of {sorted(REWARDS)}")
-    return REWARDS[name]
+    return REWARDS[name](config)

@@ -29,6 +29,7 @@ from seqweave.train.loop import Trainer, learning_rate, make_optimizer
 from seqweave.train.neftune import add_neftune
 from seqweave.train.report import TrainingLog
 from seqweave.train.resume import Progress, load_checkpoint
+from seqweave.train.rl import RLTrainer
 
 TOKENIZER_DIR = "tokenizer"
 
@@ -56,9 +57,10 @@ def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed
     through the output directory."""
     path = out_dir / TOKENIZER_DIR
     t = cfg.tokenizer
+    source = t.path or (cfg.train.init_from if cfg.rl.on else "")  # RL: the policy's own
     if dist.is_main:
-        if t.path:
-            tokenizer = Tokenizer.load(t.path)
+        if source:
+            tokenizer = Tokenizer.load(source)
         else:
             texts = [text for e in examples for text in (e.source, e.target or "")]
             tokenizer = build_tokenizer(
@@ -122,7 +124,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
     wrapped = dist.wrap(model, device)
     if dist.fsdp:  # fully_shard replaced the parameters the optimizer holds
         optimizer = reshard_optimizer(optimizer, make_optimizer(model, cfg.train))
-    trainer = Trainer(
+    trainer = (RLTrainer if cfg.rl.on else Trainer)(
         config=cfg,
         model=model,
         wrapped=wrapped,
@@ -151,6 +153,8 @@ def _devices(cfg: ExperimentConfig) -> tuple[torch.device, Distributed]:
             "objectives.e2s2: E2S2's objectives run on the bare model (its contrastive "
             "negatives are the local batch), not under data parallelism"
         )
+    if dist.enabled and cfg.rl.on:
+        raise ConfigError("rl.algorithm: reinforcement learning runs in one process")
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
