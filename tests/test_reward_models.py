@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from seqweave.config import ModelConfig
+from seqweave.config_rl import RLConfig
 from seqweave.data.framing import frame_source
 from seqweave.data.preferences import PreferencePair, read_preferences, write_preferences
 from seqweave.errors import CheckpointError, ConfigError, DataError
+from seqweave.rewards import build_reward
 from seqweave.rewards.bradley_terry import (
     BradleyTerryTraining,
     bradley_terry_loss,
@@ -131,6 +133,10 @@ def test_bradley_terry_learns_its_pairs_and_round_trips_through_a_directory(tmp_
     assert all(c > r for c, r in zip(chosen, rejected, strict=True))
     directory = reward.save(tmp_path / "bt")
     loaded = build_bradley_terry(SimpleNamespace(reward_model=str(directory)))  # an [rl] section
+    named = build_reward(
+        "bradley_terry", RLConfig(reward="bradley_terry", reward_model=str(directory))
+    )
+    assert named(PAIRS[1].source, PAIRS[1].chosen, "") == pytest.approx(chosen[1], abs=1e-6)
     assert loaded.score(sources, [p.chosen for p in PAIRS]) == pytest.approx(chosen, abs=1e-6)
     assert loaded(PAIRS[0].source, PAIRS[0].chosen) == pytest.approx(chosen[0], abs=1e-6)
 
