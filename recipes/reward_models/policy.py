@@ -1,7 +1,7 @@
 """Fine-tune a sorting policy with each reward model and compare task accuracy over seeds.
 
     .venv/bin/python recipes/reward_models/policy.py [--seeds 1,2] [--sft-steps 200]
-        [--rl-steps 80] [--rl-minutes 5] [--out FILE]
+        [--rl-steps 80] [--rl-minutes 5] [--algorithm reinforce|grpo] [--out FILE]
 
 Needs run.py's models first (runs/reward_models/cue1.0-seed<seed>/: the seq2seq reward
 model and the Bradley-Terry model trained on pairs with the planted length cue). Per seed:
@@ -68,6 +68,11 @@ def score(model_dir: Path, probes) -> dict:
     }
 
 
+def run_name(reward: str, settings: dict) -> str:
+    algorithm = settings["algorithm"]
+    return reward if algorithm == "reinforce" else f"{reward}-{algorithm}"
+
+
 def train_and_score(cell: dict, settings: dict) -> dict:
     torch.set_num_threads(settings["threads"])
     seed = cell["seed"]
@@ -89,11 +94,12 @@ def train_and_score(cell: dict, settings: dict) -> dict:
     for reward, path in REWARD_MODELS.items():
         steps = settings["rl_steps"]
         policy = train(
-            [*data, f"train.init_from={sft}", f"train.out_dir={out_dir / reward}",
-             f"train.seed={seed}", f"train.max_steps={steps}", "train.lr=3e-4",
+            [*data, f"train.init_from={sft}", f"train.seed={seed}",
+             f"train.out_dir={out_dir / run_name(reward, settings)}",
+             f"train.max_steps={steps}", "train.lr=3e-4",
              "train.schedule=constant", "train.warmup_steps=0", f"train.validate_every={steps}",
              f"train.max_minutes={settings['rl_minutes']}", "train.valid_decode_limit=50",
-             f"train.log_every={max(1, steps // 8)}", "rl.algorithm=reinforce",
+             f"train.log_every={max(1, steps // 8)}", f"rl.algorithm={settings['algorithm']}",
              f"rl.reward={reward}", f"rl.reward_model={rm_dir / path}", "rl.group_size=4",
              "rl.sources_per_step=8", "rl.max_new_tokens=16", "rl.kl_coef=0.04"]
         )  # fmt: skip
@@ -110,6 +116,7 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=200)
     parser.add_argument("--rl-steps", type=int, default=80)
     parser.add_argument("--rl-minutes", type=float, default=5.0)
+    parser.add_argument("--algorithm", default="reinforce", choices=["reinforce", "grpo"])
     parser.add_argument("--threads", type=int, default=1)
     add_run_arguments(parser, ROOT / "recipes/reward_models/results-policy.json", jobs=1)
     args = parser.parse_args()
@@ -122,6 +129,7 @@ def main() -> None:
         "rl_steps": args.rl_steps,
         "rl_minutes": args.rl_minutes,
         "threads": args.threads,
+        "algorithm": args.algorithm,
     }
 
     def write(rows: list[dict], complete: bool = False) -> None:
@@ -135,8 +143,9 @@ def main() -> None:
             complete=complete,
             protocol=f"greedy outputs on run.py's {args.probes} held-out sources per seed; "
             "the last checkpoint of each RL run",
-            training=f"supervised {args.sft_steps} updates ({CONFIG.name}); REINFORCE, batch "
-            f"baseline, 8 sources x 4 samples, lr 3e-4, KL 0.04, at most {args.rl_steps} "
+            training=f"supervised {args.sft_steps} updates ({CONFIG.name}); {args.algorithm} "
+            "(reinforce: batch-mean baseline; grpo: group-relative advantages), 8 sources x 4 "
+            f"samples, lr 3e-4, KL 0.04, at most {args.rl_steps} "
             f"updates or {args.rl_minutes} minutes per reward",
             summary=summarise([{**r, "all": "all"} for r in rows], by=["all"]),
             runs=rows,
