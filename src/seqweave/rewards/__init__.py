@@ -35,7 +35,23 @@ def _score(config: RLConfig | None) -> Reward:
     return score_reward
 
 
-REWARDS: dict[str, Callable[[RLConfig | None], Reward]] = {"score": _score}
+def _seq2seq_rm(config: RLConfig | None) -> Reward:
+    from seqweave.rewards.seq2seq_rm import build_seq2seq_rm  # loads a model: imported late
+
+    return build_seq2seq_rm(config)
+
+
+def _bradley_terry(config: RLConfig | None) -> Reward:
+    from seqweave.rewards.bradley_terry import build_bradley_terry
+
+    return build_bradley_terry(config)
+
+
+REWARDS: dict[str, Callable[[RLConfig | None], Reward]] = {
+    "score": _score,
+    "seq2seq_rm": _seq2seq_rm,  # rl.reward_model: a seq2seq reward model's directory
+    "bradley_terry": _bradley_terry,  # rl.reward_model: a Bradley-Terry model's directory
+}
 
 
 def build_reward(name: str, config: RLConfig | None = None) -> Reward:
