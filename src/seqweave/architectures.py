@@ -67,6 +67,4 @@ class HierNSEConfig:
         if self.copy_slots < 0:
             raise ConfigError(f"model.hier_nse.copy_slots must be >= 0, got {self.copy_slots}")
         if self.sentence_len < 1:
-            raise ConfigError(
-                f"model.hier_nse.sentence_len must be >= 1, got {self.sentence_len}"
-            )
+            raise ConfigError(f"model.hier_nse.sentence_len must be >= 1, got {self.sentence_len}")
