@@ -239,6 +239,8 @@ def test_reorder_and_extend_keep_rows_as_if_decoded_alone():
         torch.testing.assert_close(first[1], alone(1)[0, :2], atol=1e-5, rtol=0)
         torch.testing.assert_close(rest[0], alone(1)[0, 2:], atol=1e-5, rtol=0)
         torch.testing.assert_close(rest[1], alone(2)[0, 2:], atol=1e-5, rtol=0)
+        selected = model.start(model.encode(src, lengths).select(torch.tensor([1])))
+        torch.testing.assert_close(model.step(selected, tokens[1:2]), alone(1), atol=1e-5, rtol=0)
 
 
 @settings(

@@ -29,7 +29,7 @@ and only paid by decoders that roll back. Per-row vectors are kept in ``memory_r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -55,11 +55,8 @@ class NSEMemory(Memory):
     init: Tensor | None = None
 
     def select(self, index: Tensor) -> NSEMemory:
-        picked = {
-            f.name: getattr(self, f.name).index_select(0, index)
-            for f in fields(NSEMemory)
-            if f.name in ("tokens", "ids", "token_mask", "doc", "sentences", "init")
-        }
+        own = ("tokens", "ids", "token_mask", "doc", "sentences", "init")
+        picked = {name: getattr(self, name).index_select(0, index) for name in own}
         return NSEMemory(**vars(super().select(index)), **picked)
 
 
