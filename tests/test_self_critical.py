@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from seqweave.config import ExperimentConfig, ModelConfig
 from seqweave.data.tokenized import Batch
+from seqweave.errors import ConfigError
 from seqweave.objectives.registry import build_training_loss
 from seqweave.objectives.self_critical import (
     SelfCritical,
@@ -110,3 +111,9 @@ def test_the_training_loss_adds_the_self_critical_term():
     assert (
         ExperimentConfig(model=ModelConfig(vocab_size=VOCAB)).objectives.self_critical.weight == 0
     )
+
+
+def test_models_that_do_not_decode_refuse_self_critical():
+    on = ObjectivesConfig(self_critical=SelfCriticalConfig(weight=1.0))
+    with pytest.raises(ConfigError, match="token by token"):
+        ExperimentConfig(model=ModelConfig(architecture="nar_editor"), objectives=on)

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
+from seqweave.errors import ConfigError
 from seqweave.models.base import Seq2SeqBase
 from seqweave.models.embedding import token_embedding
 from seqweave.models.nse import NSE, attend, keep, read_out, write
@@ -282,7 +283,7 @@ class HierNSE(Seq2SeqBase):
         """Teacher-forced log-probabilities (B, T, V): the same ``step`` as decoding, fed
         the whole target at once."""
         if states:
-            raise NotImplementedError("hier_nse has no decoder states for objectives to read")
+            raise ConfigError("hier_nse has no decoder states for objectives to read")
         state = self.start(self.encode(src, src_lengths), capacity=tgt_in.shape[1])
         return self.step(state, tgt_in)
 
