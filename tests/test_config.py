@@ -438,6 +438,9 @@ ot_weight = 0.25
 
 [objectives.rearec]
 negatives = 5
+
+[objectives.self_critical]
+max_len = 30
 """
 
 NEW_OBJECTIVES = """
@@ -480,6 +483,9 @@ ot_weight = 0.25
 
 [objectives.rearec]
 negatives = 5
+
+[objectives.self_critical]
+max_len = 30
 """
 
 
@@ -563,7 +569,10 @@ def test_a_typo_in_an_objectives_section_lists_its_keys(tmp_path):
         assert name in message
     with pytest.raises(
         ConfigError,
-        match="'e2s2x' is not one of actions, claps, denoising, e2s2, length, rearec, seqpe",
+        match=(
+            "'e2s2x' is not one of actions, claps, denoising, e2s2, length, rearec, "
+            "self_critical, seqpe"
+        ),
     ):
         apply_overrides(ExperimentConfig(), ["objectives.e2s2x.weight=1"])
     with pytest.raises(ConfigError, match=r"unknown key 'train\.clap_weight'.*\blr\b"):

@@ -28,6 +28,7 @@ from seqweave.objectives.registry import (
     build_training_loss,
     token_loss_kind,
 )
+from seqweave.objectives.settings import SelfCriticalConfig
 from seqweave.train.data import collate
 from tests.conftest import VOCAB, random_sources, tiny_config, tiny_model
 
@@ -62,11 +63,13 @@ def test_additive_objectives_are_built_only_when_on():
         claps=ClapsConfig(weight=0.5),
         e2s2=E2S2Config(contrastive_weight=0.1),
         seqpe=SeqPEConfig(distill_weight=0.1),
+        self_critical=SelfCriticalConfig(weight=0.5),
     )
     model = tiny_config(contrastive_dim=8, position="seqpe")
     built = build_training_loss(ExperimentConfig(model=model, objectives=objectives))
-    assert [type(o).__name__ for o in built.additive] == ["Claps", "E2S2", "SeqPE"]
-    assert list(OBJECTIVES) == ["claps", "e2s2", "seqpe"]  # the order terms are added in
+    names = [type(o).__name__ for o in built.additive]
+    assert names == ["Claps", "E2S2", "SeqPE", "SelfCritical"]
+    assert list(OBJECTIVES) == ["claps", "e2s2", "seqpe", "self_critical"]  # order of terms
     assert build_training_loss(ExperimentConfig(model=model)).additive == ()
 
 

@@ -42,3 +42,29 @@ class SeqBoatConfig:
             raise ConfigError(f"model.seqboat.chunk must be >= 0, got {self.chunk}")
         if not self.temperature > 0:
             raise ConfigError(f"model.seqboat.temperature must be > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class HierNSEConfig:
+    """The hierarchical Neural Semantic Encoder (Read, Highlight and Summarize),
+    ``architecture = "hier_nse"``: sentence memories and a document memory that are read,
+    composed and written while encoding and decoding, with a pointer-generator output
+    (``models/hier_nse.py``).
+
+    Sources arrive marked by ``data/copy_words.py``: each sentence starts with ``<sent>``
+    and the k-th distinct out-of-vocabulary word of a source is the word ``<copyk>``, an
+    id that only copying can produce. Training fills ``sentence_id`` and ``copy_start`` from
+    the tokenizer (-1: not yet known; then the source is one sentence and nothing is
+    copy-only).
+    """
+
+    copy_slots: int = 32  # out-of-vocabulary source words a row can copy: <copy0> .. <copyN-1>
+    sentence_len: int = 40  # tokens per sentence memory; a longer sentence continues in the next
+    sentence_id: int = -1  # the <sent> token
+    copy_start: int = -1  # the id of <copy0>; <copyk> is copy_start + k
+
+    def __post_init__(self) -> None:
+        if self.copy_slots < 0:
+            raise ConfigError(f"model.hier_nse.copy_slots must be >= 0, got {self.copy_slots}")
+        if self.sentence_len < 1:
+            raise ConfigError(f"model.hier_nse.sentence_len must be >= 1, got {self.sentence_len}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from seqweave.architectures import SeqBoatConfig
+from seqweave.architectures import HierNSEConfig, SeqBoatConfig
 from seqweave.config_rl import RLConfig
 from seqweave.errors import ConfigError
 from seqweave.objectives.settings import (
@@ -40,7 +40,9 @@ class ModelConfig:
     # at once) | nar_editor (revises the previous translation in a few parallel passes, for
     # simultaneous re-translation) | seqboat (an encoder-decoder whose encoder layers are
     # SeqBoat's EMA + routed chunked attention: [model.seqboat]) | sasrec (a causal item
-    # encoder that ranks the next item, with ReaRec's reasoning steps: models/sasrec.py)
+    # encoder that ranks the next item, with ReaRec's reasoning steps: models/sasrec.py) |
+    # hier_nse (the hierarchical Neural Semantic Encoder with a pointer-generator output:
+    # [model.hier_nse], models/hier_nse.py)
     architecture: str = "transformer"
     vocab_size: int = 8000
     d_model: int = 256
@@ -105,6 +107,7 @@ class ModelConfig:
     # directly, which adds no parameters.
     restore_head: bool = False
     seqboat: SeqBoatConfig = field(default_factory=SeqBoatConfig)  # architecture = "seqboat"
+    hier_nse: HierNSEConfig = field(default_factory=HierNSEConfig)  # architecture = "hier_nse"
     # ReaRec (Tang et al. 2025), sasrec only: the last output state is fed back as the next
     # input for this many latent reasoning steps (0: plain SASRec); the items are ranked by
     # the last step's state (PRL) or the mean of all steps' states (ERL)
@@ -143,6 +146,7 @@ class ModelConfig:
                 "nar_editor",
                 "seqboat",
                 "sasrec",
+                "hier_nse",
             ),
             "reasoning_readout": ("last", "mean"),
             "activation": ("relu", "gelu", "gelu_tanh", "silu"),
@@ -177,6 +181,10 @@ class ModelConfig:
         if self.architecture != "seqboat" and self.seqboat != SeqBoatConfig():
             raise ConfigError(
                 f"[model.seqboat] is set, but model.architecture={self.architecture!r}"
+            )
+        if self.architecture != "hier_nse" and self.hier_nse != HierNSEConfig():
+            raise ConfigError(
+                f"[model.hier_nse] is set, but model.architecture={self.architecture!r}"
             )
         if self.partial_attention and self.prefix_attention != "bidirectional":
             raise ConfigError(

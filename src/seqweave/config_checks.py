@@ -177,6 +177,22 @@ def check_rl(cfg: ExperimentConfig) -> None:
     ]
     if extra:
         raise ConfigError(f"{name} trains on the reward alone, in one process: turn off {extra}")
+def check_self_critical(cfg: ExperimentConfig) -> None:
+    """Self-critical training decodes through ``step``, and its sequences are the targets;
+    models that do not write token by token (or whose targets are sets) cannot take it."""
+    model = cfg.model
+    if not cfg.objectives.self_critical.on:
+        return
+    if model.architecture in ("nar_drafter", "nar_editor", "sasrec"):
+        raise ConfigError(
+            f"objectives.self_critical decodes token by token; model.architecture="
+            f"{model.architecture!r} does not"
+        )
+    if cfg.objectives.set_matching.on or cfg.train.sequence_parallel > 1:
+        raise ConfigError(
+            "objectives.self_critical needs sequence targets on one process (no "
+            "objectives.set_matching, train.sequence_parallel = 1)"
+        )
 
 
 CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
@@ -188,4 +204,5 @@ CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
     check_sequence_parallel,
     check_rearec,
     check_rl,
+    check_self_critical,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from seqweave.config import ModelConfig
 from seqweave.models.base import Seq2SeqBase
+from seqweave.models.hier_nse import HierNSE
 from seqweave.models.nar_drafter import NARDrafter
 from seqweave.models.nar_editor import NAREditor
 from seqweave.models.prefix_lm import PrefixLM
@@ -19,6 +20,7 @@ MODELS: dict[str, type[Seq2SeqBase]] = {
     "nar_editor": NAREditor,
     "seqboat": SeqBoat,  # the encoder-decoder with SeqBoat encoder layers
     "sasrec": SASRec,
+    "hier_nse": HierNSE,  # hierarchical NSE with a pointer-generator (Read, Highlight ...)
 }
 
 
@@ -31,6 +33,7 @@ __all__ = [
     "MODELS",
     "DecoderState",
     "EncoderDecoder",
+    "HierNSE",
     "Memory",
     "NARDrafter",
     "NAREditor",

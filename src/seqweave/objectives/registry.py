@@ -5,7 +5,7 @@ the **token loss** of the model's kind (``TOKEN_LOSSES``: label-smoothed MLE,
 the action-guided loss of an action head, the editor's token and length loss, a
 recommender's next-item loss),
 plus each **additive objective** the experiment turns on (``OBJECTIVES``: CLAPS,
-E2S2, SeqPE). An additive objective reads what the token loss's pass computed
+E2S2, SeqPE, self-critical). An additive objective reads what the token loss's pass computed
 (``Forward``: logits, and the encoder memory and decoder states when one of them
 ``needs_states``), so objectives combine without a second pass, and returns its
 weighted terms by name, each summed over the micro-batch like the token loss.
@@ -33,6 +33,7 @@ from seqweave.objectives.claps import Claps
 from seqweave.objectives.e2s2 import E2S2
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.rearec import next_item_loss
+from seqweave.objectives.self_critical import SelfCritical
 from seqweave.objectives.seqpe import SeqPE
 from seqweave.objectives.set_matching import set_loss
 
@@ -201,6 +202,7 @@ TOKEN_LOSSES: dict[str, Callable[[ExperimentConfig], TokenLoss]] = {
     "action_head": _action_guided,
     "set_matching": _set_matching,  # objectives.set_matching on: the target is a label set
     "sasrec": _next_item,  # the next item from the step states, ReaRec's terms included
+    "hier_nse": _mle,  # its forward returns pointer-generator log-probabilities
 }
 
 # additive objectives, in the order their terms are added: None when the config leaves
@@ -213,6 +215,9 @@ OBJECTIVES: dict[str, Callable[[ExperimentConfig], Objective | None]] = {
         E2S2(cfg.objectives.e2s2, cfg.model.pad_id) if cfg.objectives.e2s2.on else None
     ),
     "seqpe": lambda cfg: SeqPE(cfg.objectives.seqpe) if cfg.objectives.seqpe.on else None,
+    "self_critical": lambda cfg: (
+        SelfCritical.from_config(cfg) if cfg.objectives.self_critical.on else None
+    ),
 }
 
 

@@ -231,6 +231,26 @@ class ReaRecConfig:
 
 
 @dataclass(frozen=True)
+class SelfCriticalConfig:
+    """Self-critical sequence training (Rennie et al. 2017; objectives/self_critical.py), as
+    Read, Highlight and Summarize fine-tunes after MLE: weight > 0 adds, per sentence, the
+    REINFORCE loss of a sampled output with the greedy output's ROUGE-L as the baseline,
+    ``-(r(sampled) - r(greedy)) * log p(sampled)``, beside the token loss. Both outputs
+    are decoded through the decoder-state API, at most max_len tokens."""
+
+    weight: float = 0.0
+    max_len: int = 48
+
+    def __post_init__(self) -> None:
+        _check_non_negative("objectives.self_critical", self, ("weight",))
+        _check_positive("objectives.self_critical", self, "max_len")
+
+    @property
+    def on(self) -> bool:
+        return self.weight > 0
+
+
+@dataclass(frozen=True)
 class ObjectivesConfig:
     """What the model is trained on besides label-smoothed MLE (train.label_smoothing):
     the settings of the token loss of some model kinds (actions, length) and of the
@@ -244,6 +264,7 @@ class ObjectivesConfig:
     claps: ClapsConfig = field(default_factory=ClapsConfig)
     set_matching: SetMatchingConfig = field(default_factory=SetMatchingConfig)
     rearec: ReaRecConfig = field(default_factory=ReaRecConfig)
+    self_critical: SelfCriticalConfig = field(default_factory=SelfCriticalConfig)
 
     @property
     def corrupts_source(self) -> bool:

@@ -50,14 +50,17 @@ def words_tokenizer(
     vocab_size: int = 0,
     min_frequency: int = 1,
     task_tokens: Sequence[str] = (),
+    reserved: Sequence[str] = (),
 ) -> Tokenizer:
     """A word-level tokenizer over the words of ``texts``.
 
     Ids: the specials ``<pad>=0, <s>=1, </s>=2, <unk>=3``, then the words seen at least
     ``min_frequency`` times, most frequent first (ties in string order, so the same texts
     always give the same ids), at most ``vocab_size`` ids in all (0: no limit), then the
-    task tokens. ``decode(encode(x)) == " ".join(x.split())`` when every word of ``x``
-    is in the vocabulary; an unknown word becomes ``<unk>`` and decodes as the text
+    task tokens. ``reserved`` words come right after the specials, in their order, whatever
+    their counts (ordinary words that a model gives a role: ``data/copy_words.py``'s
+    ``<sent>`` and ``<copyk>``). ``decode(encode(x)) == " ".join(x.split())`` when every
+    word of ``x`` is in the vocabulary; an unknown word becomes ``<unk>`` and decodes as the text
     ``"<unk>"``. Words equal to a task token are left out of the vocabulary, so that
     the task token stays special.
 
@@ -72,10 +75,11 @@ def words_tokenizer(
             f"vocab_size={vocab_size} leaves no room for words after the "
             f"{len(SPECIAL_TOKENS)} special tokens (0: no limit)"
         )
-    reserved = {*SPECIAL_TOKENS, *task_tokens}
+    left_out = {*SPECIAL_TOKENS, *task_tokens, *reserved}
     counts = count_words(texts)
-    kept = [w for w, n in counts.items() if n >= min_frequency and w not in reserved]
+    kept = [w for w, n in counts.items() if n >= min_frequency and w not in left_out]
     kept.sort(key=lambda word: (-counts[word], word))
+    kept = [*reserved, *kept]
     if vocab_size:
         kept = kept[: vocab_size - len(SPECIAL_TOKENS)]
     vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *kept))}

@@ -15,6 +15,7 @@ import torch
 from seqweave.checkpoint import load_model_config, load_weights
 from seqweave.config import ExperimentConfig, ModelConfig, to_dict
 from seqweave.data.actions import SKIP_TOKEN
+from seqweave.data.copy_words import copy_ids
 from seqweave.data.readers import read_examples
 from seqweave.device import resolve_device
 from seqweave.errors import ConfigError
@@ -41,6 +42,8 @@ def resolve_model_config(cfg: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:
         skip_id = tokenizer.token_to_id(SKIP_TOKEN)
         if skip_id is None:
             raise ConfigError(f"model.action_head: the tokenizer has no {SKIP_TOKEN} token")
+    if cfg.architecture == "hier_nse":
+        cfg = dataclasses.replace(cfg, hier_nse=copy_ids(cfg.hier_nse, tokenizer))
     return dataclasses.replace(
         cfg,
         vocab_size=tokenizer.vocab_size,
