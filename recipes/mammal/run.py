@@ -1,7 +1,8 @@
 """MAMMAL's scalar outputs at small scale: GB1 fitness by a regression head, by digits, by ridge.
 
-    .venv/bin/python recipes/mammal/run.py [--seeds 1,2,3] [--minutes 4] [--methods ...]
+    .venv/bin/python recipes/mammal/run.py [--seeds 1,2,3] [--minutes 5] [--methods ...]
         [--jobs 1] [--fresh] [--out recipes/mammal/results.json] [--set section.key=value]
+        [--tag NAME]   # runs/mammal/METHOD{NAME}-sSEED: a variant's models beside the others
 
 1. ``gb1.py`` splits the GB1 training file (train / upstream validation / our held-out
    quarter of the double mutants) and writes each method's rows to runs/mammal/data.
@@ -97,7 +98,7 @@ def run_cell(cell: dict, settings: dict) -> dict:
             f"tokenizer.path={RUNS / 'tokenizer'}",
             f"data.train={data / 'train.jsonl'}",
             f"data.valid={data / 'valid.jsonl'}",
-            f"train.out_dir={RUNS / method}-s{seed}",
+            f"train.out_dir={RUNS / method}{settings.get('tag', '')}-s{seed}",
             f"train.seed={seed}",
             f"train.max_minutes={settings['minutes']}",
             f"train.device={settings['device']}",
@@ -116,9 +117,10 @@ def run_cell(cell: dict, settings: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=seed_list, default=[1, 2, 3])
-    parser.add_argument("--minutes", type=float, default=4.0)
+    parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--set", action="append", default=[], help="config override")
+    parser.add_argument("--tag", default="", help="appended to the run directories' names")
     add_run_arguments(parser, ROOT / "recipes/mammal/results.json", jobs=1)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -132,6 +134,7 @@ def main() -> None:
         "minutes": args.minutes,
         "device": args.device,
         "overrides": args.set,
+        **({"tag": args.tag} if args.tag else {}),  # so untagged runs resume as before
     }
     log = cell_log_path(args.out, RUNS, args.fresh)
 
