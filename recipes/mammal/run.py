@@ -24,6 +24,7 @@ Writes recipes/mammal/results.json. Run from the repository root.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -55,6 +56,14 @@ from gb1 import DECIMALS, TASK, prompt, read_rows, split, write_sets  # noqa: E4
 
 RUNS = Path("runs/mammal")
 METHODS = ("regression", "digits", "ridge")
+
+
+def defined(value):
+    """``value`` with every NaN (an undefined rho: constant predictions) as None, which
+    the summary leaves out instead of averaging."""
+    if isinstance(value, dict):
+        return {k: defined(v) for k, v in value.items()}
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def figures(predicted: list[float], rows: list[dict], name: str) -> dict:
@@ -139,6 +148,7 @@ def main() -> None:
     log = cell_log_path(args.out, RUNS, args.fresh)
 
     def write(rows: list[dict], complete: bool = False) -> None:
+        rows = [defined(row) for row in rows]
         write_results(
             args.out,
             seeds=args.seeds,
@@ -154,7 +164,7 @@ def main() -> None:
 
     rows = run_grid(run_cell, cells, settings, log=log, jobs=args.jobs, on_result=write)
     write(rows, complete=True)
-    for method, figures_ in summarise(rows, by=["method"]).items():
+    for method, figures_ in summarise([defined(r) for r in rows], by=["method"]).items():
         shown = {
             k: f"{v['mean']:.3f} ± {v['std']:.3f}"
             for k, v in figures_.items()
