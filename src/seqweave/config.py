@@ -106,6 +106,13 @@ class ModelConfig:
     # restore objective (objectives/e2s2.py). Without it the encoder states are projected
     # directly, which adds no parameters.
     restore_head: bool = False
+    # MAMMAL-style scalars (models/scalars.py), transformer only: the embedding of each
+    # <scalar> token gets a learned projection of its value, and a regression head reads
+    # the encoder state at each <mask> (token loss: MSE there, objectives/regression.py).
+    # scalar_id and mask_id are those tokens; training sets them from the tokenizer.
+    scalar_head: bool = False
+    scalar_id: int = -1
+    mask_id: int = -1
     seqboat: SeqBoatConfig = field(default_factory=SeqBoatConfig)  # architecture = "seqboat"
     hier_nse: HierNSEConfig = field(default_factory=HierNSEConfig)  # architecture = "hier_nse"
     # ReaRec (Tang et al. 2025), sasrec only: the last output state is fed back as the next
@@ -166,11 +173,12 @@ class ModelConfig:
             raise ConfigError(f"model.draft_block must be >= 1, got {self.draft_block}")
         if self.position == "rope" and (self.d_model // self.num_heads) % 2:
             raise ConfigError("model.position='rope' needs an even head dimension")
-        if not -1 <= self.skip_id < self.vocab_size:
-            raise ConfigError(
-                f"model.skip_id={self.skip_id} is not a token id of the vocabulary "
-                f"(0..{self.vocab_size - 1}, or -1 for not set)"
-            )
+        for name in ("skip_id", "scalar_id", "mask_id"):
+            if not -1 <= getattr(self, name) < self.vocab_size:
+                raise ConfigError(
+                    f"model.{name}={getattr(self, name)} is not a token id of the vocabulary "
+                    f"(0..{self.vocab_size - 1}, or -1 for not set)"
+                )
 
     def _check_options(self) -> None:
         if self.partial_attention and self.architecture != "prefix_lm":
@@ -194,7 +202,7 @@ class ModelConfig:
 
     def _check_heads(self) -> None:
         """The heads (models/heads.py) sit on the plain encoder-decoder only."""
-        for name in ("action_head", "restore_head"):
+        for name in ("action_head", "restore_head", "scalar_head"):
             if getattr(self, name) and self.architecture != "transformer":
                 raise ConfigError(
                     f"model.{name} needs model.architecture='transformer', "

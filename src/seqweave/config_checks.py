@@ -192,6 +192,27 @@ def check_self_critical(cfg: ExperimentConfig) -> None:
         raise ConfigError(
             "objectives.self_critical needs sequence targets on one process (no "
             "objectives.set_matching, train.sequence_parallel = 1)"
+def check_scalar_head(cfg: ExperimentConfig) -> None:
+    """A scalar-head model trains on its regression loss alone (objectives/regression.py):
+    every other loss, head or batch layout is refused by name rather than ignored."""
+    model, objectives = cfg.model, cfg.objectives
+    if not model.scalar_head:
+        return
+    others = {
+        "model.action_head": model.action_head,
+        "model.contrastive_dim": model.contrastive_dim > 0,
+        "objectives.claps": objectives.claps.on,
+        "objectives.e2s2": objectives.e2s2.on,
+        "objectives.denoising": objectives.denoising.on,
+        "objectives.set_matching": objectives.set_matching.on,
+        "data.pack_sequences": cfg.data.pack_sequences,
+        "train.sequence_parallel": cfg.train.sequence_parallel > 1,
+    }
+    clash = [name for name, on in others.items() if on]
+    if clash:
+        raise ConfigError(
+            "model.scalar_head trains the regression head alone; it does not combine with "
+            + ", ".join(clash)
         )
 
 
@@ -205,4 +226,5 @@ CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
     check_rearec,
     check_rl,
     check_self_critical,
+    check_scalar_head,
 )

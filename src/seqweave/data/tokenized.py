@@ -84,6 +84,10 @@ class Batch:
     corrupted: Tensor | None = None  # (B, S) bool, True where src differs from original
     # packed rows (seqweave.data.packing): which packed sequence each target token is of
     segments: Tensor | None = None  # (B, T)
+    # scalar-head models (models/scalars.py): the source's float channel and the values
+    # to answer at each <mask> (NaN padded), from tokenizers/mixed_prompt.py
+    src_scalars: Tensor | None = None  # (B, S)
+    tgt_scalars: Tensor | None = None  # (B, M)
 
     def to(self, device: torch.device) -> Batch:
         def move(tensor: Tensor | None) -> Tensor | None:
@@ -98,6 +102,8 @@ class Batch:
             move(self.original),
             move(self.corrupted),
             move(self.segments),
+            move(self.src_scalars),
+            move(self.tgt_scalars),
         )
 
 

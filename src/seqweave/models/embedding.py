@@ -47,13 +47,20 @@ class Embedder(nn.Module):
         self.probe: list | None = None
 
     def forward(
-        self, tokens: Tensor, position_ids: Tensor, segment_ids: Tensor | None = None
+        self,
+        tokens: Tensor,
+        position_ids: Tensor,
+        segment_ids: Tensor | None = None,
+        added: Tensor | None = None,
     ) -> Tensor:
         """tokens, position_ids (B, T); segment_ids (T,) or (B, T), needed exactly when
-        the model has a segment embedding."""
+        the model has a segment embedding; ``added`` (B, T, D) joins the scaled token
+        embeddings (scalar values, models/scalars.py)."""
         x = F.embedding(tokens, self.tokens.weight)
         if self.scale != 1.0:
             x = x * self.scale
+        if added is not None:
+            x = x + added
         if self.positions is not None:
             x = x + self.positions.forward(position_ids)
         if self.segments is not None:

@@ -15,7 +15,9 @@ Two kinds of use:
   every decoder runs on its fused distribution unchanged;
 - **training heads** are read only by objectives and never touch decoding:
   CLAPS's projection of pooled states (``contrastive_head``, objectives/claps.py)
-  and E2S2's restore head (``restore_head``, ``models.e2s2.restore_logits``).
+  and E2S2's restore head (``restore_head``, ``models.e2s2.restore_logits``);
+- the **scalar head** (``scalar_head``, ``models/scalars.py``) adds the values of
+  ``<scalar>`` tokens to the encoder's input and answers with numbers at ``<mask>``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
 from seqweave.models.e2s2 import RestoreHead
+from seqweave.models.scalars import ScalarHead
 from seqweave.models.seq2action import ActionHead
 from seqweave.models.state import DecoderState, Memory, StepPlan
 
@@ -79,6 +82,7 @@ HEADS: dict[str, Callable[[ModelConfig], nn.Module | None]] = {
     "action_head": lambda cfg: ActionHead(cfg) if cfg.action_head else None,
     "contrastive_head": _contrastive_head,
     "restore_head": lambda cfg: RestoreHead(cfg) if cfg.restore_head else None,
+    "scalar_head": lambda cfg: ScalarHead(cfg) if cfg.scalar_head else None,
 }
 
 

@@ -18,11 +18,13 @@ import torch
 from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
+from seqweave.errors import ConfigError
 from seqweave.models.base import Seq2SeqBase, causal_mask, new_token_positions
 from seqweave.models.e2s2 import RestoreHead, restore_logits
 from seqweave.models.embedding import Embedder, token_embedding
 from seqweave.models.heads import TOKEN_READOUT, Readout, attach_heads
 from seqweave.models.layers import DecoderLayer, EncoderLayer, padding_mask
+from seqweave.models.scalars import ScalarHead
 from seqweave.models.seq2action import ActionHead, ActionOutputs
 from seqweave.models.state import DecoderState, Memory, plan_step
 
@@ -48,13 +50,16 @@ class EncoderDecoderStack(Seq2SeqBase):
 
     # -- encoder ---------------------------------------------------------------------------
 
-    def encode(self, src: Tensor, src_lengths: Tensor) -> Memory:
-        """src (B, S) token ids, src_lengths (B,) -> encoder states (B, S, D)."""
+    def encode(self, src: Tensor, src_lengths: Tensor, scalars: Tensor | None = None) -> Memory:
+        """src (B, S) token ids, src_lengths (B,) -> encoder states (B, S, D); ``scalars``
+        (B, S): the values of a scalar-head model's ``<scalar>`` tokens (models/scalars.py)."""
         B, S = src.shape
         positions = torch.arange(S, device=src.device).expand(B, S)
         real = padding_mask(src_lengths, S)  # (B, S)
         mask = None if bool(real.all()) else real[:, None, None, :]
-        x = self.encoder_embed.forward(src, positions)
+        head = getattr(self, "scalar_head", None)
+        added = None if head is None else head.embeddings(src, scalars)
+        x = self.encoder_embed.forward(src, positions, added=added)
         rotary = self.encoder_embed.rotary(positions)
         for layer in self.encoder_layers:
             x = layer.forward(x, mask, rotary)
@@ -126,6 +131,7 @@ class EncoderDecoder(EncoderDecoderStack):
     action_head: ActionHead | None
     contrastive_head: nn.Module | None
     restore_head: RestoreHead | None
+    scalar_head: ScalarHead | None
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
@@ -185,11 +191,20 @@ class EncoderDecoder(EncoderDecoderStack):
         tgt_in: Tensor,
         actions: bool = False,
         states: bool = False,
+        scalars: Tensor | None = None,
+        regression: bool = False,
     ) -> Tensor | ActionOutputs | tuple[Memory, Tensor]:
         """Teacher-forced logits (B, T, V) for decoder inputs tgt_in (B, T), no cache (an
         action model's fused log-probabilities; with ``actions``, its ActionOutputs). With
         ``states``, what ``hidden_states`` returns, through ``forward`` so that a
-        data-parallel wrapper sees the pass."""
+        data-parallel wrapper sees the pass. With ``regression``, the scalar head's
+        outputs (B, M) at the source's ``<mask>`` tokens, encoder only (tgt_in unused),
+        ``scalars`` (B, S) the source's float channel."""
+        if regression:
+            if self.scalar_head is None:
+                raise ConfigError("regression needs a model with model.scalar_head = true")
+            memory = self.encode(src, src_lengths, scalars)
+            return self.scalar_head.predict(memory.states, src)
         memory, hidden = self.hidden_states(src, src_lengths, tgt_in)
         if states:
             return memory, hidden

@@ -34,6 +34,7 @@ from seqweave.objectives.e2s2 import E2S2
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.rearec import next_item_loss
 from seqweave.objectives.self_critical import SelfCritical
+from seqweave.objectives.regression import Regression
 from seqweave.objectives.seqpe import SeqPE
 from seqweave.objectives.set_matching import set_loss
 
@@ -203,6 +204,7 @@ TOKEN_LOSSES: dict[str, Callable[[ExperimentConfig], TokenLoss]] = {
     "set_matching": _set_matching,  # objectives.set_matching on: the target is a label set
     "sasrec": _next_item,  # the next item from the step states, ReaRec's terms included
     "hier_nse": _mle,  # its forward returns pointer-generator log-probabilities
+    "scalar_head": lambda cfg: Regression(),  # MSE of the regression head at each <mask>
 }
 
 # additive objectives, in the order their terms are added: None when the config leaves
@@ -222,8 +224,10 @@ OBJECTIVES: dict[str, Callable[[ExperimentConfig], Objective | None]] = {
 
 
 def token_loss_kind(model: ModelConfig) -> str:
-    """The key of ``TOKEN_LOSSES`` for a model: its head when it has an action head, else
-    its architecture."""
+    """The key of ``TOKEN_LOSSES`` for a model: its head when it has an action or a scalar
+    head, else its architecture."""
+    if model.scalar_head:
+        return "scalar_head"
     return "action_head" if model.action_head else model.architecture
 
 

@@ -23,6 +23,7 @@ from seqweave.models import build_model
 from seqweave.objectives.e2s2 import MASK_TOKEN
 from seqweave.objectives.set_matching import EMPTY_TOKEN, with_empty_id
 from seqweave.tokenizers import Tokenizer, build_tokenizer
+from seqweave.tokenizers.mixed_prompt import scalar_ids
 from seqweave.train.data import tokenize_set
 from seqweave.train.distributed import Distributed
 from seqweave.train.fsdp import reshard_optimizer
@@ -44,6 +45,8 @@ def resolve_model_config(cfg: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:
             raise ConfigError(f"model.action_head: the tokenizer has no {SKIP_TOKEN} token")
     if cfg.architecture == "hier_nse":
         cfg = dataclasses.replace(cfg, hier_nse=copy_ids(cfg.hier_nse, tokenizer))
+    if cfg.scalar_head:
+        cfg = dataclasses.replace(cfg, **scalar_ids(tokenizer))
     return dataclasses.replace(
         cfg,
         vocab_size=tokenizer.vocab_size,

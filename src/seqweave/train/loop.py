@@ -24,6 +24,7 @@ from seqweave.data.batching import shard, token_batches
 from seqweave.data.packing import collate_packed, packed_batches
 from seqweave.objectives.e2s2 import noise_seed, noise_vocabulary, noisy_batch
 from seqweave.objectives.registry import TrainingLoss, build_training_loss
+from seqweave.tokenizers.mixed_prompt import with_scalars
 from seqweave.train.data import Batch, TokenizedSet, collate
 from seqweave.train.distributed import Distributed
 from seqweave.train.fsdp import full_copy
@@ -186,6 +187,8 @@ class Trainer:
             seed = noise_seed(self.config.train.seed, self.progress.step, indices[0])
             vocabulary = noise_vocabulary(self.tokenizer)
             batch = noisy_batch(batch, objectives.denoising, vocabulary, seed)
+        if self.model.config.scalar_head:  # the float channel, from the prompts' text
+            batch = with_scalars(batch, self.tokenizer, [data.examples[i] for i in indices])
         return self.dist.shard_sequences(batch, self.model.config.pad_id).to(self.device)
 
     def _no_sync(self, sync: bool):

@@ -53,6 +53,8 @@ def validate(model, tokenizer, data: TokenizedSet, cfg: ExperimentConfig, max_ne
     """
     if model.config.architecture == "sasrec":  # a ranker: no text to decode
         return validate_ranking(model, tokenizer, data)
+    if model.config.scalar_head:  # a regression head: numbers, not text
+        return validate_regression(model, tokenizer, data)
     result = validation_loss(model, data, cfg)
     metric = cfg.train.metric
     limit = cfg.train.valid_decode_limit
@@ -87,3 +89,26 @@ def validate_ranking(model, tokenizer, data: TokenizedSet) -> dict:
         nll += float(torch.nn.functional.cross_entropy(scores, items, reduction="sum"))
     loss = nll / max(len(data.sources), 1)
     return {"valid_loss": loss, "valid_nll": loss, **plain, "score": figures["full_ndcg@10"]}
+
+
+def validate_regression(model, tokenizer, data: TokenizedSet) -> dict:
+    """A scalar-head model's mean squared error and Spearman's rho over every ``<mask>`` of
+    the validation prompts (``models/scalars.py``); ``score`` is minus the error. Rho is
+    NaN where it is undefined (fewer than 3 values, or constant predictions)."""
+    from scipy.stats import spearmanr
+
+    from seqweave.models.scalars import predict_scalars
+    from seqweave.tokenizers.mixed_prompt import prompt_values
+
+    predicted = predict_scalars(model, tokenizer, [e.source for e in data.examples], 64)
+    truth = [prompt_values(e.target or "") for e in data.examples]
+    pairs = [
+        (p, t)
+        for ps, ts in zip(predicted, truth, strict=True)
+        for p, t in zip(ps, ts, strict=False)
+    ]
+    guess, real = zip(*pairs, strict=True) if pairs else ((), ())
+    mse = sum((g - r) ** 2 for g, r in pairs) / max(len(pairs), 1)
+    defined = len(pairs) >= 3 and len(set(guess)) > 1 and len(set(real)) > 1
+    rho = float(spearmanr(guess, real).statistic) if defined else math.nan
+    return {"valid_loss": mse, "valid_mse": mse, "valid_spearman": rho, "score": -mse}
