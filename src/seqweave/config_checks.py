@@ -100,6 +100,21 @@ def check_packing(cfg: ExperimentConfig) -> None:
         )
 
 
+def check_stream(cfg: ExperimentConfig) -> None:
+    """A streamed window is batched by padded tokens (``token_batches``); packed rows and
+    sequence-parallel groups, which need every rank of a group on the same examples, read
+    the corpus in memory."""
+    if not cfg.data.stream:
+        return
+    if cfg.data.pack_sequences:
+        raise ConfigError("data.stream reads the corpus in windows; data.pack_sequences does not")
+    if cfg.train.sequence_parallel > 1:
+        raise ConfigError(
+            "data.stream gives every rank its own shards; train.sequence_parallel > 1 needs "
+            "the ranks of a sequence group on the same examples"
+        )
+
+
 def check_sequence_parallel(cfg: ExperimentConfig) -> None:
     """The sharded pass (models/seqpar/model.py) is the plain encoder-decoder's
     teacher-forced pass with logits only; attention dropout would need one random
@@ -149,6 +164,7 @@ CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
     check_claps,
     check_set_matching,
     check_packing,
+    check_stream,
     check_sequence_parallel,
     check_rearec,
 )
