@@ -132,7 +132,7 @@ def test_contrastive_loss_is_infonce_on_constructed_vectors():
 def make_trainer(model, **claps):
     objectives = ObjectivesConfig(claps=ClapsConfig(**claps))
     config = ExperimentConfig(model=model.config, objectives=objectives)
-    return Trainer(config, model, model, None, None, None, None, None, "cpu", None, None)
+    return Trainer(config, model, model, None, None, None, None, None, None, "cpu", None, None)
 
 
 def loss_and_grads(model, micro, **claps):

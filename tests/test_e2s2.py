@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -40,6 +39,7 @@ from seqweave.objectives.e2s2 import (
 )
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.registry import MLE, TrainingLoss
+from seqweave.train.batches import MicroBatch
 from seqweave.train.data import collate
 from seqweave.train.distributed import Distributed
 from seqweave.train.loop import Trainer
@@ -123,15 +123,15 @@ def test_trainer_corrupts_each_micro_batch_reproducibly():
     cfg = ExperimentConfig(model=model.config, objectives=ObjectivesConfig(denoising=NOISE))
     trainer = _trainer(model, cfg)
     sources = [s[:-1] for s in random_sources(torch.Generator().manual_seed(0), 8)]
-    trainer.train_set = SimpleNamespace(sources=sources, targets=sources)
+    micro = MicroBatch([0, 1, 2, 3], [], sources[:4], sources[:4])
     trainer.tokenizer = _tokenizer_with_mask()
-    first = trainer._collate([0, 1, 2, 3])
-    assert torch.equal(first.src, trainer._collate([0, 1, 2, 3]).src)
+    first = trainer._collate(micro)
+    assert torch.equal(first.src, trainer._collate(micro).src)
     kept = ~first.corrupted
     assert torch.equal(first.original[kept], first.src[kept])
     assert first.corrupted.any()
     trainer.progress.step += 1
-    assert not torch.equal(first.src, trainer._collate([0, 1, 2, 3]).src)
+    assert not torch.equal(first.src, trainer._collate(micro).src)
 
 
 def test_noise_vocabulary_needs_a_mask_token():

@@ -26,8 +26,9 @@ def write_shards(directory, sizes):
     return paths
 
 
-def prepare(record):
-    return record["id"], len(record["source"].split())
+def prepare(lines, name, first_line):
+    records = [json.loads(line) for line in lines if line.strip()]
+    return [r["id"] for r in records], [len(r["source"].split()) for r in records]
 
 
 def stream(paths, window=5):
@@ -75,8 +76,34 @@ def test_ranks_read_disjoint_shards_that_cover_the_corpus(tmp_path):
         rank_shards(paths[:1], 0, 2)
 
 
-def test_a_line_that_is_not_json_is_named_by_its_byte(tmp_path):
+def test_windows_start_at_their_line_numbers_across_resumes(tmp_path):
+    """``prepare`` learns each window's first line, so a malformed record deep in a shard
+    is reported by its line, also after a resume."""
+    paths = write_shards(tmp_path, [13])
+    starts = []
+
+    def spy(lines, name, first_line):
+        starts.append((name, first_line, len(lines)))
+        return prepare(lines, name, first_line)
+
+    batches = JsonlStream(paths, spy, window=5, max_tokens=12, seed=3).batches()
+    whole = take(batches, 12)
+    assert starts[:3] == [(str(paths[0]), 1, 5), (str(paths[0]), 6, 5), (str(paths[0]), 11, 3)]
+    position = whole[4][1]
+    starts.clear()
+    take(JsonlStream(paths, spy, window=5, max_tokens=12, seed=3).batches(position), 1)
+    assert starts[0][1] == position.line
+
+
+def test_bytes_that_are_not_utf8_are_named_by_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"id": 0, "source": "a"}\n{not json\n')
-    with pytest.raises(DataError, match="byte 25"):
-        take(stream([path]).batches(), 2)
+    path.write_bytes(b'{"id": 0, "source": "a"}\n{"id": 1, "source": "\xff"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: not UTF-8"):
+        take(stream([path], window=1).batches(), 2)
+
+
+def test_a_corpus_without_examples_is_an_error_not_a_hang(tmp_path):
+    path = tmp_path / "blank.jsonl"
+    path.write_text("\n\n\n")
+    with pytest.raises(DataError, match="no usable example"):
+        take(stream([path], window=2).batches(), 1)

@@ -284,6 +284,14 @@ class DataConfig:
     # prefix_lm: several targets per row of max_target_len tokens, attention never crossing
     # from one to another (seqweave.data.packing); max_tokens then counts real tokens
     pack_sequences: bool = False
+    # Read data.train (a directory of *.jsonl shards, a glob, or one file) lazily, a window
+    # of stream_window lines at a time, each rank its own shards (seqweave.data.stream)
+    stream: bool = False
+    stream_window: int = 20000
+
+    def __post_init__(self) -> None:
+        if self.stream_window < 1:
+            raise ConfigError(f"data.stream_window must be positive, got {self.stream_window}")
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,21 @@ def check_packing(cfg: ExperimentConfig) -> None:
         )
 
 
+def check_stream(cfg: ExperimentConfig) -> None:
+    """A streamed window is batched by padded tokens (``token_batches``); packed rows and
+    sequence-parallel groups, which need every rank of a group on the same examples, read
+    the corpus in memory."""
+    if not cfg.data.stream:
+        return
+    if cfg.data.pack_sequences:
+        raise ConfigError("data.stream reads the corpus in windows; data.pack_sequences does not")
+    if cfg.train.sequence_parallel > 1:
+        raise ConfigError(
+            "data.stream gives every rank its own shards; train.sequence_parallel > 1 needs "
+            "the ranks of a sequence group on the same examples"
+        )
+
+
 def check_sequence_parallel(cfg: ExperimentConfig) -> None:
     """The sharded pass (models/seqpar/model.py) is the plain encoder-decoder's
     teacher-forced pass with logits only; attention dropout would need one random
@@ -170,6 +185,7 @@ def check_rl(cfg: ExperimentConfig) -> None:
             ("objectives.set_matching", objectives.set_matching.on),
             ("objectives.seqpe", objectives.seqpe.on),
             ("data.pack_sequences", cfg.data.pack_sequences),
+            ("data.stream", cfg.data.stream),
             ("train.fsdp", cfg.train.fsdp),
             ("train.sequence_parallel > 1", cfg.train.sequence_parallel > 1),
         )
@@ -177,6 +193,8 @@ def check_rl(cfg: ExperimentConfig) -> None:
     ]
     if extra:
         raise ConfigError(f"{name} trains on the reward alone, in one process: turn off {extra}")
+
+
 def check_self_critical(cfg: ExperimentConfig) -> None:
     """Self-critical training decodes through ``step``, and its sequences are the targets;
     models that do not write token by token (or whose targets are sets) cannot take it."""
@@ -192,6 +210,9 @@ def check_self_critical(cfg: ExperimentConfig) -> None:
         raise ConfigError(
             "objectives.self_critical needs sequence targets on one process (no "
             "objectives.set_matching, train.sequence_parallel = 1)"
+        )
+
+
 def check_scalar_head(cfg: ExperimentConfig) -> None:
     """A scalar-head model trains on its regression loss alone (objectives/regression.py):
     every other loss, head or batch layout is refused by name rather than ignored."""
@@ -222,6 +243,7 @@ CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
     check_claps,
     check_set_matching,
     check_packing,
+    check_stream,
     check_sequence_parallel,
     check_rearec,
     check_rl,

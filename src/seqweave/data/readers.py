@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -156,9 +156,10 @@ def _lines_to_jsonl_examples(
     require_target: bool,
     source_field: str,
     target_field: str,
+    first_line: int = 1,
 ) -> list[Example]:
     examples = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=first_line):
         if _is_blank(line):
             continue
         record = _parse_object(line, name, number)
@@ -185,6 +186,20 @@ def read_jsonl(
     lines = read_text_lines(path)
     _require_nonblank(lines, name)
     return _lines_to_jsonl_examples(lines, name, require_target, source_field, target_field)
+
+
+def parse_jsonl_lines(
+    lines: Sequence[str],
+    name: str,
+    first_line: int,
+    source_field: str = "source",
+    target_field: str = "target",
+) -> list[Example]:
+    """Examples from some lines of a JSON Lines file that start at line ``first_line``
+    (a streamed window, ``seqweave.data.stream``): errors name the file and the line as
+    ``read_jsonl`` would, and blank lines are skipped."""
+    stripped = [_strip_terminator(line) for line in lines]
+    return _lines_to_jsonl_examples(stripped, name, True, source_field, target_field, first_line)
 
 
 # ---------------------------------------------------------------------------------------------

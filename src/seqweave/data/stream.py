@@ -2,48 +2,67 @@
 
 A corpus larger than memory is a list of JSON Lines shards. Each data-parallel rank
 reads its own shards (every ``world_size``-th, ``rank_shards``), one *window* of lines at
-a time: the window is parsed, cut into token-budget batches exactly as the in-memory path
-cuts a whole epoch (``token_batches``: sorted by length, batch order shuffled), and given
-out batch by batch. Only one window is ever held, so resident memory does not grow with
-the corpus.
+a time: the window is parsed and prepared (tokenized) in one call, cut into token-budget
+batches exactly as the in-memory path cuts a whole epoch (``token_batches``: sorted by
+length, batch order shuffled), and given out batch by batch. Only one window is ever
+held, so resident memory does not grow with the corpus.
 
 Every batch comes with the ``StreamPosition`` just after it: the epoch, the shard, the
-byte offset where its window starts and how many of the window's batches are done. The
-window's batches depend only on those lines and a seed derived from (seed, epoch, shard,
-offset), so re-reading the window from its offset and skipping the done batches resumes
-the stream exactly where it stopped: a checkpoint needs only the position.
-
-Not yet wired into ``seqweave.train``: the trainer still reads ``data.train`` into memory.
+byte offset and line number where its window starts, and how many of the window's
+batches are done. The window's batches depend only on those lines and a seed derived
+from (seed, epoch, shard, offset), so re-reading the window from its offset and skipping
+the done batches resumes the stream exactly where it stopped: a checkpoint needs only
+the position (``seqweave.train.batches`` stores it in the training state).
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from seqweave.data.batching import token_batches
 from seqweave.errors import DataError
 
-# A line's JSON object -> (item, length for batching), or None to skip it (over-long)
-Prepare = Callable[[dict[str, Any]], tuple[Any, int] | None]
+# (a window's lines as text, the file's name, the line number of the first) -> the
+# prepared items and their lengths for batching (over-long lines may be left out)
+Prepare = Callable[[list[str], str, int], tuple[list, list[int]]]
 
 
 @dataclass(frozen=True)
 class StreamPosition:
     """Where a stream stands: the next batch is batch ``batch`` of the window that starts
-    at byte ``offset`` of this rank's shard ``shard``, in epoch ``epoch``."""
+    at byte ``offset`` (line ``line``) of this rank's shard ``shard``, in epoch ``epoch``."""
 
     epoch: int = 0
     shard: int = 0
     offset: int = 0
     batch: int = 0
+    line: int = 1
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def find_shards(pattern: str) -> list[Path]:
+    """The shards ``data.train`` names when streaming: a directory (its ``*.jsonl``), a
+    glob pattern, or one file; sorted, so every rank sees the same list.
+
+    Raises:
+        DataError: nothing matches.
+    """
+    path = Path(pattern)
+    if path.is_dir():
+        found = sorted(path.glob("*.jsonl"))
+    elif path.is_file():
+        found = [path]
+    else:
+        found = sorted(Path(p) for p in glob.glob(pattern))
+    if not found:
+        raise DataError(f"data.train={pattern!r}: no JSON Lines shard found to stream")
+    return found
 
 
 def rank_shards(paths: Sequence[str | Path], rank: int, world_size: int) -> list[Path]:
@@ -75,48 +94,57 @@ class JsonlStream:
     def batches(
         self, start: StreamPosition = StreamPosition()
     ) -> Iterator[tuple[list, StreamPosition]]:
-        """(items of one batch, the position after it), forever, epoch after epoch."""
-        position = start
+        """(items of one batch, the position after it), forever, epoch after epoch.
+
+        Raises:
+            DataError: a line that is not UTF-8 (file and line), or whatever ``prepare``
+                raises for a malformed record; a corpus with no example at all.
+        """
+        position, whole_epoch, yielded = start, start.shard == start.offset == 0, False
         while True:
-            items, lengths, end = self._read_window(position)
+            lines, end = self._read_window(position)
+            items, lengths = self.prepare(lines, str(self._path(position)), position.line)
             if items:
                 seed = hash_seed(self.seed, position)
                 order = token_batches(lengths, self.max_tokens, self.max_sentences, seed=seed)
                 for number in range(position.batch, len(order)):
                     after = StreamPosition(
-                        position.epoch, position.shard, position.offset, number + 1
+                        position.epoch, position.shard, position.offset, number + 1, position.line
                     )
+                    yielded = True
                     yield [items[i] for i in order[number]], after
-            position = self._next_window(position, end)
+            following = self._next_window(position, end, len(lines))
+            if following.epoch > position.epoch:
+                if whole_epoch and not yielded:
+                    names = ", ".join(str(p) for p in self.shards)
+                    raise DataError(f"no usable example in a whole pass over {names}")
+                whole_epoch, yielded = True, False
+            position = following
 
-    def _read_window(self, position: StreamPosition) -> tuple[list, list[int], int | None]:
-        """The prepared items and lengths of the window at ``position``, and the offset
-        where the next window starts (None at the end of the shard)."""
-        path = self.shards[position.shard]
-        items, lengths, lines = [], [], 0
+    def _path(self, position: StreamPosition) -> Path:
+        return Path(self.shards[position.shard])
+
+    def _read_window(self, position: StreamPosition) -> tuple[list[str], int | None]:
+        """Up to ``window`` lines from ``position``, and the offset where the next window
+        starts (None at the end of the shard)."""
+        path = self._path(position)
+        lines: list[str] = []
         with path.open("rb") as handle:
             handle.seek(position.offset)
-            while lines < self.window:
-                at = handle.tell()
-                line = handle.readline()
-                if not line:
-                    return items, lengths, None
-                lines += 1
-                if not line.strip():
-                    continue
-                prepared = self.prepare(_parse(line, path, at))
-                if prepared is not None:
-                    items.append(prepared[0])
-                    lengths.append(prepared[1])
+            while len(lines) < self.window:
+                raw = handle.readline()
+                if not raw:
+                    return lines, None
+                lines.append(_decode(raw, path, position.line + len(lines)))
             end = handle.tell()
-            return items, lengths, end if handle.readline() else None
+            return lines, end if handle.readline() else None
 
-    def _next_window(self, position: StreamPosition, end: int | None) -> StreamPosition:
+    def _next_window(self, position: StreamPosition, end: int | None, read: int) -> StreamPosition:
         if end is not None:
-            return StreamPosition(position.epoch, position.shard, end, 0)
+            return StreamPosition(position.epoch, position.shard, end, 0, position.line + read)
         if position.shard + 1 < len(self.shards):
-            return StreamPosition(position.epoch, position.shard + 1, 0, 0)
-        return StreamPosition(position.epoch + 1, 0, 0, 0)
+            return StreamPosition(position.epoch, position.shard + 1, 0, 0, 1)
+        return StreamPosition(position.epoch + 1, 0, 0, 0, 1)
 
 
 def hash_seed(seed: int, position: StreamPosition) -> int:
@@ -125,11 +153,8 @@ def hash_seed(seed: int, position: StreamPosition) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "little")
 
 
-def _parse(line: bytes, path: Path, offset: int) -> dict[str, Any]:
+def _decode(raw: bytes, path: Path, line: int) -> str:
     try:
-        value = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: the line at byte {offset} is not JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise DataError(f"{path}: the line at byte {offset} is not a JSON object")
-    return value
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"not UTF-8 ({error.reason})", path=str(path), line=line) from None

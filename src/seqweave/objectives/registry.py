@@ -33,8 +33,8 @@ from seqweave.objectives.claps import Claps
 from seqweave.objectives.e2s2 import E2S2
 from seqweave.objectives.mle import label_smoothed_nll
 from seqweave.objectives.rearec import next_item_loss
-from seqweave.objectives.self_critical import SelfCritical
 from seqweave.objectives.regression import Regression
+from seqweave.objectives.self_critical import SelfCritical
 from seqweave.objectives.seqpe import SeqPE
 from seqweave.objectives.set_matching import set_loss
 

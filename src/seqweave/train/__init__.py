@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from seqweave.checkpoint import load_model_config, load_weights
 from seqweave.config import ExperimentConfig, ModelConfig, to_dict
 from seqweave.data.actions import SKIP_TOKEN
 from seqweave.data.copy_words import copy_ids
-from seqweave.data.readers import read_examples
+from seqweave.data.readers import parse_jsonl_lines, read_examples
+from seqweave.data.stream import find_shards
 from seqweave.device import resolve_device
 from seqweave.errors import ConfigError
 from seqweave.models import build_model
@@ -24,6 +26,7 @@ from seqweave.objectives.e2s2 import MASK_TOKEN
 from seqweave.objectives.set_matching import EMPTY_TOKEN, with_empty_id
 from seqweave.tokenizers import Tokenizer, build_tokenizer
 from seqweave.tokenizers.mixed_prompt import scalar_ids
+from seqweave.train.batches import EpochBatches, StreamedBatches
 from seqweave.train.data import tokenize_set
 from seqweave.train.distributed import Distributed
 from seqweave.train.fsdp import reshard_optimizer
@@ -31,7 +34,7 @@ from seqweave.train.loop import Trainer, learning_rate, make_optimizer
 from seqweave.train.neftune import add_neftune
 from seqweave.train.report import TrainingLog
 from seqweave.train.resume import Progress, load_checkpoint
-from seqweave.train.rl import RLTrainer
+from seqweave.train.rl import PromptBatches, RLTrainer
 
 TOKENIZER_DIR = "tokenizer"
 
@@ -102,7 +105,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
         raise ConfigError(f"--resume: no checkpoint at {last}")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    train_examples = read_examples(cfg.data.train)
+    train_examples = _training_examples(cfg)
     valid_examples = read_examples(cfg.data.valid) if cfg.data.valid else []
     tokenizer = Tokenizer.load(last) if resume else _tokenizer(cfg, train_examples, out_dir, dist)
     cfg = with_empty_id(
@@ -112,6 +115,10 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
     if cfg.train.neftune_alpha:
         add_neftune(model, cfg.train.neftune_alpha)
     train_set, valid_set = _datasets(cfg, tokenizer, train_examples, valid_examples)
+    if cfg.data.stream:
+        batches = StreamedBatches(cfg, tokenizer, dist, device, progress)
+    else:
+        batches = (PromptBatches if cfg.rl.on else EpochBatches)(train_set, cfg, dist)
     log = TrainingLog(
         out_dir,
         cfg.train.max_steps,
@@ -136,6 +143,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> Path:
         wrapped=wrapped,
         optimizer=optimizer,
         tokenizer=tokenizer,
+        batches=batches,
         train_set=train_set,
         valid_set=valid_set,
         dist=dist,
@@ -175,13 +183,33 @@ def _model(cfg: ExperimentConfig, device: torch.device, dist: Distributed, check
     if cfg.train.init_from and checkpoint is None:
         _initialise(model, Path(cfg.train.init_from), dist.is_main)
     optimizer = make_optimizer(model, cfg.train)
-    progress = Progress() if checkpoint is None else load_checkpoint(checkpoint, model, optimizer)
+    progress = Progress()
+    if checkpoint is not None:
+        progress = load_checkpoint(checkpoint, model, optimizer, dist.rank)
     return model, optimizer, progress
 
 
+def _training_examples(cfg: ExperimentConfig) -> list:
+    """The training examples in memory; when streamed, only the first window of each shard,
+    which is what a tokenizer learnt from the corpus reads."""
+    if not cfg.data.stream:
+        return read_examples(cfg.data.train)
+    examples = []
+    for path in find_shards(cfg.data.train):
+        with path.open(encoding="utf-8", errors="surrogateescape") as handle:
+            lines = list(itertools.islice(handle, cfg.data.stream_window))
+        examples += parse_jsonl_lines(
+            lines, str(path), 1, cfg.data.source_field, cfg.data.target_field
+        )
+    return examples
+
+
 def _datasets(cfg: ExperimentConfig, tokenizer, train_examples, valid_examples):
-    """The tokenized training and validation sets (None without validation data)."""
-    train_set = tokenize_set("train", train_examples, tokenizer, cfg.model, cfg.data)
+    """The tokenized training set (None when streamed) and validation set (None without
+    validation data)."""
+    train_set = None
+    if not cfg.data.stream:
+        train_set = tokenize_set("train", train_examples, tokenizer, cfg.model, cfg.data)
     valid_set = None
     if valid_examples:
         valid_set = tokenize_set("valid", valid_examples, tokenizer, cfg.model, cfg.data)
@@ -193,6 +221,12 @@ def _report_datasets(cfg: ExperimentConfig, log: TrainingLog, train_set, valid_s
     for data in (train_set, valid_set):
         if data is not None:
             log.message(f"{data.name}: {data.report.describe()}")
+    if train_set is None:
+        shards = find_shards(cfg.data.train)
+        log.message(
+            f"train: streamed from {len(shards)} shard(s), {cfg.data.stream_window} lines a window"
+        )
+        return
     if not train_set.sources:
         raise ConfigError(f"no training example is within the length limits ({cfg.data.train})")
     if cfg.data.pack_sequences and any(s != train_set.sources[0] for s in train_set.sources):

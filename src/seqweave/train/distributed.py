@@ -96,6 +96,22 @@ class Distributed:
             dist.all_reduce(value, op=dist.ReduceOp.SUM)
         return value
 
+    def minimum(self, value: int, device: torch.device) -> int:
+        """The smallest of the ranks' values; the value itself in a single process."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor(value, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        return int(tensor)
+
+    def gather_objects(self, value) -> list:
+        """Every rank's ``value`` (picklable built-ins only), in rank order, on every rank."""
+        if not self.enabled:
+            return [value]
+        gathered: list = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
+
     def shard_sequences(self, batch, pad_id: int):
         """This rank's shard of every sequence of a collated batch (the whole batch without
         sequence parallelism); the source lengths stay those of the whole sources."""

@@ -1,10 +1,10 @@
 """The training loop: token-budget batches, AdamW, schedules, validation, checkpoints.
 
-Runs in one process or under ``torchrun`` with DistributedDataParallel: every
-rank builds the same batches from the same seed and trains on its shard of
-each; the loss is normalised by the token count of the whole global batch, so
-the update equals the single-process update on the same batch. Only rank 0
-logs, validates and writes checkpoints; the others wait at a barrier.
+Runs in one process or under ``torchrun`` with DistributedDataParallel. The batches
+come from a batch source (``train/batches.py``: the training set in memory, or streamed
+from shards); the loss is normalised by the token count of the whole global update, so
+the update equals the single-process update on the same examples. Only rank 0 logs,
+validates and writes checkpoints; the others wait at a barrier.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import torch
 
 from seqweave.checkpoint import point_link, prune_checkpoints
 from seqweave.config import DecodeConfig, ExperimentConfig
-from seqweave.data.batching import shard, token_batches
-from seqweave.data.packing import collate_packed, packed_batches
+from seqweave.data.packing import collate_packed
 from seqweave.objectives.e2s2 import noise_seed, noise_vocabulary, noisy_batch
 from seqweave.objectives.registry import TrainingLoss, build_training_loss
 from seqweave.tokenizers.mixed_prompt import with_scalars
+from seqweave.train.batches import BatchSource, MicroBatch, Update
 from seqweave.train.data import Batch, TokenizedSet, collate
 from seqweave.train.distributed import Distributed
 from seqweave.train.fsdp import full_copy
@@ -66,7 +66,8 @@ class Trainer:
     wrapped: torch.nn.Module  # what the forward pass runs: DDP or the model itself
     optimizer: torch.optim.Optimizer
     tokenizer: object
-    train_set: TokenizedSet
+    batches: BatchSource
+    train_set: TokenizedSet | None  # None when streamed (data.stream)
     valid_set: TokenizedSet | None
     dist: Distributed
     device: torch.device
@@ -78,36 +79,28 @@ class Trainer:
         started = time.monotonic()
         window_loss, window_tokens, window_start = 0.0, 0, time.monotonic()
         while not self._finished(started):
-            batches = self._epoch_batches()
-            while self.progress.batch_in_epoch < len(batches) and not self._finished(started):
-                first = self.progress.batch_in_epoch
-                group = batches[first : first + cfg.accumulate]
-                loss_sum, tokens = self._update(group)
-                self.progress.batch_in_epoch += len(group)
-                self.progress.step += 1
-                window_loss += loss_sum
-                window_tokens += tokens
-                lr = self.optimizer.param_groups[0]["lr"]
-                elapsed = max(time.monotonic() - window_start, 1e-9)
-                self.log.advance(loss_sum / max(tokens, 1), window_tokens / elapsed, lr)
-                if self.progress.step % cfg.log_every == 0:
-                    self.log.write(
-                        {
-                            "kind": "train",
-                            "step": self.progress.step,
-                            "epoch": self.progress.epoch,
-                            "loss": window_loss / max(window_tokens, 1),
-                            "lr": lr,
-                            "tokens_per_second": window_tokens / elapsed,
-                            "elapsed_seconds": time.monotonic() - started,
-                        }
-                    )
-                    window_loss, window_tokens, window_start = 0.0, 0, time.monotonic()
-                if self.progress.step % cfg.validate_every == 0:
-                    self.checkpoint()
-            if self.progress.batch_in_epoch >= len(batches):
-                self.progress.epoch += 1
-                self.progress.batch_in_epoch = 0
+            loss_sum, tokens = self._update(self.batches.next_update(self.progress))
+            self.progress.step += 1
+            window_loss += loss_sum
+            window_tokens += tokens
+            lr = self.optimizer.param_groups[0]["lr"]
+            elapsed = max(time.monotonic() - window_start, 1e-9)
+            self.log.advance(loss_sum / max(tokens, 1), window_tokens / elapsed, lr)
+            if self.progress.step % cfg.log_every == 0:
+                self.log.write(
+                    {
+                        "kind": "train",
+                        "step": self.progress.step,
+                        "epoch": self.progress.epoch,
+                        "loss": window_loss / max(window_tokens, 1),
+                        "lr": lr,
+                        "tokens_per_second": window_tokens / elapsed,
+                        "elapsed_seconds": time.monotonic() - started,
+                    }
+                )
+                window_loss, window_tokens, window_start = 0.0, 0, time.monotonic()
+            if self.progress.step % cfg.validate_every == 0:
+                self.checkpoint()
         if self.progress.step % cfg.validate_every != 0:
             self.checkpoint()
         self.log.close()
@@ -121,46 +114,27 @@ class Trainer:
             return True
         return bool(cfg.max_minutes) and time.monotonic() - started > 60 * cfg.max_minutes
 
-    def _epoch_batches(self) -> list[list[int]]:
-        data = self.config.data
-        seed = self.config.train.seed * 100_003 + self.progress.epoch
-        if data.pack_sequences:  # real tokens per batch; rows are packed in _collate
-            lengths = [len(t) + 1 for t in self.train_set.targets]
-            return packed_batches(lengths, data.max_tokens, seed)
-        return token_batches(
-            self.train_set.lengths(),
-            data.max_tokens,
-            data.max_sentences or None,
-            shuffle=True,
-            seed=seed,
-        )
-
-    def _update(self, group: list[list[int]]) -> tuple[float, int]:
-        """One optimizer update over ``group`` micro-batches; returns (summed loss, tokens)."""
+    def _update(self, update: Update) -> tuple[float, int]:
+        """One optimizer update over its micro-batches; returns (summed loss, tokens)."""
         cfg = self.config.train
         lr = learning_rate(self.progress.step + 1, cfg)
         for param_group in self.optimizer.param_groups:
             param_group["lr"] = lr
-        targets = self.train_set.targets
-        total_tokens = sum(len(targets[i]) + 1 for batch in group for i in batch)
         self.wrapped.train()
         loss_sum = torch.zeros((), device=self.device)
-        for n, batch in enumerate(group):
-            local = shard(batch, self.dist.data_rank, self.dist.data_size)
-            weight = self.dist.world_size / total_tokens
-            if not local:  # this rank has no example: join the gradient sync with weight 0
-                local, weight = batch[:1], 0.0
-            micro = self._collate(local)
-            sync = n == len(group) - 1
+        for n, micro in enumerate(update.micro):
+            weight = self.dist.world_size / update.tokens if micro.counts else 0.0
+            batch = self._collate(micro)
+            sync = n == len(update.micro) - 1
             with self._no_sync(sync), self._autocast():
-                loss = self._loss(micro)
+                loss = self._loss(batch)
             (loss * weight).backward()
             loss_sum += loss.detach() * (weight > 0)
         if cfg.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(self.dist.sum(loss_sum)), total_tokens
+        return float(self.dist.sum(loss_sum)), update.tokens
 
     @cached_property
     def training_loss(self) -> TrainingLoss:
@@ -173,22 +147,19 @@ class Trainer:
         data-parallel gradients synchronise."""
         return self.training_loss(self.model, self.wrapped, micro)
 
-    def _collate(self, indices: list[int]) -> Batch:
-        data = self.train_set
-        sources = [data.sources[i] for i in indices]
-        targets = [data.targets[i] for i in indices]
+    def _collate(self, micro: MicroBatch) -> Batch:
         if self.config.data.pack_sequences:
             row_tokens = self.config.data.max_target_len
-            batch = collate_packed(sources, targets, self.model.config, row_tokens)
+            batch = collate_packed(micro.sources, micro.targets, self.model.config, row_tokens)
         else:
-            batch = collate(sources, targets, self.model.config)
+            batch = collate(micro.sources, micro.targets, self.model.config)
         objectives = self.config.objectives
         if objectives.corrupts_source:  # denoising pretraining (objectives/e2s2.py)
-            seed = noise_seed(self.config.train.seed, self.progress.step, indices[0])
+            seed = noise_seed(self.config.train.seed, self.progress.step, micro.keys[0])
             vocabulary = noise_vocabulary(self.tokenizer)
             batch = noisy_batch(batch, objectives.denoising, vocabulary, seed)
         if self.model.config.scalar_head:  # the float channel, from the prompts' text
-            batch = with_scalars(batch, self.tokenizer, [data.examples[i] for i in indices])
+            batch = with_scalars(batch, self.tokenizer, micro.examples)
         return self.dist.shard_sequences(batch, self.model.config.pad_id).to(self.device)
 
     def _no_sync(self, sync: bool):
@@ -205,12 +176,15 @@ class Trainer:
 
     def checkpoint(self) -> None:
         """Validate, write a checkpoint, and move ``best`` if it improved (rank 0 only;
-        under FSDP every rank first helps gather the full weights)."""
+        under FSDP every rank first helps gather the full weights; every rank hands over
+        its generator state and stream position)."""
         model, optimizer = self.model, self.optimizer
         if self.dist.fsdp:
             model, optimizer = full_copy(model, optimizer)
+        self.batches.save_state(self.progress)
+        result = self._validate(model) if self.dist.is_main else {}
+        rank_rng = self.dist.gather_objects(torch.get_rng_state())
         if self.dist.is_main:
-            result = self._validate(model)
             out_dir = Path(self.config.train.out_dir)
             score = result.get("score")
             improved = score is not None and (
@@ -227,6 +201,7 @@ class Trainer:
                 self.progress,
                 self.config,
                 decode,
+                rank_rng,
             )
             if improved or not (out_dir / "best").exists():
                 point_link(out_dir / "best", final)
@@ -236,7 +211,9 @@ class Trainer:
     def _max_new_tokens(self) -> int:
         if self.config.objectives.set_matching.on:  # a set decoder runs its T steps
             return self.config.objectives.set_matching.steps
-        longest = max((len(t) for t in self.train_set.targets), default=64)
+        known = self.train_set or self.valid_set  # a streamed corpus's longest is unknown
+        targets = known.targets if known is not None else []
+        longest = max((len(t) for t in targets), default=self.config.data.max_target_len)
         return min(self.model.config.max_positions, 2 * longest + 10)
 
     def _validate(self, model: torch.nn.Module) -> dict:

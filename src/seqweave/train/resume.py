@@ -40,6 +40,7 @@ class Progress:
     batch_in_epoch: int = 0
     best_score: float | None = None
     best_step: int | None = None
+    stream: list[dict[str, int]] | None = None  # data.stream: each rank's StreamPosition
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -63,8 +64,15 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, plain
 
 
+def rank_rng_tensors(states: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each torchrun rank's CPU generator state (``rng_state`` of every rank, in rank
+    order), under names ``restore_optimizer`` finds: ranks draw different dropout masks
+    for their different examples, so each must resume its own stream."""
+    return {f"rng.torch.rank{rank}": state for rank, state in enumerate(states)}
+
+
 def restore_optimizer(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain: dict
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain: dict, rank: int = 0
 ) -> None:
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
@@ -75,7 +83,7 @@ def restore_optimizer(
         for name, value in items:
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
+    torch.set_rng_state(tensors.get(f"rng.torch.rank{rank}", tensors["rng.torch"]))
     cuda = sorted(k for k in tensors if k.startswith("rng.cuda."))
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
@@ -89,9 +97,13 @@ def save_checkpoint(
     progress: Progress,
     config: ExperimentConfig,
     decode: DecodeConfig,
+    rank_rng: list[torch.Tensor] | None = None,
 ) -> Path:
-    """Write checkpoint ``progress.step`` atomically and point ``out_dir/last`` at it."""
+    """Write checkpoint ``progress.step`` atomically and point ``out_dir/last`` at it;
+    ``rank_rng``: every rank's generator state when several processes train."""
     tensors, plain = optimizer_tensors(optimizer)
+    if rank_rng is not None and len(rank_rng) > 1:
+        tensors.update(rank_rng_tensors(rank_rng))
 
     def write(directory: Path) -> None:
         save_model_dir(directory, model, tokenizer, decode)
@@ -105,12 +117,14 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+    directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int = 0
 ) -> Progress:
-    """Restore weights, optimizer, RNG and progress from a checkpoint directory."""
+    """Restore weights, optimizer, RNG (``rank``'s own, when each rank's was saved) and
+    progress from a checkpoint directory."""
     if not directory.exists():
         raise CheckpointError(f"no checkpoint to resume from at {directory}")
     state = read_json(directory / STATE_FILE)
     load_weights(model, directory)
-    restore_optimizer(optimizer, load_tensors(directory / OPTIMIZER_FILE), state["optimizer"])
+    tensors = load_tensors(directory / OPTIMIZER_FILE)
+    restore_optimizer(optimizer, tensors, state["optimizer"], rank)
     return Progress(**state["progress"])

@@ -43,6 +43,7 @@ from seqweave.decoding import decode_many
 from seqweave.errors import ConfigError
 from seqweave.models import build_model
 from seqweave.rewards import Reward, build_reward
+from seqweave.train.batches import EpochBatches, MicroBatch, Update
 from seqweave.train.data import Batch
 from seqweave.train.loop import Trainer, learning_rate
 from seqweave.train.validate import validation_loss
@@ -137,6 +138,16 @@ def reference_model(directory: str | Path, device: torch.device) -> torch.nn.Mod
     return model
 
 
+class PromptBatches(EpochBatches):
+    """The training sources shuffled per epoch, ``rl.sources_per_step`` to a micro-batch."""
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        order = list(range(len(self.data.sources)))
+        random.Random(self.config.train.seed * 100_003 + epoch).shuffle(order)
+        size = self.config.rl.sources_per_step
+        return [order[i : i + size] for i in range(0, len(order), size)]
+
+
 @dataclass
 class RLTrainer(Trainer):
     """``Trainer`` with the reward's batches, update and validation (the module docstring)."""
@@ -171,21 +182,15 @@ class RLTrainer(Trainer):
     def objective(self) -> PolicyLoss:
         return PolicyLoss(self.config.rl.kl_coef, self.config.rl.clip_eps)
 
-    def _epoch_batches(self) -> list[list[int]]:
-        """The training sources shuffled per epoch, ``rl.sources_per_step`` at a time."""
-        order = list(range(len(self.train_set.sources)))
-        random.Random(self.config.train.seed * 100_003 + self.progress.epoch).shuffle(order)
-        size = self.config.rl.sources_per_step
-        return [order[i : i + size] for i in range(0, len(order), size)]
-
-    def _update(self, group: list[list[int]]) -> tuple[float, int]:
-        """Sample and score every micro-batch of ``group``, then ``rl.inner_steps`` optimizer
-        steps on them; returns (loss times tokens, tokens) as the supervised update does."""
+    def _update(self, update: Update) -> tuple[float, int]:
+        """Sample and score every micro-batch of ``update`` (``PromptBatches``), then
+        ``rl.inner_steps`` optimizer steps on them; returns (loss times tokens, tokens) as
+        the supervised update does."""
         lr = learning_rate(self.progress.step + 1, self.config.train)
         for param_group in self.optimizer.param_groups:
             param_group["lr"] = lr
         self.model.eval()  # no dropout: the sampling policy is the trained one
-        rollouts = [self._rollout(indices, n) for n, indices in enumerate(group)]
+        rollouts = [self._rollout(micro, n) for n, micro in enumerate(update.micro)]
         tokens = sum(r.batch.num_tokens for r in rollouts)
         for _ in range(self.config.rl.inner_steps):
             loss_sum, parts = self._inner_step(rollouts, tokens)
@@ -220,12 +225,12 @@ class RLTrainer(Trainer):
         self.optimizer.zero_grad(set_to_none=True)
         return loss_sum, parts
 
-    def _rollout(self, indices: list[int], micro: int) -> Rollout:
+    def _rollout(self, micro: MicroBatch, number: int) -> Rollout:
         """Sample ``group_size`` outputs per source, score them, and the advantages."""
-        rl, data = self.config.rl, self.train_set
-        rows = [i for i in indices for _ in range(rl.group_size)]  # a source's group together
-        sources = [data.sources[i] for i in rows]
-        seed = (self.config.train.seed * 1_000_003 + self.progress.step) * 101 + micro
+        rl = self.config.rl
+        rows = [j for j in range(len(micro.sources)) for _ in range(rl.group_size)]  # groups
+        sources = [micro.sources[j] for j in rows]
+        seed = (self.config.train.seed * 1_000_003 + self.progress.step) * 101 + number
         decode = DecodeConfig(
             decoder="sample",
             temperature=rl.temperature,
@@ -236,7 +241,7 @@ class RLTrainer(Trainer):
         )
         outputs = decode_many(self.model, sources, decode)
         texts = self.tokenizer.decode_batch([o.tokens for o in outputs])
-        examples = [data.examples[i] for i in rows]
+        examples = [micro.examples[j] for j in rows]
         rewards = [
             self.reward(e.source, text, e.target or "")
             for e, text in zip(examples, texts, strict=True)
