@@ -162,8 +162,10 @@ def medians(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
     out = []
     for key, group in groups.items():
         row = dict(zip(keys, key, strict=True), rounds=len(group))
-        for measure in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms"):
-            row[measure] = statistics.median(r[measure] for r in group)
+        row["throughput_rps"] = statistics.median(r["throughput_rps"] for r in group)
+        answered = [r for r in group if r["ok"]]  # a run with no answer has no latency
+        for measure in ("p50_ms", "p95_ms", "p99_ms"):
+            row[measure] = statistics.median(r[measure] for r in answered) if answered else None
         for count in ("ok", "overload", "other", "socket_errors", "timeouts"):
             row[count] = sum(r[count] for r in group)
         out.append(row)
@@ -180,6 +182,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--beam-clients", type=int, default=0)
     parser.add_argument("--probe-concurrency", type=int, default=1)
+    parser.add_argument("--out", default="bench/results/serve_load.json")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -242,7 +245,7 @@ def main() -> None:
         "server_exit_codes": exit_codes,
         "machine": f"{os.cpu_count()} cores",
     }
-    out = ROOT / "bench" / "results" / "serve_load.json"
+    out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(table(summary["medians"]))
@@ -272,9 +275,10 @@ def table(rows: list[dict]) -> str:
         f"{'p99 ms':>8} {'ok':>6} {'429/503':>7} {'other':>5}"
     ]
     for r in rows:
+        p50, p95, p99 = (r[k] or 0.0 for k in ("p50_ms", "p95_ms", "p99_ms"))
         lines.append(
             f"{r['version']:7} {r['decoder']:7} {r['concurrency']:>4} {r['throughput_rps']:>7.2f} "
-            f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['ok']:>6} "
+            f"{p50:>8.1f} {p95:>8.1f} {p99:>8.1f} {r['ok']:>6} "
             f"{r['overload']:>7} {r['other'] + r['socket_errors'] + r['timeouts']:>5}"
         )
     return "\n".join(lines)
