@@ -1,6 +1,7 @@
 """Load test of ``seqweave serve`` with wrk, IAD against greedy on the same server.
 
     .venv/bin/python bench/serve_load.py [--seconds 30] [--soak-minutes 5]
+        [--before REV --rounds 3] [--beam-clients 2]
 
 Converts ``../shared/models/gec-bart-general`` (import-hf), starts one server on
 127.0.0.1, and drives it with wrk (Debian package ``wrk``) at concurrency 1, 8,
@@ -9,6 +10,12 @@ Converts ``../shared/models/gec-bart-general`` (import-hf), starts one server on
 concurrency 32 samples the server's resident memory. Reports throughput,
 p50/p95/p99 latency and every answer that is not a 200 or a documented overload
 (429/503): that count must be 0. Writes bench/results/serve_load.json.
+
+``--before REV`` starts a second server from git revision REV's ``src`` (extracted with
+``git archive``) beside this tree's, and every run is made on both, interleaved, for
+``--rounds`` rounds; the table gives the medians. ``--beam-clients N`` then measures
+greedy requests (wrk at ``--probe-concurrency``) alone and while N clients keep beam
+requests (``beam_size`` 4) in flight, on each server.
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -79,12 +88,101 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def start_server(model: Path, src: Path, port: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "seqweave", "serve", "--model", str(model), "--port"]
+    command += [str(port), "--max-batch", "32", "--max-queue", "512", "--max-new-tokens", "255"]
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"no server at {url}")
+
+
+def source_tree(revision: str, work: Path) -> Path:
+    """This repository's ``src`` at ``revision``, extracted into ``work``."""
+    archive = subprocess.run(
+        ["git", "archive", revision, "src"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    return work / "src"
+
+
+def beam_load(url: str, clients: int, stop: threading.Event) -> list[threading.Thread]:
+    """``clients`` threads, each sending beam requests one after another until ``stop``."""
+    with open(DATA) as data:
+        sources = [json.loads(line)["source"] for line in data]
+
+    def client(offset: int) -> None:
+        with httpx.Client(timeout=300) as http:
+            n = offset
+            while not stop.is_set():
+                body = {"inputs": sources[n % len(sources)], "decoder": "beam", "beam_size": 4}
+                http.post(url + "/v1/generate", json={**body, "max_new_tokens": 128})
+                n += clients
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def beam_probe(urls: dict[str, str], greedy: Path, args) -> list[dict]:
+    """Greedy latency alone and while beam requests are in flight, per server, interleaved."""
+    rows = []
+    for round_ in range(args.rounds):
+        for version, url in urls.items():
+            for clients in (0, args.beam_clients):
+                stop = threading.Event()
+                threads = beam_load(url, clients, stop)
+                time.sleep(1.0 if clients else 0.0)  # let the beam requests start
+                result = run_wrk(url, greedy, args.probe_concurrency, args.seconds)
+                stop.set()
+                for thread in threads:
+                    thread.join()
+                result.update(version=version, beam_clients=clients, round=round_)
+                rows.append(result)
+                print(json.dumps(result), flush=True)
+    return rows
+
+
+def medians(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """One row per combination of ``keys``: the median of each measure over the rounds."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    out = []
+    for key, group in groups.items():
+        row = dict(zip(keys, key, strict=True), rounds=len(group))
+        row["throughput_rps"] = statistics.median(r["throughput_rps"] for r in group)
+        answered = [r for r in group if r["ok"]]  # a run with no answer has no latency
+        for measure in ("p50_ms", "p95_ms", "p99_ms"):
+            row[measure] = statistics.median(r[measure] for r in answered) if answered else None
+        for count in ("ok", "overload", "other", "socket_errors", "timeouts"):
+            row[count] = sum(r[count] for r in group)
+        out.append(row)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--soak-minutes", type=float, default=5.0)
     parser.add_argument("--concurrency", default="1,8,32,64")
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--before", help="a git revision to compare with, run side by side")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--beam-clients", type=int, default=0)
+    parser.add_argument("--probe-concurrency", type=int, default=1)
+    parser.add_argument("--out", default="bench/results/serve_load.json")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -95,70 +193,64 @@ def main() -> None:
         check=True,
         capture_output=True,
     )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "seqweave",
-            "serve",
-            "--model",
-            str(work / "model"),
-            "--port",
-            str(port),
-            "--max-batch",
-            "32",
-            "--max-queue",
-            "512",
-            "--max-new-tokens",
-            "255",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    trees = {"after" if args.before else "this": ROOT / "src"}
+    if args.before:
+        trees = {"before": source_tree(args.before, work), **trees}
+    ports = {version: free_port() for version in trees}
+    servers = {v: start_server(work / "model", src, ports[v]) for v, src in trees.items()}
+    urls = {version: f"http://127.0.0.1:{port}" for version, port in ports.items()}
+    exit_codes, soak, probe = {}, None, []
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        for url in urls.values():
+            wait_ready(url)
         files = {d: bodies(d, work / f"{d}.jsonl", args.max_new_tokens) for d in ("greedy", "iad")}
-        for decoder in files:  # warm up
-            run_wrk(url, files[decoder], 4, 3)
+        for url in urls.values():  # warm up
+            for decoder in files:
+                run_wrk(url, files[decoder], 4, 3)
         rows = []
-        for connections in [int(c) for c in args.concurrency.split(",")]:
-            for decoder, path in files.items():
-                result = run_wrk(url, path, connections, args.seconds)
-                result.update(decoder=decoder, concurrency=connections)
-                rows.append(result)
-                print(json.dumps(result), flush=True)
-        soak = (
-            soak_test(url, files["iad"], server.pid, args.soak_minutes)
-            if args.soak_minutes
-            else None
-        )
-        server.send_signal(signal.SIGTERM)
-        exit_code = server.wait(timeout=120)
+        for round_ in range(args.rounds):
+            for connections in [int(c) for c in args.concurrency.split(",")]:
+                for decoder, path in files.items():
+                    for version, url in urls.items():
+                        result = run_wrk(url, path, connections, args.seconds)
+                        result.update(
+                            decoder=decoder, concurrency=connections, version=version, round=round_
+                        )
+                        rows.append(result)
+                        print(json.dumps(result), flush=True)
+        if args.beam_clients:
+            probe = beam_probe(urls, files["greedy"], args)
+        last = list(servers)[-1]
+        if args.soak_minutes:
+            soak = soak_test(urls[last], files["iad"], servers[last].pid, args.soak_minutes)
+        for version, server in servers.items():
+            server.send_signal(signal.SIGTERM)
+            exit_codes[version] = server.wait(timeout=120)
     finally:
-        if server.poll() is None:
-            server.kill()
+        for server in servers.values():
+            if server.poll() is None:
+                server.kill()
     summary = {
         "model": MODEL,
         "data": DATA,
         "seconds_per_run": args.seconds,
         "max_new_tokens": args.max_new_tokens,
+        "before": args.before,
+        "rounds": args.rounds,
         "runs": rows,
+        "medians": medians(rows, ("version", "decoder", "concurrency")),
+        "beam_probe": probe,
+        "beam_probe_medians": medians(probe, ("version", "beam_clients")) if probe else [],
         "soak": soak,
-        "server_exit_code": exit_code,
+        "server_exit_codes": exit_codes,
         "machine": f"{os.cpu_count()} cores",
     }
-    out = ROOT / "bench" / "results" / "serve_load.json"
+    out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(table(rows))
+    print(table(summary["medians"]))
+    for row in summary["beam_probe_medians"]:
+        print(json.dumps(row))
     print(f"wrote {out}")
 
 
@@ -179,13 +271,14 @@ def soak_test(url: str, body_file: Path, pid: int, minutes: float) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        f"{'decoder':7} {'conc':>4} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-        f"{'ok':>6} {'429/503':>7} {'other':>5}"
+        f"{'version':7} {'decoder':7} {'conc':>4} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'ok':>6} {'429/503':>7} {'other':>5}"
     ]
     for r in rows:
+        p50, p95, p99 = (r[k] or 0.0 for k in ("p50_ms", "p95_ms", "p99_ms"))
         lines.append(
-            f"{r['decoder']:7} {r['concurrency']:>4} {r['throughput_rps']:>7.2f} "
-            f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['ok']:>6} "
+            f"{r['version']:7} {r['decoder']:7} {r['concurrency']:>4} {r['throughput_rps']:>7.2f} "
+            f"{p50:>8.1f} {p95:>8.1f} {p99:>8.1f} {r['ok']:>6} "
             f"{r['overload']:>7} {r['other'] + r['socket_errors'] + r['timeouts']:>5}"
         )
     return "\n".join(lines)

@@ -8,6 +8,11 @@ by ``sum log p / length ** length_penalty`` (length counts the end token).
 Stopping follows the common convention: with ``early_stopping`` an item is
 done once it holds ``beam_size`` finished hypotheses; without it, once no live
 beam can still beat the worst finished one at the current length.
+
+``beam_search`` runs a batch of items on its own (the offline path);
+``BeamGroup`` is one item's search as ``beam_size`` rows of a ``DecodeSession``,
+sharing its passes with row-wise decoders. Both rank and stop through the same
+helpers, so they return the same hypotheses.
 """
 
 from __future__ import annotations
@@ -105,6 +110,82 @@ def beam_search(
             model.reorder(state, flat)
         last = token.view(-1)
     return [_best(item) for item in items]
+
+
+class BeamGroup:
+    """One request's beam search as ``width`` rows of a ``DecodeSession`` (a group).
+
+    The session calls the group as the chooser of its rows: with the rows' logits of a
+    pass (W, V) it expands the beams and returns each new beam's token (W,); ``origin``
+    (W,) then says which row each new beam continues, for the session to gather the
+    group's cache rows. ``done`` once the item is finished; ``result()`` is the best
+    hypothesis, as ``beam_search`` would return it for this source alone.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        budget: int,
+        eos_id: int,
+        length_penalty: float = 1.0,
+        early_stopping: bool = True,
+        constraint: Constraint | None = None,
+        source: Sequence[int] = (),
+    ):
+        if width < 1:
+            raise ValueError(f"beam_size must be >= 1, got {width}")
+        self.rules = _Rules(width, eos_id, length_penalty, early_stopping)
+        self.budget = budget
+        self.stats = RowStats()
+        self.constraint, self.source = constraint, source
+        self.origin: Tensor | None = None  # (W,) the row each beam of the last pass continues
+        self._item = _Item()
+        self._scores: Tensor | None = None  # (1, W)
+        self._history: Tensor | None = None  # (W, steps)
+        self._step = 0
+
+    @property
+    def width(self) -> int:
+        return self.rules.width
+
+    @property
+    def done(self) -> bool:
+        return self._item.done
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        """logits (W, V) of the group's rows, in beam order -> the new beams' tokens (W,)."""
+        W = self.width
+        if self._scores is None:  # all beams start identical: only the first may expand
+            self._scores = torch.full((1, W), float("-inf"), device=logits.device)
+            self._scores[0, 0] = 0.0
+            self._history = torch.empty(W, 0, dtype=torch.long, device=logits.device)
+        if self.constraint is not None:
+            logits = _constrain(
+                logits,
+                self.constraint,
+                [self.source],
+                [0],
+                self._scores,
+                self._history,
+                self.rules.eos_id,
+            )
+        self._step += 1
+        self.stats.passes += 1
+        items, step = [self._item], self._step
+        scores, origin, token = _next_beams(
+            items, [0], self._scores, logits, self._history, step, self.rules
+        )
+        self.origin = origin.view(-1)
+        self._history = torch.cat([self._history[self.origin], token.view(-1, 1)], dim=1)
+        self._scores = scores
+        if step >= self.budget:
+            _finish_at_length(self._item, scores[0], self._history, step, self.rules)
+        return token.view(-1)
+
+    def result(self) -> Generation:
+        output = _best(self._item)
+        output.stats = self.stats
+        return output
 
 
 def _constrain(

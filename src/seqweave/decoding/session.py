@@ -14,8 +14,12 @@ finish. A driver only calls
 
 Rows admitted together form a cohort: one drafter and one chooser built from the
 decoders' table for its settings, so rows of different decoders share a pass.
-Grouped decoders (beam search: a request is several rows that reorder together)
-do not run here yet; ``decode_batch`` runs them as their own batch.
+A grouped decoder's request (beam search) is a cohort of its own: ``beam_size``
+rows of one id whose chooser is its ``BeamGroup``; after each pass the group's
+rows are copied onto the beams that survive (``DecoderState.copy_rows``, the
+group's rows only), and when its search is done one event carries the best
+hypothesis and the group leaves. So a beam request shares every pass with the
+greedy and IAD rows instead of stalling them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 from torch import Tensor
 
 from seqweave.config import DecodeConfig
+from seqweave.decoding.beam import BeamGroup
 from seqweave.decoding.common import RowStats, length_budget, pad_batch
 from seqweave.decoding.constraint import Constraint, draft_masks, require_constraint
 from seqweave.decoding.loop import (
@@ -39,9 +44,10 @@ from seqweave.decoding.loop import (
     argmax_choice,
 )
 from seqweave.decoding.registry import check_decoder
+from seqweave.decoding.slots import draft_limit, place, release
 from seqweave.errors import ConfigError
 from seqweave.models.base import require_step
-from seqweave.models.state import Memory
+from seqweave.models.state import Memory, SlotPool
 
 
 @dataclass
@@ -56,6 +62,7 @@ class Group:
     chooser: Chooser | None = None
     positions: list[int] | None = None
     merge: str | None = None
+    beam: BeamGroup | None = None  # a grouped request: its rows are its beams, one row id
 
 
 @dataclass(eq=False)
@@ -68,6 +75,7 @@ class _Cohort:
     merge: str | None
     size: int
     rows: list[_Row] = field(default_factory=list)
+    beam: BeamGroup | None = None
 
 
 @dataclass(eq=False)
@@ -109,6 +117,7 @@ class DecodeSession:
         relaxed: RelaxedAcceptance | None = None,
         park: bool = False,
         constraint: Constraint | None = None,
+        slots: SlotPool | None = None,
     ):
         require_step(model)
         settings = settings or DecodeConfig()
@@ -119,6 +128,7 @@ class DecodeSession:
         self.draft_model = draft_model
         self.relaxed = relaxed or relaxed_acceptance(settings)
         self.park = park
+        self.slots = slots  # serving: rows join and leave this pool by slot index
         self.constraint = constraint
         self.stats: dict[int, RowStats] = {}
         self.last_pass = (0, 0, 0)  # the last pass's live rows, draft tokens, accepted ones
@@ -131,8 +141,13 @@ class DecodeSession:
 
     @property
     def live(self) -> list[int]:
-        """Ids of the rows still decoding, in state order."""
-        return [row.id for row in self._rows if not row.parked]
+        """Ids of the rows still decoding, in state order (a beam group's id once)."""
+        return list(dict.fromkeys(row.id for row in self._rows if not row.parked))
+
+    @property
+    def size(self) -> int:
+        """Rows of the decoder state still decoding (a beam group counts its beams)."""
+        return sum(not row.parked for row in self._rows)
 
     def __bool__(self) -> bool:
         """Whether a ``run_pass`` has anything to do."""
@@ -152,31 +167,62 @@ class DecodeSession:
         """
         if settings is None or isinstance(settings, DecodeConfig):
             settings = [settings or self.settings] * len(sources)
+        constraint = constraint or self.constraint
         groups: dict[int, tuple[object, list[int]]] = {}
         for i, row_settings in enumerate(settings):
             groups.setdefault(id(row_settings), (row_settings, []))[1].append(i)
-        for row_settings, _ in groups.values():
-            require_constraint(row_settings, constraint or self.constraint)
-        plans = [self._group(s, [sources[i] for i in p], p) for s, p in groups.values()]
+        specs = {key: self._check(s, constraint) for key, (s, _) in groups.items()}
+        widths = [s.beam_size if specs[id(s)].grouped else 1 for s in settings]
+        starts = list(itertools.accumulate(widths, initial=0))  # each source's first row
         src, lengths = pad_batch(sources, self.model.config.pad_id, self.model.device)
         memory = self.model.encode(src, lengths)
         limits = {row_settings.max_new_tokens for row_settings in settings}
         by_limit = {limit: length_budget(self.model, lengths, limit) for limit in limits}
         budgets = [by_limit[row.max_new_tokens][i] for i, row in enumerate(settings)]
-        return self.join(memory, budgets, plans, sources=sources, constraint=constraint)
+        plans = []
+        for key, (row_settings, positions) in groups.items():
+            if specs[key].grouped:
+                plans += [
+                    self._beam(row_settings, budgets[i], sources[i], starts[i], constraint)
+                    for i in positions
+                ]
+            else:
+                chosen = [sources[i] for i in positions]
+                plans.append(self._group(row_settings, chosen, [starts[i] for i in positions]))
+        if starts[-1] > len(sources):  # beams: one memory row per beam
+            index = torch.repeat_interleave(torch.tensor(widths, device=lengths.device))
+            memory = memory.select(torch.arange(len(sources), device=lengths.device)[index])
+            budgets = [budgets[i] for i in index.tolist()]
+            sources = [sources[i] for i in index.tolist()]
+        ids = self.join(memory, budgets, plans, sources=sources, constraint=constraint)
+        return [ids[start] for start in starts[:-1]]
+
+    def _check(self, settings, constraint: Constraint | None):
+        """Fail before encoding: the decoder cannot run here, or a grammar is missing."""
+        require_constraint(settings, constraint)
+        spec = check_decoder(settings.decoder, self.draft_model, settings.relaxed_top)
+        if relaxed_acceptance(settings) != self.relaxed:
+            raise ConfigError("the acceptance rule (decode.relaxed_*) is the session's")
+        if spec.grouped and settings.beam_size < 1:
+            raise ConfigError(f"decode.beam_size must be >= 1, got {settings.beam_size}")
+        return spec
 
     def _group(self, settings, sources, positions: list[int]) -> Group:
         spec = check_decoder(settings.decoder, self.draft_model, settings.relaxed_top)
-        if spec.grouped:
-            raise ConfigError(f"decoder {settings.decoder!r} is grouped; a session runs rows")
-        if relaxed_acceptance(settings) != self.relaxed:
-            raise ConfigError("the acceptance rule (decode.relaxed_*) is the session's")
         drafter = chooser = None
         if spec.drafter is not None:
             drafter = spec.drafter(settings, sources, self.draft_model)
         if spec.chooser is not None:
             chooser = spec.chooser(settings)
         return Group(drafter, chooser, positions, settings.decoder)
+
+    def _beam(self, settings, budget: int, source, first: int, constraint) -> Group:
+        """One beam request: ``beam_size`` rows from ``first`` on, chosen by its group."""
+        width = settings.beam_size
+        eos = self.model.config.eos_id
+        rules = (settings.length_penalty, settings.early_stopping, constraint, source)
+        beam = BeamGroup(width, budget, eos, *rules)
+        return Group(chooser=beam, positions=list(range(first, first + width)), beam=beam)
 
     def join(
         self,
@@ -200,14 +246,21 @@ class DecodeSession:
         for group in groups or [Group()]:
             positions = group.positions if group.positions is not None else range(len(budgets))
             cohort = _Cohort(group.drafter, group.chooser, group.merge, len(positions))
-            for index, b in enumerate(positions):
-                rows[b] = _Row(next(self._ids), cohort, index, budgets[b], stats[b])
-                if constraint is not None:
-                    rows[b].source, rows[b].constraint = sources[b], constraint
+            cohort.beam = group.beam
+            if group.beam is not None:  # one id and counters for all its rows
+                beam_id = next(self._ids)
+                for index, b in enumerate(positions):
+                    rows[b] = _Row(beam_id, cohort, index, budgets[b], group.beam.stats)
+            else:
+                for index, b in enumerate(positions):
+                    rows[b] = _Row(next(self._ids), cohort, index, budgets[b], stats[b])
+                    if constraint is not None:
+                        rows[b].source, rows[b].constraint = sources[b], constraint
             cohorts.append(cohort)
         for row in rows:
             self.stats[row.id] = row.stats
-        self._pending += [Event(row.id, [], "length") for row in rows if row.budget <= 0]
+        ended = dict.fromkeys(row.id for row in rows if row.budget <= 0)
+        self._pending += [Event(row_id, [], "length") for row_id in ended]
         state = self.model.start(memory)
         live = [b for b, row in enumerate(rows) if row.budget > 0]
         if len(live) < len(rows):
@@ -218,20 +271,36 @@ class DecodeSession:
             if len(cohort.rows) < len(members) and cohort.drafter is not None:
                 cohort.drafter.select([n for n, row in enumerate(members) if row.budget > 0])
         if live:
-            if any(row.parked for row in self._rows):
-                self._compact()
             start = self.model.config.decoder_start_id
             last = torch.full((len(live),), start, dtype=torch.long, device=self._device)
-            if self._rows:
-                self._state.extend(state)
-                self._last = torch.cat([self._last, last])
+            if self.slots is not None:
+                self._place(state, last, [rows[b] for b in live])
             else:
-                self._state, self._last = state, last
-            self._rows += [rows[b] for b in live]
+                self._extend(state, last, [rows[b] for b in live])
             for cohort in cohorts:
                 self._merge(cohort)
         self._cohorts = None
         return [row.id for row in rows]
+
+    def _extend(self, state, last: Tensor, rows: list[_Row]) -> None:
+        """The new rows join after the others (parked rows leave first)."""
+        if self._rows:
+            if any(row.parked for row in self._rows):
+                self._compact()
+            self._state.extend(state)
+            self._last = torch.cat([self._last, last])
+        else:
+            self._state, self._last = state, last
+        self._rows += rows
+
+    def _place(self, state, last: Tensor, rows: list[_Row]) -> None:
+        """Slot mode: the new rows take free slots (holes first), no other row moves."""
+        free = [i for i, row in enumerate(self._rows) if row.parked]
+        fresh = (state, last)
+        positions, self._state, self._last = place(self.slots, self._state, self._last, free, fresh)
+        self._rows += [rows[0]] * (len(self._state.lengths) - len(self._rows))  # held below
+        for position, row in zip(positions, rows, strict=True):
+            self._rows[position] = row
 
     def _merge(self, cohort: _Cohort) -> None:
         """Fold a new cohort into a live one of the same decoder whose drafter can extend and
@@ -265,6 +334,9 @@ class DecodeSession:
             self._cohorts = _cohorts(rows)
         cohorts = self._cohorts
         drafts = self._propose(rows, cohorts)
+        if self.slots is not None:  # padded draft positions stay inside the slots
+            limit = draft_limit(self.slots, self._state)
+            drafts = [draft[:limit] for draft in drafts]
         allowed = self._allowed(rows, drafts)
         idle = None
         if len(live) < len(rows):
@@ -280,9 +352,11 @@ class DecodeSession:
                     [accepted[i] for i in positions], [next_list[i] for i in positions]
                 )
         eos = self.model.config.eos_id
-        finished = []
+        finished = self._follow_beams(cohorts, events)
         for i in live:
             row = rows[i]
+            if row.cohort.beam is not None:
+                continue
             row.stats.passes += 1
             row.stats.drafted += len(drafts[i])
             row.stats.accepted += accepted[i]
@@ -296,6 +370,25 @@ class DecodeSession:
         self._last = next_tokens
         self.retire(finished)
         return events
+
+    def _follow_beams(self, cohorts, events: list[Event]) -> list[int]:
+        """After a pass: each beam group's rows become copies of the beams they continue,
+        or, when its search is done, the group's best hypothesis is one event. Returns the
+        ids of the groups that are done."""
+        done = []
+        for cohort, positions in cohorts:
+            beam = cohort.beam
+            if beam is None:
+                continue
+            if beam.done:
+                row_id = cohort.rows[0].id
+                best = beam.result()
+                events.append(Event(row_id, best.tokens, "stop" if best.finished else "length"))
+                done.append(row_id)
+                continue
+            rows = self._index(positions)
+            self._state.copy_rows(rows, rows.index_select(0, beam.origin))
+        return done
 
     def retire(self, row_ids: Sequence[int]) -> None:
         """Take rows out of decoding (and out of their drafters). Without ``park`` they
@@ -312,9 +405,18 @@ class DecodeSession:
         for row in self._rows:
             row.parked = row.parked or row.id in gone
         self._cohorts = None
+        if self.slots is not None:
+            self._release([i for i, row in enumerate(self._rows) if row.id in gone])
+            return
         parked = sum(row.parked for row in self._rows)
         if not self.park or parked * 2 >= len(self._rows):
             self._compact()
+
+    def _release(self, positions: list[int]) -> None:
+        """Slot mode: forget the rows that left; the view ends after the last live row."""
+        keep = max((i + 1 for i, row in enumerate(self._rows) if not row.parked), default=0)
+        self._state, self._last = release(self.slots, self._state, self._last, keep, positions)
+        self._rows = self._rows[:keep]
 
     def _compact(self) -> None:
         """Drop parked rows from the state (one copy of the live rows' caches)."""

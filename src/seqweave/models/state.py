@@ -83,6 +83,7 @@ class DecoderState:
     memory_lengths: Tensor | None = None  # (B,) real memory positions per row (enc-dec)
     memory_rows: dict[str, Tensor] = field(default_factory=dict)  # each (B, S, ...)
     slot_values: dict[str, Tensor] = field(default_factory=dict)  # each (B, capacity)
+    fixed: bool = False  # a view of a SlotPool: its caches never grow
 
     @property
     def batch_size(self) -> int:
@@ -97,6 +98,8 @@ class DecoderState:
         to exactly ``needed`` with ``exact``)."""
         if needed <= self.capacity:
             return
+        if self.fixed:
+            raise RuntimeError(f"a slot cache of {self.capacity} slots cannot hold {needed}")
         size = needed if exact else max(needed, 2 * self.capacity)
         for cache in (self.keys, self.values):
             for i, old in enumerate(cache):
@@ -150,6 +153,22 @@ class DecoderState:
         self.lengths = self.lengths.index_select(0, index)
         self.base = self.base.index_select(0, index)
 
+    def copy_rows(self, rows: Tensor, sources: Tensor) -> None:
+        """Row ``rows[i]`` becomes a copy of row ``sources[i]`` (B',) (a beam group inside a
+        larger batch: its rows follow their surviving beams while every other row stays
+        where it is, so nothing else is copied). The rows must share their memory (a
+        group's rows have one source), so only the decoder side is copied: cache slots in
+        use, slot values, lengths."""
+        rows, sources = rows.to(self.lengths.device), sources.to(self.lengths.device)
+        size = self.used(sources)
+        for cache in (self.keys, self.values):
+            for k in cache:
+                k[:, :, :size].index_copy_(0, rows, k[:, :, :size].index_select(0, sources))
+        for v in self.slot_values.values():
+            v[:, :size].index_copy_(0, rows, v[:, :size].index_select(0, sources))
+        self.lengths = self.lengths.index_copy(0, rows, self.lengths.index_select(0, sources))
+        self.base = self.base.index_copy(0, rows, self.base.index_select(0, sources))
+
     def extend(self, other: DecoderState) -> None:
         """Append the rows of ``other`` (continuous batching: new requests join a running
         batch). Caches and memories of different sizes are fitted to one size (only
@@ -178,6 +197,83 @@ class DecoderState:
 
 
 HEADROOM = 32  # spare cache slots kept when a state is copied
+
+
+class SlotPool:
+    """Decoder memory preallocated for serving: ``rows`` slots, each with ``capacity`` cache
+    slots per layer and ``span`` memory positions (cross-attention keys and values, and
+    ``memory_rows``), shaped after ``template`` (a state ``start`` returned).
+
+    Rows join by writing a fresh state into free slot rows (``write``: the new rows only) and
+    leave by being forgotten; the decoding state is a ``view`` of the first rows, so no row
+    already decoding is ever copied and the memory never grows past ``nbytes``.
+    """
+
+    def __init__(self, template: DecoderState, rows: int, capacity: int, span: int):
+        self.rows, self.capacity, self.span = rows, capacity, span
+
+        def like(t: Tensor, length: int, dim: int) -> Tensor:
+            shape = list(t.shape)
+            shape[0], shape[dim] = rows, length
+            return t.new_zeros(shape)
+
+        self.keys = [like(k, capacity, 2) for k in template.keys]
+        self.values = [like(v, capacity, 2) for v in template.values]
+        self.slot_values = {n: like(v, capacity, 1) for n, v in template.slot_values.items()}
+        self.cross_keys = [like(k, span, 2) for k in template.cross_keys]
+        self.cross_values = [like(v, span, 2) for v in template.cross_values]
+        self.memory_rows = {n: like(v, span, 1) for n, v in template.memory_rows.items()}
+        self.has_memory = template.memory_lengths is not None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the pool holds: its bound, allocated once."""
+        tensors = [*self.keys, *self.values, *self.cross_keys, *self.cross_values]
+        tensors += [*self.slot_values.values(), *self.memory_rows.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def write(self, slots: Tensor, state: DecoderState) -> None:
+        """Put the rows of a fresh ``state`` (its cache slots in use, its memory) into slot
+        rows ``slots`` (B,); what lies past them in those rows is stale and masked."""
+        used = state.used()
+        span = int(state.cross_keys[0].shape[2]) if state.cross_keys else 0
+        if state.memory_rows:
+            span = max(span, *(int(v.shape[1]) for v in state.memory_rows.values()))
+        if used > self.capacity or span > self.span:
+            raise ValueError(f"rows of {used} slots / {span} memory positions do not fit")
+        caches = [
+            *zip(self.keys, state.keys, strict=True),
+            *zip(self.values, state.values, strict=True),
+        ]
+        for pool, new in caches:
+            pool.narrow(2, 0, used).index_copy_(0, slots, new.narrow(2, 0, used))
+        memory = [*zip(self.cross_keys, state.cross_keys, strict=True)]
+        memory += [*zip(self.cross_values, state.cross_values, strict=True)]
+        for pool, new in memory:
+            pool.narrow(2, 0, new.shape[2]).index_copy_(0, slots, new)
+        for name, new in state.slot_values.items():
+            self.slot_values[name].narrow(1, 0, used).index_copy_(0, slots, new.narrow(1, 0, used))
+        for name, new in state.memory_rows.items():
+            width = int(new.shape[1])
+            self.memory_rows[name].narrow(1, 0, width).index_copy_(0, slots, new)
+
+    def view(self, count: int, lengths: Tensor, base: Tensor, memory_lengths) -> DecoderState:
+        """The decoder state of slot rows 0 .. count - 1 (views: steps write into the pool);
+        ``lengths``, ``base`` and ``memory_lengths`` (count,) are the rows' own."""
+        span = int(memory_lengths.max()) if self.has_memory and count else 0
+        return DecoderState(
+            keys=[k[:count] for k in self.keys],
+            values=[v[:count] for v in self.values],
+            lengths=lengths,
+            base=base,
+            cross_keys=[k[:count, :, :span] for k in self.cross_keys],
+            cross_values=[v[:count, :, :span] for v in self.cross_values],
+            cross_mask=_memory_mask(memory_lengths, span) if self.has_memory else None,
+            memory_lengths=memory_lengths if self.has_memory else None,
+            memory_rows={n: v[:count, :span] for n, v in self.memory_rows.items()},
+            slot_values={n: v[:count] for n, v in self.slot_values.items()},
+            fixed=True,
+        )
 
 
 def _stack(first: Tensor, second: Tensor, size: int) -> Tensor:

@@ -49,7 +49,15 @@ def load_engine(server: Server, config: ServeConfig) -> None:
         server.limits.max_input_tokens = model.config.max_positions
     if server.limits.max_new_tokens > model.config.max_positions:
         server.limits.max_new_tokens = model.config.max_positions
-    engine = Engine(model, config.max_batch, config.max_queue, draft)
+    limits = server.limits
+    engine = Engine(
+        model,
+        config.max_batch,
+        config.max_queue,
+        draft,
+        limits.max_input_tokens,
+        limits.max_new_tokens,
+    )
     engine.start()
     server.attach(model, engine)
     log.info("model %s loaded; ready", config.model)

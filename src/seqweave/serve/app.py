@@ -144,6 +144,12 @@ class Server:
                 f"of {self.limits.max_new_tokens}",
             )
         spec = DECODER_SPECS[options.decoder]
+        if spec.grouped and options.beam_size > self.engine.max_batch:  # its rows never fit
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"beam_size={options.beam_size} is over the batch of {self.engine.max_batch} rows",
+            )
         if spec.draft_model != "none" and options.decoder != self.engine.draft_decoder:
             kind = needs_words(options.decoder)
             raise ApiError(

@@ -4,13 +4,15 @@ One engine thread owns the model and one ``DecodeSession`` (``decoding/session.p
 which keeps the rows. Every iteration it admits waiting requests into the
 session (encoded together, each with its own settings), takes one session pass
 for all rows (each row feeds its last token and its own draft, and accepts its
-own number of tokens) and retires abandoned rows; finished rows park and leave
-in one compaction. Rows of different decoders share the pass: greedy rows draft
-nothing, IAD rows draft from their source, speculative or GAD rows from the
-draft model (an autoregressive one or a nar_drafter, whichever the server was
-given), sampling rows sample. Beam-search requests do not fit a row-wise batch
-(a request is several rows that reorder together); they run as their own batch
-between passes.
+own number of tokens) and retires abandoned rows. Rows live in a slot cache
+preallocated for ``max_batch`` rows (``decoding/slots.py``): they join and leave by
+slot index, nothing is copied or grown while they decode. Rows of different
+decoders share the pass: greedy rows draft nothing, IAD rows draft from their
+source, speculative or GAD rows from the draft model (an autoregressive one or a
+nar_drafter, whichever the server was given), sampling rows sample, and a
+beam-search request is ``beam_size`` rows of the session that follow their beams
+together, so it shares the passes too and never stalls the other rows. Room in
+the batch is counted in rows: a request that does not fit waits in the queue.
 
 Tokens are handed to each request's ``sink`` as they are accepted, from the
 engine thread; the HTTP layer turns them into responses or SSE events.
@@ -30,10 +32,10 @@ from dataclasses import dataclass, field
 import torch
 
 from seqweave.config import DecodeConfig
-from seqweave.decoding import decode_batch
 from seqweave.decoding.common import RowStats
 from seqweave.decoding.registry import DECODER_SPECS, draft_decoder
 from seqweave.decoding.session import DecodeSession
+from seqweave.decoding.slots import slot_pool
 
 log = logging.getLogger("seqweave.serve")
 
@@ -95,10 +97,35 @@ class Counters:
 
 
 class Engine:
-    def __init__(self, model, max_batch: int = 32, max_queue: int = 256, draft=None):
+    """``max_batch`` rows decode at once in a slot cache allocated here for sources of up to
+    ``max_input_tokens`` and outputs of up to ``max_new_tokens`` (default: the model's
+    ``max_positions``); ``cache_bytes`` is its size, logged at start-up."""
+
+    def __init__(
+        self,
+        model,
+        max_batch: int = 32,
+        max_queue: int = 256,
+        draft=None,
+        max_input_tokens: int | None = None,
+        max_new_tokens: int | None = None,
+    ):
         self.model = model  # a seqweave.Seq2Seq
         self.network = model.network
         self.max_batch = max_batch
+        longest = model.network.config.max_positions
+        with torch.inference_mode():
+            self._slots = slot_pool(
+                self.network, max_batch, max_input_tokens or longest, max_new_tokens or longest
+            )
+        self.cache_bytes = self._slots.nbytes
+        log.info(
+            "slot cache: %d rows x %d cache slots x %d memory positions = %.1f MiB",
+            max_batch,
+            self._slots.capacity,
+            self._slots.span,
+            self.cache_bytes / 2**20,
+        )
         self.max_queue = max_queue
         self.draft = draft.network if draft is not None else None
         # the decoder whose rows draft with the draft model: one drafter for all its rows
@@ -136,7 +163,8 @@ class Engine:
 
     @property
     def running(self) -> int:
-        return len(self._session.live)
+        """Rows decoding (a beam request counts its beams)."""
+        return self._session.size
 
     @property
     def idle(self) -> bool:
@@ -200,15 +228,19 @@ class Engine:
         gathering = self.running and 0 < len(self._waiting) < min(room, ADMIT_GROUP)
         if gathering and time.monotonic() - self._waiting[0].submitted < ADMIT_AFTER:
             return []
-        taken = []
-        while self._waiting and (len(taken) < room or _grouped(self._waiting[0])):
+        taken, rows = [], 0
+        while self._waiting:
+            need = _rows(self._waiting[0])
+            if rows + need > room and (taken or self.running):
+                break  # no room: it waits (a request wider than the batch goes in alone)
             taken.append(self._waiting.popleft())
+            rows += need
         return taken
 
     def _new_session(self) -> DecodeSession:
-        """Rows park when they finish and leave in one compaction when half are parked."""
+        """Rows join and leave the engine's slot cache by slot index."""
         settings = dataclasses.replace(self.decode_defaults, decoder="greedy", relaxed_top=1)
-        return DecodeSession(self.network, settings, self.draft, park=True)
+        return DecodeSession(self.network, settings, self.draft, slots=self._slots)
 
     def _admit(self, jobs: list[Job]) -> None:
         now = time.monotonic()
@@ -217,17 +249,15 @@ class Engine:
             job.started = now
             if job.cancelled:
                 job.sink([], "cancelled")
-        self._run_beams([j for j in live if _grouped(j)])
-        rowwise = [j for j in live if not _grouped(j)]
-        if not rowwise:
+        if not live:
             return
-        joined = len(rowwise) if self.running else 0
-        settings = [self._settings(job.options) for job in rowwise]
-        rows = self._session.admit([job.source for job in rowwise], settings)
-        for row, job in zip(rows, rowwise, strict=True):
+        joined = len(live) if self.running else 0
+        settings = [self._settings(job.options) for job in live]
+        rows = self._session.admit([job.source for job in live], settings)
+        for row, job in zip(rows, live, strict=True):
             self._jobs[row] = job
             job.stats = self._session.stats[row]
-        self._count(admitted=len(rowwise), joined=joined)
+        self._count(admitted=len(live), joined=joined)
 
     def _settings(self, options: Options) -> DecodeConfig:
         """A request's decode settings: its options over the server's defaults. One object
@@ -240,6 +270,8 @@ class Engine:
             top_k=options.top_k,
             top_p=options.top_p,
             seed=options.seed,
+            beam_size=options.beam_size,
+            length_penalty=options.length_penalty,
             relaxed_top=1,
         )
 
@@ -267,27 +299,12 @@ class Engine:
                 del self._jobs[event.row]
         self._session.retire(cancelled)
 
-    def _run_beams(self, jobs: list[Job]) -> None:
-        for job in jobs:
-            o = job.options
-            cfg = DecodeConfig(
-                decoder=o.decoder,
-                beam_size=o.beam_size,
-                length_penalty=o.length_penalty,
-                max_new_tokens=o.max_new_tokens,
-            )
-            (output,) = decode_batch(self.network, [job.source], cfg)
-            job.stats = output.stats
-            job.tokens, job.from_draft = output.tokens, [False] * len(output.tokens)
-            job.finished = time.monotonic()
-            job.sink(output.tokens, "stop" if output.finished else "length")
-
     def _fail_all(self) -> None:
         for job in self._jobs.values():
             job.sink([], "error")
         self._jobs, self._session = {}, self._new_session()
 
 
-def _grouped(job: Job) -> bool:
-    """A job whose decoder needs several rows that reorder together (beam search)."""
-    return DECODER_SPECS[job.options.decoder].grouped
+def _rows(job: Job) -> int:
+    """The rows a job takes in the batch: its beams for a grouped decoder (beam search)."""
+    return job.options.beam_size if DECODER_SPECS[job.options.decoder].grouped else 1

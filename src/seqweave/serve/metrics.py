@@ -30,6 +30,8 @@ class ServerMetrics:
         queue.set_function(lambda: server.engine.queue_depth if server.engine else 0)
         running = Gauge("seqweave_running_rows", "inputs in the running batch", registry=r)
         running.set_function(lambda: server.engine.running if server.engine else 0)
+        cache = Gauge("seqweave_cache_bytes", "the slot cache, allocated at start", registry=r)
+        cache.set_function(lambda: server.engine.cache_bytes if server.engine else 0)
         submitted = Gauge(
             "seqweave_submitted_inputs", "inputs accepted into the queue so far", registry=r
         )
