@@ -126,6 +126,7 @@ class EncoderDecoder(EncoderDecoderStack):
     action_head: ActionHead | None
     contrastive_head: nn.Module | None
     restore_head: RestoreHead | None
+    tag_head: nn.Module | None
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)

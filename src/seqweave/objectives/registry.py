@@ -32,6 +32,7 @@ from seqweave.objectives.actions import action_guided_loss
 from seqweave.objectives.claps import Claps
 from seqweave.objectives.e2s2 import E2S2
 from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.objectives.pretraining import build_objective
 from seqweave.objectives.rearec import next_item_loss
 from seqweave.objectives.seqpe import SeqPE
 from seqweave.objectives.set_matching import set_loss
@@ -201,6 +202,10 @@ TOKEN_LOSSES: dict[str, Callable[[ExperimentConfig], TokenLoss]] = {
     "action_head": _action_guided,
     "set_matching": _set_matching,  # objectives.set_matching on: the target is a label set
     "sasrec": _next_item,  # the next item from the step states, ReaRec's terms included
+    # train.objective other than seq2seq (objectives/pretraining.py)
+    "mlm": build_objective,  # masked source tokens from the encoder states
+    "lm": build_objective,  # the target alone, next token
+    "tag": build_objective,  # one label per source token from model.tag_head
 }
 
 # additive objectives, in the order their terms are added: None when the config leaves
@@ -240,8 +245,11 @@ class TrainingLoss:
 
 
 def experiment_token_loss_kind(cfg: ExperimentConfig) -> str:
-    """The key of ``TOKEN_LOSSES`` for an experiment: ``set_matching`` when that section is
-    on (its target is a set, not a sequence), else the model's kind."""
+    """The key of ``TOKEN_LOSSES`` for an experiment: ``train.objective`` when it is not
+    seq2seq, ``set_matching`` when that section is on (its target is a set, not a
+    sequence), else the model's kind."""
+    if cfg.train.objective != "seq2seq":
+        return cfg.train.objective
     return "set_matching" if cfg.objectives.set_matching.on else token_loss_kind(cfg.model)
 
 
