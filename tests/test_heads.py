@@ -50,7 +50,11 @@ def test_the_readout_is_the_action_head_or_the_output_layer():
     assert tiny_model().readout is TOKEN_READOUT
     action = tiny_model(**HEAD_OPTIONS["action_head"])
     assert action.readout is action.action_head
-    for name in ("contrastive_head", "restore_head", "tag_head"):  # training heads never touch decoding
+    for name in (
+        "contrastive_head",
+        "restore_head",
+        "tag_head",
+    ):  # training heads never touch decoding
         assert tiny_model(**HEAD_OPTIONS[name]).readout is TOKEN_READOUT
 
 

@@ -221,3 +221,25 @@ def test_mlm_pretraining_carries_the_encoder_into_a_tagger_exactly(tmp_path):
     assert set("".join(outputs)) <= set("bcd")
     with pytest.raises(ConfigError, match="no tagging head"):
         seqweave.load(pre).tag(["abc"])
+    from seqweave.cli import main
+
+    inputs = _write(tmp_path / "in.jsonl", [{"source": "abcj"}, {"source": "jjjjjjja"}])
+    written = tmp_path / "out.jsonl"
+    best = tmp_path / "tag" / "best"
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(best),
+                "--input",
+                inputs,
+                "--output",
+                str(written),
+                "--tag",
+                "bcd",
+            ]
+        )
+        == 0
+    )
+    assert [json.loads(x)["output"] for x in written.read_text().splitlines()] == outputs

@@ -79,7 +79,9 @@ def test_a_regression_head_recovers_a_linear_fitness():
     weights = torch.randn(8 * SYMBOLS, generator=torch.Generator().manual_seed(2))
     features = sequence_features(sequences)
     values = features @ weights + 3.0
-    predict = train_head(features[:300], values[:300], 0, HeadSettings(epochs=100, batch_size=300, lr=5e-2))
+    predict = train_head(
+        features[:300], values[:300], 0, HeadSettings(epochs=100, batch_size=300, lr=5e-2)
+    )
     guess = predict(features[300:])
     assert torch.corrcoef(torch.stack([guess, values[300:]]))[0, 1] > 0.98
 
