@@ -3,8 +3,9 @@ per-residue tagger, against training from scratch and one-hot baselines?
 
     .venv/bin/python recipes/protein_pretraining/run.py pretrain [--minutes 8]
     .venv/bin/python recipes/protein_pretraining/run.py tag --task qian [--seeds 1,2,3]
-        [--steps 150]
-    .venv/bin/python recipes/protein_pretraining/run.py tag --task ss [--seeds 1,2,3] [--steps 200]
+        [--steps 60]
+    .venv/bin/python recipes/protein_pretraining/run.py tag --task ss --seeds 1 --steps 80
+        --max-tokens 4096
     .venv/bin/python recipes/protein_pretraining/run.py gb1 [--seeds 1,2,3]
 
 ``pretrain`` trains the encoder with ``train.objective = "mlm"`` and, separately, the decoder
@@ -124,18 +125,20 @@ def pretrain(args) -> None:
     )
 
 
-def tag_split(task: str) -> tuple[Path, Path, list[dict], list[dict]]:
+def tag_split(task: str, limit: int) -> tuple[Path, Path, list[dict], list[dict]]:
+    """Training and logging files, the fitting rows (for the baselines) and the rows Q3 is
+    reported on (flip-ss: the first ``limit`` validation proteins)."""
     paths = data.write_all(DATA)
     if task == "qian":
         fit, valid = data.qian_split()
         return paths["qian_train"], paths["qian_valid"], fit, valid
     fit = data.read_jsonl(paths["ss_train"])
-    return paths["ss_train"], paths["ss_dev"], fit, data.ss_valid()
+    return paths["ss_train"], paths["ss_dev"], fit, data.ss_valid()[:limit]
 
 
 def tag(args) -> None:
     started = time.perf_counter()
-    train_file, log_file, fit, valid = tag_split(args.task)
+    train_file, log_file, fit, valid = tag_split(args.task, args.eval_limit)
     pretrained = RUNS / "mlm" / "best"
     if not pretrained.exists():
         raise SystemExit(f"{pretrained}: run the pretrain stage first")
@@ -148,6 +151,9 @@ def tag(args) -> None:
                 f"train.seed={seed}",
                 f"train.max_steps={args.steps}",
                 f"train.validate_every={args.steps}",  # once, at the end: no selection
+                f"train.warmup_steps={max(1, args.steps // 10)}",
+                f"train.lr={args.lr}",
+                f"data.max_tokens={args.max_tokens}",
             ]
             if variant == "pretrained":
                 extra.append(f"train.init_from={pretrained}")
@@ -176,7 +182,7 @@ def tag(args) -> None:
         all_coil_q3=coil,
         pretrained_minus_scratch=difference(figures["scratch"], figures["pretrained"]),
         proteins={"fit": len(fit), "valid": len(valid), "valid_residues": sum(map(len, truth))},
-        settings={"task": args.task, "steps": args.steps},
+        settings={k: v for k, v in vars(args).items() if k not in ("stage", "retrain")},
     )
 
 
@@ -186,7 +192,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument("--objectives", default="mlm,lm", help="pretrain: which, in order")
     parser.add_argument("--task", choices=("qian", "ss"), default="qian")
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=60, help="tag: updates per run")
+    parser.add_argument("--lr", type=float, default=2e-3, help="tag: peak learning rate")
+    parser.add_argument("--max-tokens", type=int, default=2048, help="tag: tokens per batch")
+    parser.add_argument("--eval-limit", type=int, default=300, help="tag ss: proteins scored")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 3])
     parser.add_argument("--retrain", action="store_true")
     args = parser.parse_args()
