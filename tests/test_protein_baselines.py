@@ -19,6 +19,7 @@ from seqweave.baselines.proteins import (
     train_head,
     window_features,
 )
+from seqweave.errors import DataError
 from seqweave.tokenizers.alphabets import PROTEIN_ALPHABET
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
@@ -40,9 +41,10 @@ def test_window_features_are_the_one_hot_letters_around_each_residue():
             assert block.tolist() == [float(i == symbol) for i in range(SYMBOLS)]
 
 
-def test_letters_outside_the_alphabet_are_refused():
-    for bad in ("MKv", "MK7", "MK L", "MK*"):
-        with pytest.raises(ValueError, match="is not one of"):
+def test_letters_are_mapped_as_documented_and_others_refused():
+    assert letter_ids("mkUb*").tolist() == letter_ids("MKXX").tolist()
+    for bad in ("MK7", "MK L", "MK*V", "MK-V"):
+        with pytest.raises(DataError, match="not an amino-acid letter"):
             letter_ids(bad)
     with pytest.raises(ValueError, match="equally long"):
         sequence_features(["MK", "MKV"])

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqweave.data.proteins import clean_protein
 from seqweave.tokenizers.alphabets import PROTEIN_ALPHABET
 
 LETTERS = {letter: i for i, letter in enumerate(PROTEIN_ALPHABET)}
@@ -30,16 +31,14 @@ SYMBOLS = OUTSIDE + 1
 
 
 def letter_ids(sequence: str) -> Tensor:
-    """(L,) the index of each residue in ``PROTEIN_ALPHABET``.
+    """(L,) the index of each residue in ``PROTEIN_ALPHABET``, after the package's documented
+    mapping (``data.proteins.clean_protein``: lower case to upper, B/Z/J/U/O to X, a final
+    ``*`` dropped).
 
     Raises:
-        ValueError: a character that is not an upper-case amino-acid letter (clean input
-            first with ``data.proteins.clean_protein``).
+        DataError: a character that is no amino-acid letter (digit, space, gap, inner ``*``).
     """
-    try:
-        return torch.tensor([LETTERS[c] for c in sequence], dtype=torch.long)
-    except KeyError as error:
-        raise ValueError(f"{error.args[0]!r} is not one of {PROTEIN_ALPHABET}") from None
+    return torch.tensor([LETTERS[c] for c in clean_protein(sequence, "sequence")])
 
 
 def window_features(sequence: str, half: int = 6) -> Tensor:
