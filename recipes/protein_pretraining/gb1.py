@@ -51,7 +51,10 @@ def standardised(fit: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, 
     return (fit - mean) / std, (valid - mean) / std
 
 
-def rho(truth: list[float], guess: torch.Tensor) -> float:
+def rho(truth: list[float], guess: torch.Tensor) -> float | None:
+    """Spearman's rho, None where it is undefined (a head that predicts one value for all)."""
+    if len(set(guess.tolist())) < 2:
+        return None
     return float(spearmanr(truth, guess.tolist()).statistic)
 
 
@@ -64,6 +67,13 @@ def feature_sets(pretrained_dir: Path, seed: int, fit: list[str], valid: list[st
         pooled = [pooled_features(network, model.encode_sources(s)) for s in (fit, valid)]
         sets[name] = standardised(*pooled)
     return sets
+
+
+def _figure(values: list[float | None]) -> dict:
+    """mean_std over the seeds where rho is defined, and how many were not."""
+    defined = [v for v in values if v is not None]
+    figure = mean_std(defined) if defined else {"mean": None, "std": None, "n": 0, "values": []}
+    return {**figure, "undefined": values.count(None)}
 
 
 def run_gb1(seeds: list[int], pretrained_dir: Path, results: Path) -> None:
@@ -81,8 +91,8 @@ def run_gb1(seeds: list[int], pretrained_dir: Path, results: Path) -> None:
                 predict = train_head(train_x, target, 0, settings)
                 name = f"{features} + {head}"
                 runs.setdefault(name, []).append(rho(truth, predict(valid_x)))
-                print(f"gb1 {name} seed {seed}: rho {runs[name][-1]:.3f}", flush=True)
-    figures = {name: mean_std(values) for name, values in runs.items()}
+                print(f"gb1 {name} seed {seed}: rho {runs[name][-1]}", flush=True)
+    figures = {name: _figure(values) for name, values in runs.items()}
     write_results(
         results,
         seeds=seeds,
