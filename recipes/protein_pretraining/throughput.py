@@ -99,6 +99,8 @@ def plot(rows: list[dict], path: Path) -> None:
         axis.plot(lengths, [r[key]["ms_per_protein"] for r in rows], marker="o", label=label)
     axis.set_xscale("log")
     axis.set_yscale("log")
+    axis.set_xticks(lengths, [str(n) for n in lengths])
+    axis.minorticks_off()
     axis.set_xlabel("protein length (residues)")
     axis.set_ylabel("ms per protein (1 CPU thread)")
     axis.set_title("Per-residue labelling cost against length")
