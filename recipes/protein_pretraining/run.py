@@ -158,7 +158,7 @@ def tag(args) -> None:
             ]
             if variant == "pretrained":
                 extra.append(f"train.init_from={pretrained}")
-            out = f"tag-{args.task}-{variant}-seed{seed}"
+            out = f"tag-{args.task}-{args.steps}steps-{variant}-seed{seed}"
             cfg = config("tag", out, train_file, log_file, *extra)
             model = seqweave.load(train_or_load(cfg, retrain=args.retrain))
             score = q3(truth, model.tag(sources, labels="HEC", batch_size=8))
