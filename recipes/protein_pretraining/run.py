@@ -176,7 +176,7 @@ def tag(args) -> None:
     figures = {name: mean_std(values) for name, values in runs.items()}
     coil = q3(truth, ["C" * len(t) for t in truth])
     write_results(
-        HERE / f"tag-{args.task}-{args.steps}steps.json",
+        HERE / (args.results or f"tag-{args.task}-{args.steps}steps.json"),
         seeds=args.seeds,
         device="cpu",
         jobs=1,
@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, default=300, help="tag ss: proteins scored")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 3])
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--results", default="", help="tag: results file name (default by task)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.chdir(ROOT)
