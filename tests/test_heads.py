@@ -21,12 +21,14 @@ SAVED_NAMES = {
     "contrastive_head": {"contrastive_head.0.weight", "contrastive_head.0.bias"},
     "restore_head": {"restore_head.dense.weight", "restore_head.norm.weight"},
     "scalar_head": {"scalar_head.project.weight", "scalar_head.regress.2.bias"},
+    "tag_head": {"tag_head.0.weight", "tag_head.2.bias"},
 }
 HEAD_OPTIONS = {
     "action_head": dict(action_head=True, skip_id=3),
     "contrastive_head": dict(contrastive_dim=8),
     "restore_head": dict(restore_head=True),
     "scalar_head": dict(scalar_head=True, scalar_id=4, mask_id=5),
+    "tag_head": dict(tag_head="mlp"),
 }
 
 
@@ -50,7 +52,7 @@ def test_the_readout_is_the_action_head_or_the_output_layer():
     assert tiny_model().readout is TOKEN_READOUT
     action = tiny_model(**HEAD_OPTIONS["action_head"])
     assert action.readout is action.action_head
-    for name in ("contrastive_head", "restore_head", "scalar_head"):  # never touch decoding
+    for name in ("contrastive_head", "restore_head", "scalar_head", "tag_head"):  # not decoding
         assert tiny_model(**HEAD_OPTIONS[name]).readout is TOKEN_READOUT
 
 

@@ -30,6 +30,7 @@ from seqweave.decoding.grammars import build_constraint
 from seqweave.device import resolve_device
 from seqweave.errors import CheckpointError, ConfigError, DataError
 from seqweave.models import Seq2SeqBase, build_model
+from seqweave.objectives.pretraining import tag_predictions
 from seqweave.tokenizers import Tokenizer
 
 
@@ -105,6 +106,52 @@ class Seq2Seq:
     def generate(self, texts: Sequence[str], **overrides) -> list[str]:
         outputs = self.generate_tokens(texts, **overrides)
         return self.tokenizer.decode_batch([o.tokens for o in outputs])
+
+    @torch.inference_mode()
+    def tag(self, texts: Sequence[str], labels: Sequence[str] = (), batch_size: int = 32):
+        """One label per source token from the tagging head (``model.tag_head``, trained
+        by ``train.objective = "tag"``): one encoder pass, no decoding. ``labels``: the
+        label tokens the argmax may pick (``"HEC"`` for 3-state secondary structure); empty:
+        any token. Returns one string per text, the labels decoded like a target.
+
+        Raises:
+            ConfigError: the model has no tagging head, or a label is not a token.
+            DataError: bad input (as ``generate``), or a source longer than the model's
+                positions (a label per residue cannot be given for a cut source).
+        """
+        if getattr(self.network, "tag_head", None) is None:
+            raise ConfigError("this model has no tagging head (model.tag_head)")
+        self.network.eval()
+        allowed = self._label_mask(labels)
+        sources = self.encode_sources(texts, clip=False)
+        offset = 1 if self.config.source_bos else 0
+        outputs = []
+        for first in range(0, len(sources), batch_size):
+            chunk = sources[first : first + batch_size]
+            longest = max(len(s) for s in chunk)
+            if longest > max_source_tokens(self.config):
+                raise DataError(f"a source of {longest} tokens is past the model's positions")
+            src = torch.full((len(chunk), longest), self.config.pad_id, dtype=torch.long)
+            for row, ids in enumerate(chunk):
+                src[row, : len(ids)] = torch.tensor(ids)
+            lengths = torch.tensor([len(s) for s in chunk])
+            predicted = tag_predictions(
+                self.network, src.to(self.device), lengths.to(self.device), allowed
+            ).cpu()
+            rows = [predicted[r, offset : len(s) - 1].tolist() for r, s in enumerate(chunk)]
+            outputs.extend(self.tokenizer.decode_batch(rows))
+        return outputs
+
+    def _label_mask(self, labels: Sequence[str]) -> torch.Tensor | None:
+        if not labels:
+            return None
+        allowed = torch.zeros(self.config.vocab_size, dtype=torch.bool)
+        for label in labels:
+            token = self.tokenizer.token_to_id(label)
+            if token is None:
+                raise ConfigError(f"label {label!r} is not a token of this model's tokenizer")
+            allowed[token] = True
+        return allowed
 
     def save(self, directory: str | Path) -> Path:
         return save_model_dir(directory, self.network, self.tokenizer, self.decode_config)

@@ -113,6 +113,10 @@ class ModelConfig:
     scalar_head: bool = False
     scalar_id: int = -1
     mask_id: int = -1
+    # A per-residue (per source token) tagging head over the encoder states, read by
+    # train.objective = "tag" and Seq2Seq.tag: "" off, "linear", or "mlp" (one hidden
+    # layer of d_model). Non-autoregressive: one encoder pass labels every source token.
+    tag_head: str = ""
     seqboat: SeqBoatConfig = field(default_factory=SeqBoatConfig)  # architecture = "seqboat"
     hier_nse: HierNSEConfig = field(default_factory=HierNSEConfig)  # architecture = "hier_nse"
     # ReaRec (Tang et al. 2025), sasrec only: the last output state is fed back as the next
@@ -160,6 +164,7 @@ class ModelConfig:
             "norm": ("pre", "post"),
             "position": ("sinusoidal", "learned", "rope", "seqpe"),
             "prefix_attention": ("bidirectional", "causal"),
+            "tag_head": ("", "linear", "mlp"),
         }
         for name, valid in choices.items():
             _check_choice(f"model.{name}", getattr(self, name), valid)
@@ -202,7 +207,7 @@ class ModelConfig:
 
     def _check_heads(self) -> None:
         """The heads (models/heads.py) sit on the plain encoder-decoder only."""
-        for name in ("action_head", "restore_head", "scalar_head"):
+        for name in ("action_head", "restore_head", "scalar_head", "tag_head"):
             if getattr(self, name) and self.architecture != "transformer":
                 raise ConfigError(
                     f"model.{name} needs model.architecture='transformer', "
@@ -321,6 +326,11 @@ class TrainConfig:
     # A model directory whose weights start the model wherever parameter names and shapes
     # agree (fine-tuning; a drafter starting from the model it drafts for). Not on --resume.
     init_from: str = ""
+    # What the model learns (objectives/pretraining.py): seq2seq (the token loss of the
+    # model's kind), mlm (BERT-style masked tokens of the source, encoder only), lm (the
+    # target alone, next token, the source ignored), tag (one label per source token through
+    # model.tag_head)
+    objective: str = "seq2seq"
     neftune_alpha: float = 0.0  # NEFTune: uniform noise on the embeddings in training (0: off)
     # Under torchrun: each sequence split over this many ranks (models/seqpar), with one of
     # ring (online softmax) | ring_self (Li et al.) | ulysses; the ranks / N groups are
@@ -332,6 +342,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_choice("train.precision", self.precision, ("fp32", "bf16", "fp16"))
         _check_choice("train.schedule", self.schedule, ("inverse_sqrt", "cosine", "constant"))
+        _check_choice("train.objective", self.objective, ("seq2seq", "mlm", "lm", "tag"))
         attention = ("ring", "ring_self", "ulysses")
         _check_choice(
             "train.sequence_parallel_attention", self.sequence_parallel_attention, attention

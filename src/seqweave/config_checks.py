@@ -237,6 +237,26 @@ def check_scalar_head(cfg: ExperimentConfig) -> None:
         )
 
 
+def check_objective(cfg: ExperimentConfig) -> None:
+    """The pretraining and tagging objectives read the encoder-decoder's own parts."""
+    objective, model = cfg.train.objective, cfg.model
+    if objective == "seq2seq":
+        return
+    if model.architecture != "transformer" or model.action_head:
+        raise ConfigError(
+            f"train.objective={objective!r} needs a plain encoder-decoder "
+            f"(model.architecture='transformer', no model.action_head), got "
+            f"{model.architecture!r}"
+        )
+    if objective == "tag" and not model.tag_head:
+        raise ConfigError("train.objective='tag' needs model.tag_head ('linear' or 'mlp')")
+    if cfg.objectives.corrupts_source or cfg.objectives.set_matching.on:
+        raise ConfigError(
+            f"train.objective={objective!r} replaces the token loss: turn off "
+            "objectives.denoising, objectives.e2s2 and objectives.set_matching"
+        )
+
+
 CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
     check_seqpe,
     check_e2s2,
@@ -249,4 +269,5 @@ CROSS_SECTION_CHECKS: tuple[Callable[[ExperimentConfig], None], ...] = (
     check_rl,
     check_self_critical,
     check_scalar_head,
+    check_objective,
 )

@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefix", default="", help="text put before every input (<task=ss>)")
     parser.add_argument(
+        "--tag",
+        metavar="LABELS",
+        help="no decoding: one label per input token from the model's tagging head "
+        "(model.tag_head), chosen among LABELS (HEC: 3-state secondary structure)",
+    )
+    parser.add_argument(
         "--stats", action="store_true", help="report decoder passes and draft tokens accepted"
     )
     parser.add_argument(
@@ -139,8 +145,12 @@ def run(args: argparse.Namespace) -> int:
     outputs, texts = [], []
     if wanted:
         sources = prepare_sources(model, [examples[i] for i in wanted], kind, args.prefix)
-        outputs = model.generate_tokens(sources, **decode_overrides(args))
-        texts = model.tokenizer.decode_batch([o.tokens for o in outputs])
+        if args.tag:
+            texts = model.tag(sources, labels=args.tag)
+            outputs = [None] * len(texts)
+        else:
+            outputs = model.generate_tokens(sources, **decode_overrides(args))
+            texts = model.tokenizer.decode_batch([o.tokens for o in outputs])
     by_row = dict(zip(wanted, zip(texts, outputs, strict=True), strict=True))
     sink = Path(args.output).open("w", encoding="utf-8") if args.output else nullcontext(sys.stdout)  # noqa: SIM115
     with sink as out:
@@ -156,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             if args.stats and output is not None:
                 record["stats"] = output.stats.as_dict()
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    if args.stats:
+    if args.stats and not args.tag:
         print(summarize(outputs), file=sys.stderr)
     return 0
 

@@ -18,6 +18,9 @@ Two kinds of use:
   and E2S2's restore head (``restore_head``, ``models.e2s2.restore_logits``);
 - the **scalar head** (``scalar_head``, ``models/scalars.py``) adds the values of
   ``<scalar>`` tokens to the encoder's input and answers with numbers at ``<mask>``.
+- the **tagging head** (``tag_head``) labels every source token from the encoder
+  states in one pass, no decoder: trained by ``train.objective = "tag"``
+  (objectives/pretraining.py), read by ``Seq2Seq.tag``.
 """
 
 from __future__ import annotations
@@ -77,12 +80,24 @@ def _contrastive_head(cfg: ModelConfig) -> nn.Module | None:
     return nn.Sequential(nn.Linear(cfg.d_model, cfg.contrastive_dim), nn.ReLU())
 
 
+def _tag_head(cfg: ModelConfig) -> nn.Module | None:
+    """Scores over the vocabulary (the labels are ordinary tokens) per encoder state: a
+    linear layer, or an MLP with one hidden layer of d_model."""
+    if not cfg.tag_head:
+        return None
+    if cfg.tag_head == "linear":
+        return nn.Linear(cfg.d_model, cfg.vocab_size)
+    hidden = nn.Linear(cfg.d_model, cfg.d_model)
+    return nn.Sequential(hidden, nn.GELU(), nn.Linear(cfg.d_model, cfg.vocab_size))
+
+
 # attribute name -> builder; built in this order, after the model's own layers
 HEADS: dict[str, Callable[[ModelConfig], nn.Module | None]] = {
     "action_head": lambda cfg: ActionHead(cfg) if cfg.action_head else None,
     "contrastive_head": _contrastive_head,
     "restore_head": lambda cfg: RestoreHead(cfg) if cfg.restore_head else None,
     "scalar_head": lambda cfg: ScalarHead(cfg) if cfg.scalar_head else None,
+    "tag_head": _tag_head,
 }
 
 

@@ -132,6 +132,7 @@ class EncoderDecoder(EncoderDecoderStack):
     contrastive_head: nn.Module | None
     restore_head: RestoreHead | None
     scalar_head: ScalarHead | None
+    tag_head: nn.Module | None
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)

@@ -32,6 +32,7 @@ from seqweave.objectives.actions import action_guided_loss
 from seqweave.objectives.claps import Claps
 from seqweave.objectives.e2s2 import E2S2
 from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.objectives.pretraining import build_objective
 from seqweave.objectives.rearec import next_item_loss
 from seqweave.objectives.regression import Regression
 from seqweave.objectives.self_critical import SelfCritical
@@ -205,6 +206,10 @@ TOKEN_LOSSES: dict[str, Callable[[ExperimentConfig], TokenLoss]] = {
     "sasrec": _next_item,  # the next item from the step states, ReaRec's terms included
     "hier_nse": _mle,  # its forward returns pointer-generator log-probabilities
     "scalar_head": lambda cfg: Regression(),  # MSE of the regression head at each <mask>
+    # train.objective other than seq2seq (objectives/pretraining.py)
+    "mlm": build_objective,  # masked source tokens from the encoder states
+    "lm": build_objective,  # the target alone, next token
+    "tag": build_objective,  # one label per source token from model.tag_head
 }
 
 # additive objectives, in the order their terms are added: None when the config leaves
@@ -249,8 +254,11 @@ class TrainingLoss:
 
 
 def experiment_token_loss_kind(cfg: ExperimentConfig) -> str:
-    """The key of ``TOKEN_LOSSES`` for an experiment: ``set_matching`` when that section is
-    on (its target is a set, not a sequence), else the model's kind."""
+    """The key of ``TOKEN_LOSSES`` for an experiment: ``train.objective`` when it is not
+    seq2seq, ``set_matching`` when that section is on (its target is a set, not a
+    sequence), else the model's kind."""
+    if cfg.train.objective != "seq2seq":
+        return cfg.train.objective
     return "set_matching" if cfg.objectives.set_matching.on else token_loss_kind(cfg.model)
 
 

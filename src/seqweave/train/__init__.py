@@ -77,7 +77,7 @@ def _tokenizer(cfg: ExperimentConfig, examples, out_dir: Path, dist: Distributed
             )
         if cfg.model.action_head:  # the sequence-to-action model writes deletions as <skip>
             tokenizer.add_task_tokens([SKIP_TOKEN])
-        if cfg.objectives.corrupts_source:  # denoising masks with <mask>
+        if cfg.objectives.corrupts_source or cfg.train.objective == "mlm":  # masks: <mask>
             tokenizer.add_task_tokens([MASK_TOKEN])
         if cfg.objectives.set_matching.on:  # set steps without a label write <empty>
             tokenizer.add_task_tokens([EMPTY_TOKEN])

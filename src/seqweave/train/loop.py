@@ -22,6 +22,7 @@ from seqweave.checkpoint import point_link, prune_checkpoints
 from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.packing import collate_packed
 from seqweave.objectives.e2s2 import noise_seed, noise_vocabulary, noisy_batch
+from seqweave.objectives.pretraining import masked_batch
 from seqweave.objectives.registry import TrainingLoss, build_training_loss
 from seqweave.tokenizers.mixed_prompt import with_scalars
 from seqweave.train.batches import BatchSource, MicroBatch, Update
@@ -30,7 +31,7 @@ from seqweave.train.distributed import Distributed
 from seqweave.train.fsdp import full_copy
 from seqweave.train.report import TrainingLog
 from seqweave.train.resume import Progress, save_checkpoint
-from seqweave.train.validate import validate
+from seqweave.train.validate import validate, validate_objective
 
 
 def learning_rate(step: int, cfg) -> float:
@@ -154,12 +155,14 @@ class Trainer:
         else:
             batch = collate(micro.sources, micro.targets, self.model.config)
         objectives = self.config.objectives
+        seed = noise_seed(self.config.train.seed, self.progress.step, micro.keys[0])
         if objectives.corrupts_source:  # denoising pretraining (objectives/e2s2.py)
-            seed = noise_seed(self.config.train.seed, self.progress.step, micro.keys[0])
             vocabulary = noise_vocabulary(self.tokenizer)
             batch = noisy_batch(batch, objectives.denoising, vocabulary, seed)
         if self.model.config.scalar_head:  # the float channel, from the prompts' text
             batch = with_scalars(batch, self.tokenizer, micro.examples)
+        if self.config.train.objective == "mlm":  # BERT masking (objectives/pretraining.py)
+            batch = masked_batch(batch, noise_vocabulary(self.tokenizer), seed)
         return self.dist.shard_sequences(batch, self.model.config.pad_id).to(self.device)
 
     def _no_sync(self, sync: bool):
@@ -219,9 +222,12 @@ class Trainer:
     def _validate(self, model: torch.nn.Module) -> dict:
         if self.valid_set is None:
             return {}
-        result = validate(
-            model, self.tokenizer, self.valid_set, self.config, self._max_new_tokens()
-        )
+        if self.config.train.objective != "seq2seq":  # mlm, lm, tag: their own figures
+            result = validate_objective(model, self.tokenizer, self.valid_set, self.config)
+        else:
+            result = validate(
+                model, self.tokenizer, self.valid_set, self.config, self._max_new_tokens()
+            )
         record = {"kind": "valid", "step": self.progress.step, **result}
         self.log.write(record)
         shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float))

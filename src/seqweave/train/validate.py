@@ -10,7 +10,9 @@ from seqweave.config import DecodeConfig, ExperimentConfig
 from seqweave.data.batching import token_batches
 from seqweave.decoding import decode_many
 from seqweave.metrics import compute_metric
+from seqweave.objectives.e2s2 import noise_vocabulary
 from seqweave.objectives.mle import label_smoothed_nll
+from seqweave.objectives.pretraining import build_objective, masked_batch
 from seqweave.train.data import TokenizedSet, collate
 
 
@@ -42,6 +44,36 @@ def validation_loss(model, data: TokenizedSet, cfg: ExperimentConfig) -> dict[st
         tokens += b.num_tokens
     nll = nll_sum / max(tokens, 1)
     return {"valid_loss": loss_sum / max(tokens, 1), "valid_nll": nll, "valid_ppl": math.exp(nll)}
+
+
+@torch.inference_mode()
+def validate_objective(model, tokenizer, data: TokenizedSet, cfg: ExperimentConfig) -> dict:
+    """Loss, perplexity and accuracy of ``train.objective`` (mlm: masked tokens, each batch
+    masked with a fixed seed so every validation masks alike; lm: target tokens without the
+    final [eos]; tag: labels, where accuracy is Q3 for secondary structure). ``score``: the
+    accuracy for tag, else minus the loss."""
+    model.eval()
+    objective = build_objective(cfg)
+    loss = 0.0
+    correct = count = 0
+    for n, batch in enumerate(token_batches(data.lengths(), cfg.data.max_tokens, shuffle=False)):
+        sources = [data.sources[i] for i in batch]
+        b = collate(sources, [data.targets[i] for i in batch], model.config)
+        if cfg.train.objective == "mlm":
+            b = masked_batch(b, noise_vocabulary(tokenizer), seed=n)
+        measured = objective.measure(model, b.to(model.device))
+        loss += float(measured.loss)
+        correct, count = correct + measured.correct, count + measured.count
+    mean = loss / max(count, 1)
+    accuracy = correct / max(count, 1)
+    score = accuracy if cfg.train.objective == "tag" else -mean
+    return {
+        "valid_loss": mean,
+        "valid_ppl": math.exp(mean),
+        "valid_accuracy": accuracy,
+        "valid_scored": float(count),
+        "score": score,
+    }
 
 
 def validate(model, tokenizer, data: TokenizedSet, cfg: ExperimentConfig, max_new_tokens: int):
