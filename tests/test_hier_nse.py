@@ -147,6 +147,23 @@ def test_copying_produces_source_words_that_are_out_of_the_vocabulary():
     assert any(w in marked.unknown for w in words)
 
 
+def test_the_python_api_marks_plain_text_and_restores_copied_words():
+    """``Seq2Seq.generate`` on plain text equals marking, decoding and restoring by hand,
+    so a user hands a hier_nse model text like any other model's."""
+    from seqweave.api import Seq2Seq
+
+    texts = ["the model reads the text .", "the text is short ."]
+    tokenizer = copy_tokenizer(texts, vocab_size=0, copy_slots=SLOTS)
+    settings_ = copy_ids(HierNSEConfig(copy_slots=SLOTS, sentence_len=8), tokenizer)
+    model = nse_model(3, copy_bias=30.0, vocab=tokenizer.vocab_size, **vars(settings_))
+    api = Seq2Seq(model, tokenizer, DecodeConfig(max_new_tokens=6))
+    plain = "Zorblax quuxes the frobnicator. The text is short."
+    marked = mark_with(tokenizer, SLOTS)(plain)
+    by_hand = restore(api.generate([marked.source])[0], marked.unknown)
+    assert marked.unknown == ("zorblax", "quuxes", "frobnicator")
+    assert api.generate([plain]) == [by_hand]
+
+
 def test_mark_and_restore_round_trip_and_sentences_split():
     assert split_sentences("One two. Three (four). 5 six? e.g. seven") == [
         "one two .",

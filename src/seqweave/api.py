@@ -22,6 +22,7 @@ from seqweave.checkpoint import (
     save_model_dir,
 )
 from seqweave.config import DecodeConfig, ModelConfig
+from seqweave.data.copy_words import SENTENCE, Marked, mark_with, restore
 from seqweave.data.framing import frame_source, max_source_tokens
 from seqweave.data.proteins import clean_protein, is_protein_vocabulary
 from seqweave.data.unicode import unencodable
@@ -104,8 +105,31 @@ class Seq2Seq:
         return decode_many(self.network, sources, settings, draft, constraint)
 
     def generate(self, texts: Sequence[str], **overrides) -> list[str]:
-        outputs = self.generate_tokens(texts, **overrides)
-        return self.tokenizer.decode_batch([o.tokens for o in outputs])
+        return self.generate_texts(texts, **overrides)[0]
+
+    def generate_texts(
+        self, texts: Sequence[str], **overrides
+    ) -> tuple[list[str], list[Generation]]:
+        """The decoded texts and the generations behind them.
+
+        A ``hier_nse`` model reads its sources marked (``<sent>`` at each sentence, a copy
+        slot for each out-of-vocabulary word; ``data/copy_words.py``): plain text is marked
+        here and the copied words are put back in the output, so a user hands it text as
+        to any other model. A source that already starts with ``<sent>`` is taken as
+        marked."""
+        marked = self._copy_marks(texts)
+        sources = [m.source for m in marked] if marked else texts
+        outputs = self.generate_tokens(sources, **overrides)
+        decoded = self.tokenizer.decode_batch([o.tokens for o in outputs])
+        if marked:
+            decoded = [restore(t, m.unknown) for t, m in zip(decoded, marked, strict=True)]
+        return decoded, outputs
+
+    def _copy_marks(self, texts: Sequence[str]) -> list[Marked] | None:
+        if self.config.architecture != "hier_nse":
+            return None
+        mark = mark_with(self.tokenizer, self.config.hier_nse.copy_slots)
+        return [Marked(t, "", ()) if t.lstrip().startswith(SENTENCE) else mark(t) for t in texts]
 
     @torch.inference_mode()
     def tag(self, texts: Sequence[str], labels: Sequence[str] = (), batch_size: int = 32):

@@ -149,8 +149,7 @@ def run(args: argparse.Namespace) -> int:
             texts = model.tag(sources, labels=args.tag)
             outputs = [None] * len(texts)
         else:
-            outputs = model.generate_tokens(sources, **decode_overrides(args))
-            texts = model.tokenizer.decode_batch([o.tokens for o in outputs])
+            texts, outputs = model.generate_texts(sources, **decode_overrides(args))
     by_row = dict(zip(wanted, zip(texts, outputs, strict=True), strict=True))
     sink = Path(args.output).open("w", encoding="utf-8") if args.output else nullcontext(sys.stdout)  # noqa: SIM115
     with sink as out:
