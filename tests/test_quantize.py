@@ -6,6 +6,8 @@ float32 must then reproduce greedy on the same int8 model."""
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 
@@ -76,16 +78,20 @@ def test_iad_equals_greedy_on_int8_bart(tmp_path):
     """The real GEC model, where IAD accepts long drafts: int8 IAD tokens equal int8 greedy
     tokens at batch 1 and 8, and int8 greedy stays close to float32 greedy."""
     import seqweave
+    from seqweave.commands.options import load_model
     from seqweave.data.readers import read_examples
     from seqweave.models.hf_import import import_hf
 
     directory = require_shared("models", "gec-bart-anchor")
     data = require_shared("data", "gec-synth", "train.jsonl")
-    model = seqweave.load(import_hf(directory, tmp_path / "model"))
+    converted = import_hf(directory, tmp_path / "model")
     texts = [e.source for e in read_examples(data, require_target=False)][:24]
-    sources = model.encode_sources(texts)
-    float_greedy = decode(model.network, sources, "greedy", 1)
-    quantize(model.network)
+    float_model = seqweave.load(converted)
+    sources = float_model.encode_sources(texts)
+    float_greedy = decode(float_model.network, sources, "greedy", 1)
+    options = argparse.Namespace(model=converted, device="cpu", quantize="int8", draft_model=None)
+    model = load_model(options)  # what generate and evaluate do with --quantize int8
+    assert model.network.quantization == "int8"
     greedy = decode(model.network, sources, "greedy", 1)
     for batch_size in (1, 8):
         assert decode(model.network, sources, "iad", batch_size) == greedy
