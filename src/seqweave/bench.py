@@ -1,19 +1,27 @@
-"""Decoding benchmark: Hugging Face and seqweave decoders on the same weights, in one process.
+"""Decoding benchmark: Hugging Face, CTranslate2 and seqweave decoders on the same weights,
+in one process.
 
 Every system decodes the same texts at every batch size; the runs are
 interleaved (repeat r runs every system once before repeat r + 1 starts) so a
 noisy machine slows them alike, and the median over repeats is reported. Each
 system's tokens are compared with Hugging Face greedy at batch 1, the
 reference; where they differ, the top-2 logit gap at the first difference says
-whether floating-point noise could explain it (a near-tie) or not.
+whether floating-point noise could explain it (a near-tie) or not. Systems that
+change the arithmetic on purpose (int8 weights) are marked lossy; a lossy system
+may also name the system it must equal token for token (IAD on int8 weights must
+equal greedy on the same int8 weights), and the table reports that identity too.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -40,6 +48,8 @@ class System:
     name: str
     run: Callable[[Sequence[str], int], Run]
     batch_sizes: tuple[int, ...] | None = None  # None: any
+    lossy: bool = False  # differs from fp32 greedy by design (int8 weights)
+    equals: str | None = None  # a system whose tokens this one must reproduce exactly
 
 
 @dataclass
@@ -51,6 +61,8 @@ class Row:
     batch_size: int
     seconds: list[float] = field(default_factory=list)
     result: Run | None = None
+    lossy: bool = False
+    equals: str | None = None
 
 
 def _batches(texts: Sequence[str], size: int) -> list[list[str]]:
@@ -106,15 +118,98 @@ def _strip(row: list[int], start: int, eos: int) -> list[int]:
     return row[: row.index(eos)] if eos in row else row
 
 
+# -- CTranslate2 -----------------------------------------------------------------------------
+
+
+def ct2_systems(hf_dir, hf_tokenizer, max_new_tokens: int, workdir, threads: int = 2):
+    """CTranslate2 greedy on the same weights, converted with its Transformers converter into
+    ``workdir``: fp32 (``ct2_greedy``) and int8 weights (``ct2_int8_greedy``, lossy).
+    None, with a message on stderr, when ``ctranslate2`` is not installed (it is a bench-only
+    extra, never a runtime dependency)."""
+    try:
+        import ctranslate2
+    except ImportError:
+        print("ctranslate2 is not installed: skipping the CTranslate2 systems", file=sys.stderr)
+        return []
+    converted = _ct2_convert(Path(hf_dir), Path(workdir))
+    eos = hf_tokenizer.eos_token_id
+
+    def make(quantization: str) -> Callable[[Sequence[str], int], Run]:
+        translator = ctranslate2.Translator(
+            str(converted[quantization]),
+            device="cpu",
+            compute_type=quantization,
+            intra_threads=threads,
+            inter_threads=1,
+        )
+
+        def run(texts: Sequence[str], batch_size: int) -> Run:
+            tokens, passes = [], []
+            for batch in _batches(texts, batch_size):
+                ids = hf_tokenizer(batch)["input_ids"]
+                sources = [hf_tokenizer.convert_ids_to_tokens(row) for row in ids]
+                results = translator.translate_batch(
+                    sources, beam_size=1, max_decoding_length=max_new_tokens
+                )
+                rows = [hf_tokenizer.convert_tokens_to_ids(r.hypotheses[0]) for r in results]
+                rows = [row[: row.index(eos)] if eos in row else row for row in rows]
+                tokens += rows
+                # a batched greedy loop runs until its longest row has written its end token
+                passes += [max(len(row) for row in rows) + 1] * len(rows)
+            return Run(tokens, passes)
+
+        return run
+
+    return [
+        System("ct2_greedy", make("float32")),
+        System("ct2_int8_greedy", make("int8"), lossy=True),
+    ]
+
+
+def _ct2_convert(hf_dir: Path, workdir: Path) -> dict[str, Path]:
+    """Convert ``hf_dir`` to CTranslate2 fp32 and int8 models under ``workdir``.
+
+    The converter's BART loader reads ``config.normalize_before``, which Transformers 5
+    no longer defines; BART is post-norm, so a copy of the checkpoint gets it set to false.
+    """
+    from ctranslate2.converters import TransformersConverter
+
+    source = workdir / "hf"
+    source.mkdir(parents=True)
+    for file in hf_dir.iterdir():
+        if file.is_file():
+            shutil.copyfile(file, source / file.name)
+    config_path = source / "config.json"
+    config = json.loads(config_path.read_text())
+    if config.get("model_type") in ("bart", "mbart"):
+        config.setdefault("normalize_before", config["model_type"] == "mbart")
+    config_path.write_text(json.dumps(config))
+    out = {}
+    for quantization in ("float32", "int8"):
+        out[quantization] = workdir / f"ct2-{quantization}"
+        TransformersConverter(str(source)).convert(
+            str(out[quantization]), quantization=quantization
+        )
+    return out
+
+
 # -- seqweave --------------------------------------------------------------------------------
 
 
 def seqweave_systems(
-    model, max_new_tokens: int, draft=None, fixed_iad: bool = False, **decode
+    model,
+    max_new_tokens: int,
+    draft=None,
+    fixed_iad: bool = False,
+    prefix: str = "seqweave",
+    lossy: bool = False,
+    **decode,
 ) -> list[System]:
     """seqweave greedy, IAD and, with a draft model, speculative decoding (an autoregressive
     draft) or GAD (a nar_drafter). ``fixed_iad`` adds IAD without the adaptive draft length
-    (``seqweave_iad_fixed``), to compare the two in one run."""
+    (``seqweave_iad_fixed``), to compare the two in one run. ``prefix`` names the systems;
+    with ``lossy`` (int8 weights) every accelerated decoder must equal this model's own
+    greedy, which the table then checks."""
     from seqweave.decoding import decode_many
 
     def make(decoder: str, **extra) -> Callable[[Sequence[str], int], Run]:
@@ -135,12 +230,16 @@ def seqweave_systems(
 
         return run
 
-    systems = [System("seqweave_greedy", make("greedy")), System("seqweave_iad", make("iad"))]
+    greedy = f"{prefix}_greedy"
+    equals = greedy if lossy else None
+    systems = [System(greedy, make("greedy"), lossy=lossy)]
+    systems.append(System(f"{prefix}_iad", make("iad"), lossy=lossy, equals=equals))
     if fixed_iad:
-        systems.append(System("seqweave_iad_fixed", make("iad", adaptive_draft=False)))
+        fixed = make("iad", adaptive_draft=False)
+        systems.append(System(f"{prefix}_iad_fixed", fixed, lossy=lossy, equals=equals))
     if draft is not None:
         name = "gad" if draft.config.architecture == "nar_drafter" else "spec"
-        systems.append(System(f"seqweave_{name}", make(name)))
+        systems.append(System(f"{prefix}_{name}", make(name), lossy=lossy, equals=equals))
     return systems
 
 
@@ -152,7 +251,7 @@ def run_benchmark(
 ) -> list[Row]:
     """Run every (system, batch size) ``repeats`` times, interleaved; one warm-up run first."""
     rows = [
-        Row(s.name, b)
+        Row(s.name, b, lossy=s.lossy, equals=s.equals)
         for b in batch_sizes
         for s in systems
         if not s.batch_sizes or b in s.batch_sizes
@@ -177,12 +276,17 @@ def summarize(rows: Sequence[Row], reference: list[list[int]], gap: Callable | N
     greedy = {
         r.batch_size: statistics.median(r.seconds) for r in rows if r.system == "seqweave_greedy"
     }
+    ct2_int8 = {
+        r.batch_size: statistics.median(r.seconds) for r in rows if r.system == "ct2_int8_greedy"
+    }
+    by_key = {(r.system, r.batch_size): r.result.tokens for r in rows}
     records = []
     for row in rows:
         run = row.result
         seconds = statistics.median(row.seconds)
         n = len(run.tokens)
         differ = [i for i in range(n) if run.tokens[i] != reference[i]]
+        equals = (row.equals, row.batch_size)
         near_ties = sum(1 for i in differ if gap is not None and gap(i, run.tokens[i]) < NEAR_TIE)
         records.append(
             {
@@ -207,9 +311,22 @@ def summarize(rows: Sequence[Row], reference: list[list[int]], gap: Callable | N
                 "speedup_vs_seqweave_greedy": greedy[row.batch_size] / seconds
                 if row.batch_size in greedy
                 else None,
+                "speedup_vs_ct2_int8": ct2_int8[row.batch_size] / seconds
+                if row.batch_size in ct2_int8
+                else None,
+                "lossy": row.lossy,
+                "equals": row.equals,
+                "identity_vs_equals": _identity(run.tokens, by_key.get(equals)),
             }
         )
     return records
+
+
+def _identity(tokens: list[list[int]], other: list[list[int]] | None) -> float | None:
+    """The share of rows where ``tokens`` equals ``other`` (None: nothing to compare)."""
+    if other is None:  # no system to equal, or it did not run at this batch size
+        return None
+    return sum(a == b for a, b in zip(tokens, other, strict=True)) / len(tokens)
 
 
 def first_difference_gap(model, sources: list[list[int]], reference: list[list[int]]):
@@ -223,25 +340,33 @@ def first_difference_gap(model, sources: list[list[int]], reference: list[list[i
 
 
 def format_table(records: Sequence[dict]) -> str:
-    """The records as a text table; drafted/accepted are draft tokens over all sentences."""
+    """The records as a text table; drafted/accepted are draft tokens over all sentences.
+    A lossy system is starred; its ``same`` column is its identity with the system it must
+    equal (IAD on int8 weights against greedy on the same int8 weights)."""
     names = (
         "system", "batch", "sent/s", "tok/s", "passes", "tok/pass", "drafted", "accepted",
-        "identity", "vs HF", "vs greedy",
+        "identity", "same", "vs HF", "vs greedy", "vs CT2 i8",
     )  # fmt: skip
-    widths = (18, 5, 8, 8, 7, 8, 8, 8, 8, 6, 9)
+    widths = (20, 5, 8, 8, 7, 8, 8, 8, 8, 6, 6, 9, 9)
     header = " ".join(
         f"{n:<{w}}" if i == 0 else f"{n:>{w}}"
         for i, (n, w) in enumerate(zip(names, widths, strict=True))
     )
     lines = [header, "-" * len(header)]
     for r in records:
+        name = r["system"] + ("*" if r.get("lossy") else "")
+        same = r.get("identity_vs_equals")
         lines.append(
-            f"{r['system']:<18} {r['batch_size']:>5} {r['sentences_per_second']:>8.1f} "
+            f"{name:<20} {r['batch_size']:>5} {r['sentences_per_second']:>8.1f} "
             f"{r['tokens_per_second']:>8.0f} {r['passes_per_sentence']:>7.2f} "
             f"{r['accepted_per_pass']:>8.2f} {r['drafted']:>8} {r['accepted']:>8} "
-            f"{r['identity']:>8.1%} {_ratio(r['speedup_vs_hf_greedy']):>6} "
-            f"{_ratio(r['speedup_vs_seqweave_greedy']):>9}"
+            f"{r['identity']:>8.1%} {'-' if same is None else f'{same:.0%}':>6} "
+            f"{_ratio(r['speedup_vs_hf_greedy']):>6} "
+            f"{_ratio(r['speedup_vs_seqweave_greedy']):>9} "
+            f"{_ratio(r.get('speedup_vs_ct2_int8')):>9}"
         )
+    if any(r.get("lossy") for r in records):
+        lines.append("* lossy: int8 weights; identity is against fp32 greedy")
     return "\n".join(lines)
 
 

@@ -1,9 +1,12 @@
-"""seqweave bench --hf-model DIR --data FILE [...]: HF vs seqweave decoders, same weights.
+"""seqweave bench --hf-model DIR --data FILE [...]: HF, CTranslate2 and seqweave decoders,
+same weights.
 
-Converts the Hugging Face checkpoint with ``import-hf`` (in a temporary
-directory), then runs, interleaved in one process: HF greedy, HF prompt lookup
-(batch 1), seqweave greedy, IAD and (with ``--draft-model``) speculative or GAD
-decoding, at each batch size. Prints a table, writes JSON and a PNG plot.
+Converts the Hugging Face checkpoint with ``import-hf`` (and, when ``ctranslate2`` is
+installed, with CTranslate2's converter to fp32 and int8) in a temporary directory, then
+runs, interleaved in one process: HF greedy, HF prompt lookup (batch 1), CTranslate2 greedy
+(fp32 and int8), seqweave greedy, IAD and (with ``--draft-model``) speculative or GAD
+decoding, at each batch size; with ``--quantize int8`` also seqweave on int8 weights.
+Prints a table, writes JSON and a PNG plot.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also run IAD with a fixed draft length (seqweave_iad_fixed), beside the adaptive one",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="also run seqweave's decoders on int8 weights (seqweave_int8_*, lossy)",
+    )
+    parser.add_argument(
+        "--no-ct2", action="store_true", help="leave out CTranslate2 (--hf-model only)"
+    )
+    parser.add_argument("--ct2-threads", type=int, default=2, help="CTranslate2 intra threads")
     parser.add_argument("--output", default="bench.json", help="JSON result file")
     parser.add_argument("--plot", help="PNG plot file (default: next to --output)")
 
@@ -61,12 +73,17 @@ def run(args: argparse.Namespace) -> int:
 
             from seqweave.models.hf_import import import_hf
 
-            model = seqweave.load(import_hf(args.hf_model, Path(tmp) / "model"), str(device))
+            model_dir = import_hf(args.hf_model, Path(tmp) / "model")
             hf_model = AutoModelForSeq2SeqLM.from_pretrained(args.hf_model).eval().to(device)
             hf_tokenizer = AutoTokenizer.from_pretrained(args.hf_model)
             systems += bench.hf_systems(hf_model, hf_tokenizer, args.max_new_tokens)
+            if not args.no_ct2 and device.type == "cpu":
+                systems += bench.ct2_systems(
+                    args.hf_model, hf_tokenizer, args.max_new_tokens, tmp, args.ct2_threads
+                )
         else:
-            model = seqweave.load(args.model, str(device))
+            model_dir = args.model
+        model = seqweave.load(model_dir, str(device))
         draft = seqweave.load(args.draft_model, str(device)).network if args.draft_model else None
         options = {
             k: getattr(args, k)
@@ -76,6 +93,13 @@ def run(args: argparse.Namespace) -> int:
         systems += bench.seqweave_systems(
             model, args.max_new_tokens, draft, args.iad_fixed, **options
         )
+        if args.quantize:
+            from seqweave.models.quantize import quantize_model
+
+            int8 = quantize_model(seqweave.load(model_dir, str(device)), args.quantize)
+            systems += bench.seqweave_systems(
+                int8, args.max_new_tokens, draft, args.iad_fixed, "seqweave_int8", True, **options
+            )
         rows = bench.run_benchmark(systems, texts, sizes, args.repeats)
     reference_row = next(r for r in rows if r.batch_size == sizes[0])
     reference = reference_row.result.tokens

@@ -11,6 +11,7 @@ from seqweave.decoding import DECODERS
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model directory")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    add_quantize_argument(parser)
     parser.add_argument("--decoder", choices=DECODERS, help="default: the model's own setting")
     parser.add_argument("--batch-size", type=int, help="sentences per batch")
     parser.add_argument("--max-new-tokens", type=int, help="most tokens generated per input")
@@ -47,6 +48,15 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_quantize_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="int8 weights for the linear layers (CPU only; lossy with respect to float32, "
+        "but every lossless decoder still equals greedy on the int8 model)",
+    )
+
+
 def relaxed_option(text: str) -> tuple[int, float]:
     """``beta,tau`` -> (beta, tau), for argparse."""
     try:
@@ -64,8 +74,9 @@ def relaxed_option(text: str) -> tuple[int, float]:
 def load_model(args: argparse.Namespace):
     """The model of ``--model``, with the draft model of ``--draft-model`` attached."""
     import seqweave
+    from seqweave.models.quantize import quantize_model
 
-    model = seqweave.load(args.model, device=args.device)
+    model = quantize_model(seqweave.load(args.model, device=args.device), args.quantize)
     if args.draft_model:
         model.attach_draft(seqweave.load(args.draft_model, device=args.device))
     return model

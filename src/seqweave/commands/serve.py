@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from seqweave.commands.options import add_quantize_argument
 from seqweave.decoding.registry import DECODER_SPECS, DECODERS
 
 
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a 504")
     parser.add_argument("--device", default="cpu")
+    add_quantize_argument(parser)
     parser.add_argument(
         "--ray",
         action="store_true",
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         limits,
         api_keys=keys_from(args.api_key),
+        quantize=args.quantize,
     )
     if args.ray:
         from seqweave.serve.ray_deployment import run as run_ray

@@ -31,13 +31,15 @@ class ServeConfig:
     limits: Limits | None = None
     drain_seconds: float = 60.0
     api_keys: tuple[str, ...] = ()  # with keys, every route but /health* needs one
+    quantize: str | None = None  # "int8": int8 linear layers (models/quantize.py)
 
 
 def load_engine(server: Server, config: ServeConfig) -> None:
     """Load the model (and draft model), start the engine and mark the server ready."""
     import seqweave
+    from seqweave.models.quantize import quantize_model
 
-    model = seqweave.load(config.model, device=config.device)
+    model = quantize_model(seqweave.load(config.model, device=config.device), config.quantize)
     draft = seqweave.load(config.draft_model, device=config.device) if config.draft_model else None
     if draft is not None:
         model.attach_draft(draft)
