@@ -191,9 +191,11 @@ def _model(cfg: ExperimentConfig, device: torch.device, dist: Distributed, check
 
 def _training_examples(cfg: ExperimentConfig) -> list:
     """The training examples in memory; when streamed, only the first window of each shard,
-    which is what a tokenizer learnt from the corpus reads."""
+    which is what a tokenizer learnt from the corpus reads (none with ``tokenizer.path``)."""
     if not cfg.data.stream:
         return read_examples(cfg.data.train)
+    if cfg.tokenizer.path:  # nothing to learn a tokenizer from
+        return []
     examples = []
     for path in find_shards(cfg.data.train):
         with path.open(encoding="utf-8", errors="surrogateescape") as handle:
