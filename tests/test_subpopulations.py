@@ -12,13 +12,14 @@ attribute out of sixteen (a dimension with three of four values found has F1 0.8
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
 from seqweave.cli import main
 from seqweave.errors import ConfigError, DataError
 from seqweave.subpopulations import OTHER, Attribute, Corpus, Dimension, build_analyst, discover
-from seqweave.subpopulations.keywords import KeywordAnalyst
+from seqweave.subpopulations.keywords import KeywordAnalyst, words
 from seqweave.subpopulations.planted import PLAN, planted_texts, score_recovery
 from seqweave.subpopulations.structure import (
     count_structure,
@@ -139,3 +140,46 @@ def test_command_writes_structure_assignments_and_plot(tmp_path, capsys):
     assert (output / "structure.png").stat().st_size > 0
     assert main([*argv[:3], str(tmp_path / "absent.jsonl"), "--no-progress"]) == 2
     assert "absent.jsonl: file does not exist" in capsys.readouterr().err
+
+
+def test_group_weights_balance_groups_and_remove_the_association():
+    from seqweave.subpopulations.reweight import group_weights, label_association
+
+    labels = ["dog"] * 90 + ["man"] * 10 + ["dog"] * 10 + ["man"] * 90
+    places = ["beach"] * 100 + ["street"] * 100
+    assert label_association(labels, places) == pytest.approx(0.8)
+    assert label_association(labels, ["beach", "street"] * 100) == pytest.approx(0.0)
+    weights = group_weights(labels, places)
+    assert sum(weights) == pytest.approx(len(labels))
+    totals = Counter()
+    for label, place, weight in zip(labels, places, weights, strict=True):
+        totals[label, place] += weight
+    assert all(total == pytest.approx(50.0) for total in totals.values())
+
+
+def test_two_valued_dimensions_are_found():
+    """A dimension with two balanced attributes puts each word in half the texts; the
+    candidate filter (``max_df`` 0.75) must keep them (at 0.4 it dropped them)."""
+    texts = [
+        f"A {subject} in a red shirt is running at the {place}."
+        for subject in ("man", "dog")
+        for place in ("beach", "street")
+        for _ in range(30)
+    ]
+    _, _, dimensions = discover(corpus_of(texts), KeywordAnalyst(), progress=False)
+    found = sorted(sorted(d.names()) for d in dimensions)
+    assert found == [["beach", "street"], ["dog", "man"]]
+
+
+def test_synonym_rate_writes_that_share_of_values_as_synonyms():
+    from seqweave.subpopulations.planted import SYNONYMS
+
+    texts, truth = planted_texts(500, seed=0, synonym_rate=0.2)
+    written = [
+        SYNONYMS[value] in words(text)
+        for text, row in zip(texts, truth, strict=True)
+        for value in row.values()
+    ]
+    assert 0.17 < sum(written) / len(written) < 0.23
+    exact, _ = planted_texts(500, seed=0)
+    assert not any(set(SYNONYMS.values()) & set(words(text)) for text in exact)

@@ -44,7 +44,7 @@ class KeywordAnalyst:
         dimensions: int = 4,
         candidates: int = 80,
         min_df: int = 3,
-        max_df: float = 0.4,
+        max_df: float = 0.75,
         duplicate_overlap: float = 0.8,
     ):
         self.num_dimensions = dimensions
@@ -73,7 +73,7 @@ class KeywordAnalyst:
         if len(eligible) < 2:
             return []
         vectors = context_vectors(eligible, tokenised)
-        clusters = cluster_words(eligible, vectors, co_occurrence(eligible, tokenised))
+        clusters = cluster_words(eligible, vectors, presence(eligible, tokenised))
         clusters = sorted(clusters, key=lambda c: -sum(document_frequency[w] for w in c))
         dimensions = []
         for cluster in clusters[: self.num_dimensions * 2]:
@@ -144,41 +144,44 @@ def context_vectors(vocabulary: list[str], tokenised: list[list[str]]) -> np.nda
     return ppmi / np.maximum(norms, 1e-12)
 
 
-def co_occurrence(vocabulary: list[str], tokenised: list[list[str]]) -> np.ndarray:
-    """(W, W) share of the rarer word's texts that also hold the other word."""
+def presence(vocabulary: list[str], tokenised: list[list[str]]) -> np.ndarray:
+    """(N, W) 1 where text n holds word w."""
     index = {w: i for i, w in enumerate(vocabulary)}
     present = np.zeros((len(tokenised), len(vocabulary)))  # (N, W)
     for row, tokens in enumerate(tokenised):
         for w in set(tokens):
             if w in index:
                 present[row, index[w]] = 1.0
-    both = present.T @ present  # (W, W)
-    frequency = np.diag(both)
-    return both / np.maximum(np.minimum.outer(frequency, frequency), 1.0)
+    return present
 
 
 def cluster_words(
     vocabulary: list[str],
     vectors: np.ndarray,
-    overlap: np.ndarray,
+    present: np.ndarray,
     min_similarity: float = 0.1,
     max_overlap: float = 0.2,
 ):
     """Average-link agglomerative clustering on cosine similarity, merging while the best
-    pair of clusters is at least ``min_similarity`` alike. Two clusters whose words share
-    texts (mean ``overlap`` above ``max_overlap``) never merge: a dimension's attributes
-    exclude each other (a text has one per dimension), whereas "a man in a red shirt" has
-    a subject and a colour, which fill similar slots."""
+    pair of clusters is at least ``min_similarity`` alike. Two clusters whose texts overlap
+    (texts holding a word of each, over the smaller cluster's texts, above ``max_overlap``)
+    never merge: a dimension's attributes exclude each other (a text has one per dimension),
+    whereas "a man in a red shirt" has a subject and a colour, which fill similar slots.
+    The overlap is of the clusters' text sets, not a mean over word pairs: rare words (a
+    synonym) co-occur little with anything and would dilute a mean."""
     similarity = vectors @ vectors.T  # (W, W)
     clusters = [[i] for i in range(len(vocabulary))]
     while len(clusters) > 1:
+        members = np.stack([present[:, c].max(1) for c in clusters], axis=1)  # (N, K)
+        both = members.T @ members  # (K, K)
+        size = np.diag(both)
+        overlap = both / np.maximum(np.minimum.outer(size, size), 1.0)
         best, pair = -1.0, None
         for a in range(len(clusters)):
             for b in range(a + 1, len(clusters)):
-                cells = np.ix_(clusters[a], clusters[b])
-                if overlap[cells].mean() > max_overlap:
+                if overlap[a, b] > max_overlap:
                     continue
-                value = similarity[cells].mean()
+                value = similarity[np.ix_(clusters[a], clusters[b])].mean()
                 if value > best:
                     best, pair = value, (a, b)
         if best < min_similarity:

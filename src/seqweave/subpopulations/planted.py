@@ -26,6 +26,12 @@ PLAN = {
     "place": ["beach", "park", "street", "kitchen"],
     "action": ["running", "sitting", "eating", "waiting"],
 }
+SYNONYMS = {
+    "man": "guy", "woman": "lady", "child": "kid", "dog": "puppy",
+    "red": "crimson", "blue": "navy", "green": "olive", "yellow": "golden",
+    "beach": "shore", "park": "garden", "street": "road", "kitchen": "cafeteria",
+    "running": "jogging", "sitting": "resting", "eating": "snacking", "waiting": "queueing",
+}  # fmt: skip
 TEMPLATES = (
     "A {subject} in a {colour} shirt is {action} at the {place}.",
     "At the {place}, a {subject} in a {colour} shirt is {action}.",
@@ -33,13 +39,22 @@ TEMPLATES = (
 )
 
 
-def planted_texts(count: int, seed: int = 0) -> tuple[list[str], list[dict[str, str]]]:
-    """``count`` texts and their planted attributes (dimension -> value)."""
+def planted_texts(
+    count: int, seed: int = 0, synonym_rate: float = 0.0
+) -> tuple[list[str], list[dict[str, str]]]:
+    """``count`` texts and their planted attributes (dimension -> value). With
+    ``synonym_rate``, each value is written as its synonym (``SYNONYMS``) with that
+    probability: the attribute is the same, the word is not (a test of whether an analyst
+    groups by meaning; keyword matching cannot)."""
     rng = random.Random(seed)
     texts, truth = [], []
     for _ in range(count):
         values = {name: rng.choice(options) for name, options in PLAN.items()}
-        texts.append(rng.choice(TEMPLATES).format(**values))
+        written = {
+            name: SYNONYMS[value] if rng.random() < synonym_rate else value
+            for name, value in values.items()
+        }
+        texts.append(rng.choice(TEMPLATES).format(**written))
         truth.append(values)
     return texts, truth
 
