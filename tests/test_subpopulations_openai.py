@@ -3,7 +3,9 @@
 The fake answers like an OpenAI-style ``/v1/completions`` (``choices[].text`` with
 ``index``, in reverse order to check the reordering) and reads the attribute off each
 assignment prompt's text itself, so the whole workflow runs over real HTTP through urllib;
-other fakes answer malformed bodies, which must come back as errors that quote them.
+other fakes answer malformed bodies, which must come back as errors that quote them. Last,
+a real ``seqweave serve`` app in a test client: its replies must equal the same model's
+greedy outputs through the Python API.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import torch
 
 from seqweave.subpopulations import Corpus, build_analyst, discover
 from seqweave.subpopulations.planted import PLAN, planted_texts, score_recovery
@@ -139,3 +142,62 @@ def test_completions_url():
     assert completions_url("http://h:1") == "http://h:1/v1/completions"
     assert completions_url("http://h:1/v1/") == "http://h:1/v1/completions"
     assert completions_url("http://h:1/x/completions") == "http://h:1/x/completions"
+
+
+@pytest.fixture(scope="module")
+def serve_client(tmp_path_factory):
+    """A running ``seqweave serve`` app (tiny untrained model, letters a-f) in a test client."""
+    pytest.importorskip("fastapi")
+    from starlette.testclient import TestClient
+
+    from seqweave.checkpoint import save_model_dir
+    from seqweave.serve import Limits, ServeConfig, Server, create_app, load_engine
+    from seqweave.tokenizers import alphabet_tokenizer
+    from tests.conftest import single_thread, tiny_model
+
+    letters = "abcdef"
+    network = tiny_model(2, vocab_size=4 + len(letters), max_positions=512)
+    with torch.no_grad():  # larger weights: greedy outputs that differ between inputs
+        for parameter in network.parameters():
+            parameter.mul_(3.0)
+    directory = save_model_dir(
+        tmp_path_factory.mktemp("subpop") / "m", network, alphabet_tokenizer(letters)
+    )
+    state = Server(Limits(400, 8, 64, 30.0), "greedy")
+    with single_thread():
+        load_engine(state, ServeConfig(str(directory), max_batch=8))
+        with TestClient(create_app(state)) as client:
+            yield client, directory
+    state.engine.close(drain=False)
+
+
+def test_openai_analyst_against_seqweave_serve(serve_client):
+    """Through serve's real /v1/completions (a list of prompts in one request), the replies
+    equal the same model's greedy outputs through the Python API, in order; the untrained
+    model's proposal is not JSON and is reported as such, quoting it."""
+    from seqweave.subpopulations.prompted import (
+        PromptedAnalyst,
+        model_completer,
+        openai_completer,
+    )
+    from seqweave.subpopulations.structure import Attribute, Dimension
+
+    client, directory = serve_client
+
+    def post(endpoint, data, timeout):
+        response = client.post(endpoint, content=data, headers={"Content-Type": "application/json"})
+        return response.status_code, response.text
+
+    served = openai_completer("http://testserver", max_tokens=8, post=post)
+    local = model_completer(str(directory), max_new_tokens=8)
+    prompts = ["abc", "fed cab", "a b c d e f", "bad"]
+    replies = served(prompts)
+    assert replies == local(prompts) and len(set(replies)) > 1  # distinct, in order
+
+    analyst = PromptedAnalyst(served, "openai:serve", examples=2)
+    with pytest.raises(AnalystError, match="the proposal is not JSON"):
+        analyst.propose(["a dab", "a cab"])
+    dimension = Dimension("letter", (Attribute("a"), Attribute("b")))
+    rows = analyst.assign(["a dab", "a cab", "fed"], [dimension])
+    assert len(rows) == 3 and all(row["letter"] in {"a", "b", "other"} for row in rows)
+    assert analyst.replies == 3

@@ -44,22 +44,32 @@ def completions_url(url: str) -> str:
     return url + ("/completions" if url.endswith("/v1") else "/v1/completions")
 
 
-def openai_completer(url: str, max_tokens: int = 256, timeout: float = 120.0) -> Completer:
+def urllib_post(endpoint: str, data: bytes, timeout: float) -> tuple[int, str]:
+    """POST JSON with the standard library; the status and the body, errors included."""
+    request = urllib.request.Request(endpoint, data, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as error:
+        raise AnalystError(f"{endpoint}: cannot reach the endpoint ({error})") from None
+
+
+Post = Callable[[str, bytes, float], tuple[int, str]]
+
+
+def openai_completer(
+    url: str, max_tokens: int = 256, timeout: float = 120.0, post: Post = urllib_post
+) -> Completer:
+    """``post`` is the transport: urllib by default, a test client's in tests."""
     endpoint = completions_url(url)
 
     def complete(prompts: list[str]) -> list[str]:
         body = {"prompt": prompts, "max_tokens": max_tokens, "temperature": 0}
-        request = urllib.request.Request(
-            endpoint, json.dumps(body).encode(), {"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                raw = response.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode("utf-8", "replace")
-            raise AnalystError(f"{endpoint}: HTTP {error.code}: {quoted(detail)}") from None
-        except (urllib.error.URLError, OSError) as error:
-            raise AnalystError(f"{endpoint}: cannot reach the endpoint ({error})") from None
+        status, raw = post(endpoint, json.dumps(body).encode(), timeout)
+        if status != 200:
+            raise AnalystError(f"{endpoint}: HTTP {status}: {quoted(raw)}")
         return parse_completions(raw, len(prompts), endpoint)
 
     return complete
