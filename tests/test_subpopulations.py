@@ -183,3 +183,13 @@ def test_synonym_rate_writes_that_share_of_values_as_synonyms():
     assert 0.17 < sum(written) / len(written) < 0.23
     exact, _ = planted_texts(500, seed=0)
     assert not any(set(SYNONYMS.values()) & set(words(text)) for text in exact)
+
+
+def test_attention_still_needs_a_model(tmp_path, capsys):
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"source": "abc", "target": "cba"}\n')
+    assert main(["analyze", "attention", "--data", str(data)]) == 2
+    assert "needs --model DIR" in capsys.readouterr().err
+    bad = ["analyze", "subpopulations", "--data", str(data), "--min-share", "1.5"]
+    assert main(bad) == 2
+    assert "--min-share must be in [0, 1)" in capsys.readouterr().err
