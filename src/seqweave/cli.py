@@ -14,7 +14,7 @@ COMMANDS = {
     "eval": ("seqweave.commands.evaluate", "decode a data set and score it"),
     "analyze": (
         "seqweave.commands.analyze",
-        "per target step: attention on the source and sensitivity to it",
+        "attention on the source per target step, or a data set's subpopulations",
     ),
     "bench": ("seqweave.commands.bench", "Hugging Face vs seqweave decoders on the same weights"),
     "serve": ("seqweave.commands.serve", "serve a model over HTTP with continuous batching"),

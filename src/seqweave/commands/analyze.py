@@ -1,9 +1,14 @@
 """seqweave analyze attention --model DIR --data FILE [--output DIR] [--limit N]
+seqweave analyze subpopulations --data FILE [--analyst keywords|model:DIR|openai:URL]
 
 Attention degeneration (Fu et al. 2023): per target step, how much the model
 attends to its source and how sensitive the step is to the source embeddings,
 teacher-forced on the reference targets. Writes ``attention.json`` and
 ``attention.png`` to the output directory; see ``seqweave.analysis``.
+
+Subpopulations (SSD-LLM): the dimensions and attributes a text data set varies along, every
+text assigned; writes ``structure.json``, ``assignments.jsonl`` and ``structure.png``; see
+``seqweave.subpopulations`` and ``commands/analyze_subpopulations.py``.
 """
 
 from __future__ import annotations
@@ -17,17 +22,26 @@ from seqweave.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("analysis", choices=["attention"], help="what to analyse")
-    parser.add_argument("--model", required=True, help="model directory")
-    parser.add_argument("--data", required=True, help="data file with sources and targets")
+    from seqweave.commands.analyze_subpopulations import add_subpopulation_arguments
+
+    parser.add_argument("analysis", choices=["attention", "subpopulations"], help="what to analyse")
+    parser.add_argument("--model", help="model directory (attention)")
+    parser.add_argument("--data", required=True, help="data file")
     parser.add_argument("--output", default="analysis", help="directory for the JSON and PNG")
     parser.add_argument("--limit", type=int, help="analyse only the first N examples")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-steps", type=int, help="gradients for the first N steps only")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    add_subpopulation_arguments(parser.add_argument_group("subpopulations"))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.analysis == "subpopulations":
+        from seqweave.commands.analyze_subpopulations import run_subpopulations
+
+        return run_subpopulations(args)
+    if not args.model:
+        raise ConfigError("analyze attention needs --model DIR")
     import seqweave
     from seqweave.analysis import analyze_attention, plot_curves
     from seqweave.data.readers import read_examples
