@@ -62,9 +62,12 @@ def group_advantages(rewards: Tensor, group_size: int, eps: float = EPS) -> Tens
 
 def k3_kl(policy: Tensor, reference: Tensor) -> Tensor:
     """Per-token KL estimate (k3, Schulman 2020) from the sampled tokens' log-probabilities
-    under the policy and the reference (same shapes): ``exp(q - p) - (q - p) - 1 >= 0``."""
+    under the policy and the reference (same shapes): ``exp(q - p) - (q - p) - 1 >= 0``.
+
+    Written with ``expm1`` and floored at 0: ``exp(d) - d - 1`` in float32 rounds to a
+    small negative number for a tiny ``d`` (policy and reference equal but for rounding)."""
     log_ratio = reference - policy
-    return torch.exp(log_ratio) - log_ratio - 1
+    return (torch.expm1(log_ratio) - log_ratio).clamp_min(0.0)
 
 
 @dataclass
