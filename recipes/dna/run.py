@@ -2,6 +2,7 @@
 
     .venv/bin/python recipes/dna/run.py [--stage all|tokenizer|pretrain|finetune]
         [--skip-training] [--threads 1] [--decoders bpe,base] [--only ROW [ROW ...]]
+        [--seed 1]
 
 1. tokenizer: DNA BPE learned on the training reads at several vocabulary sizes; base
    pairs per token on the test reads, and how many tokens each planted motif takes.
@@ -19,6 +20,7 @@ that finished training with the same config is reused. Writes recipes/dna/result
 each stage records its command, machine line and minutes. A run limited by ``--decoders``
 or ``--only`` (fine-tuning rows by name, as in FINETUNES) replaces only the entries it made
 and keeps the rest of results.json; each fine-tuning row records the command that made it.
+``--seed N`` (not 1) fine-tunes with ``train.seed=N`` into rows named "ROW (seed N)".
 Run from the repository root.
 """
 
@@ -66,7 +68,7 @@ def reads() -> dict[str, list[str]]:
     }
 
 
-def tokenizer_stage(skip: bool, decoders: list[str], only: list[str] | None) -> dict:
+def tokenizer_stage(skip: bool, decoders: list[str], only: list[str] | None, seed: int) -> dict:
     split = reads()
     table = {}
     for size in VOCAB_SIZES:
@@ -89,7 +91,7 @@ DECODERS = {
 FINETUNE_OVERRIDES = {"bpe": [], "base": ["train.max_minutes=7"]}
 
 
-def pretrain_stage(skip: bool, decoders: list[str], only: list[str] | None) -> dict:
+def pretrain_stage(skip: bool, decoders: list[str], only: list[str] | None, seed: int) -> dict:
     split = reads()
     best_k, valid_scores = select_order(split["train"], split["valid"], range(1, 9))
     test_scores = {
@@ -155,7 +157,7 @@ def accuracy(model, valid: dict, tasks: list[str]) -> dict[str, float]:
     return scores
 
 
-def finetune_stage(skip: bool, decoders: list[str], only: list[str] | None) -> dict:
+def finetune_stage(skip: bool, decoders: list[str], only: list[str] | None, seed: int) -> dict:
     reads()
     valid = {task: read_examples(DATA / f"{task}_valid.jsonl") for task in dna_data.TASKS}
     results = {}
@@ -171,6 +173,13 @@ def finetune_stage(skip: bool, decoders: list[str], only: list[str] | None) -> d
             if decoder not in ONLY.get(name, (decoder,)) or (only and name not in only):
                 continue
             slug = name.replace(" ", "_").replace(",", "").replace("+", "plus")
+            row, seeded = name, []
+            if seed != 1:  # other seeds beside the seed-1 rows, in their own directories
+                row, slug, seeded = (
+                    f"{name} (seed {seed})",
+                    f"{slug}_seed{seed}",
+                    [f"train.seed={seed}"],
+                )
             overrides = [
                 f"data.train={DATA / f'{task}_train.jsonl'}",
                 f"data.valid={DATA / f'{task}_valid.jsonl'}",
@@ -179,17 +188,18 @@ def finetune_stage(skip: bool, decoders: list[str], only: list[str] | None) -> d
                 f"train.init_from={extended if pretrained else ''}",
                 *FINETUNE_OVERRIDES[decoder],
                 *extra,
+                *seeded,
             ]
             config = load_config(HERE / "finetune.toml", overrides)
             best = train_or_load(config, reuse_any=skip)
             model = seqweave.load(best)
             scores = accuracy(model, valid, list(dna_data.TASKS) if task == "multi" else [task])
-            results[decoder][name] = {
+            results[decoder][row] = {
                 "valid_accuracy": scores,
                 "checkpoint": scored_checkpoint(config.train.out_dir, best),
                 "command": command_line(),
             }
-            print(f"{decoder}, {name}: {scores}", flush=True)
+            print(f"{decoder}, {row}: {scores}", flush=True)
     return results
 
 
@@ -228,6 +238,7 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="+", choices=list(FINETUNES), metavar="ROW", help="fine-tuning rows"
     )
+    parser.add_argument("--seed", type=int, default=1, help="fine-tuning seed (train.seed)")
     args = parser.parse_args()
     os.chdir(ROOT)
     torch.set_num_threads(args.threads)
@@ -238,9 +249,10 @@ def main() -> None:
     for stage in STAGES if args.stage == "all" else [args.stage]:
         started = time.perf_counter()
         decoders = args.decoders.split(",")
-        new = STAGES[stage](args.skip_training, decoders, args.only)
+        new = STAGES[stage](args.skip_training, decoders, args.only, args.seed)
         partial = stage != "tokenizer" and set(decoders) != set(DECODERS)
-        keep(summary, stage, new, partial or (stage == "finetune" and bool(args.only)))
+        limited = stage == "finetune" and (bool(args.only) or args.seed != 1)
+        keep(summary, stage, new, partial or limited)
         summary[f"{stage}_run"] = {
             "command": command_line(),
             "machine": machine_line("cpu", 1, args.threads),
