@@ -125,6 +125,24 @@ def test_neftune_noise_in_training_only_at_its_scale():
         add_neftune(network, alpha=-1.0)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_neftune_reaches_the_models_forward_in_training_only(kind):
+    """The models call ``embed.forward`` directly; the noise must still reach their logits
+    in training (a forward hook did not: NEFTune runs trained exactly like plain ones)."""
+    network, tokenizer = _model(kind)
+    clean = _logits(network, tokenizer, ["ACGTACGT", "GGA"], ["TT", "A"])
+    undo = add_neftune(network, alpha=5.0)
+    assert torch.equal(_logits(network, tokenizer, ["ACGTACGT", "GGA"], ["TT", "A"]), clean)
+    network.train()
+    noisy = _logits(network, tokenizer, ["ACGTACGT", "GGA"], ["TT", "A"])
+    network.eval()
+    assert not torch.allclose(noisy, clean, atol=1e-4)
+    for remove in undo:
+        remove()
+    network.train()
+    assert torch.equal(_logits(network, tokenizer, ["ACGTACGT", "GGA"], ["TT", "A"]), clean)
+
+
 def _step_bits(network, tokenizer, read: str) -> float:
     """Reference: -log2 p(read) token by token through encode/start/step."""
     cfg = network.config

@@ -1,7 +1,8 @@
 """DNA BPE, packed-read pretraining (METAGENE-1) and multi-task fine-tuning (Omni-DNA).
 
     .venv/bin/python recipes/dna/run.py [--stage all|tokenizer|pretrain|finetune]
-        [--skip-training] [--threads 1] [--decoders bpe,base]
+        [--skip-training] [--threads 1] [--decoders bpe,base] [--only ROW [ROW ...]]
+        [--seed 1]
 
 1. tokenizer: DNA BPE learned on the training reads at several vocabulary sizes; base
    pairs per token on the test reads, and how many tokens each planted motif takes.
@@ -16,7 +17,11 @@
 
 Data and models go to runs/dna/ (recipes/dna/data.py says what the data are). A model
 that finished training with the same config is reused. Writes recipes/dna/results.json;
-each stage records its command, machine line and minutes. Run from the repository root.
+each stage records its command, machine line and minutes. A run limited by ``--decoders``
+or ``--only`` (fine-tuning rows by name, as in FINETUNES) replaces only the entries it made
+and keeps the rest of results.json; each fine-tuning row records the command that made it.
+``--seed N`` (not 1) fine-tunes with ``train.seed=N`` into rows named "ROW (seed N)".
+Run from the repository root.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def reads() -> dict[str, list[str]]:
     }
 
 
-def tokenizer_stage(skip: bool, decoders: list[str]) -> dict:
+def tokenizer_stage(skip: bool, decoders: list[str], only: list[str] | None, seed: int) -> dict:
     split = reads()
     table = {}
     for size in VOCAB_SIZES:
@@ -86,7 +91,7 @@ DECODERS = {
 FINETUNE_OVERRIDES = {"bpe": [], "base": ["train.max_minutes=7"]}
 
 
-def pretrain_stage(skip: bool, decoders: list[str]) -> dict:
+def pretrain_stage(skip: bool, decoders: list[str], only: list[str] | None, seed: int) -> dict:
     split = reads()
     best_k, valid_scores = select_order(split["train"], split["valid"], range(1, 9))
     test_scores = {
@@ -152,7 +157,7 @@ def accuracy(model, valid: dict, tasks: list[str]) -> dict[str, float]:
     return scores
 
 
-def finetune_stage(skip: bool, decoders: list[str]) -> dict:
+def finetune_stage(skip: bool, decoders: list[str], only: list[str] | None, seed: int) -> dict:
     reads()
     valid = {task: read_examples(DATA / f"{task}_valid.jsonl") for task in dna_data.TASKS}
     results = {}
@@ -165,9 +170,16 @@ def finetune_stage(skip: bool, decoders: list[str]) -> dict:
             seqweave_cli(["extend-vocab", *args, "--tokens", *tokens])
         results[decoder] = {}
         for name, (task, pretrained, extra) in FINETUNES.items():
-            if decoder not in ONLY.get(name, (decoder,)):
+            if decoder not in ONLY.get(name, (decoder,)) or (only and name not in only):
                 continue
             slug = name.replace(" ", "_").replace(",", "").replace("+", "plus")
+            row, seeded = name, []
+            if seed != 1:  # other seeds beside the seed-1 rows, in their own directories
+                row, slug, seeded = (
+                    f"{name} (seed {seed})",
+                    f"{slug}_seed{seed}",
+                    [f"train.seed={seed}"],
+                )
             overrides = [
                 f"data.train={DATA / f'{task}_train.jsonl'}",
                 f"data.valid={DATA / f'{task}_valid.jsonl'}",
@@ -176,20 +188,45 @@ def finetune_stage(skip: bool, decoders: list[str]) -> dict:
                 f"train.init_from={extended if pretrained else ''}",
                 *FINETUNE_OVERRIDES[decoder],
                 *extra,
+                *seeded,
             ]
             config = load_config(HERE / "finetune.toml", overrides)
             best = train_or_load(config, reuse_any=skip)
             model = seqweave.load(best)
             scores = accuracy(model, valid, list(dna_data.TASKS) if task == "multi" else [task])
-            results[decoder][name] = {
+            results[decoder][row] = {
                 "valid_accuracy": scores,
                 "checkpoint": scored_checkpoint(config.train.out_dir, best),
+                "command": command_line(),
             }
-            print(f"{decoder}, {name}: {scores}", flush=True)
+            print(f"{decoder}, {row}: {scores}", flush=True)
     return results
 
 
 STAGES = {"tokenizer": tokenizer_stage, "pretrain": pretrain_stage, "finetune": finetune_stage}
+
+
+def merged(stage: str, old: dict, new: dict) -> dict:
+    """A stage's new results over its old ones, so that a run limited to some decoders or
+    rows keeps the figures of the others (the README's tables come from one file)."""
+    if stage == "pretrain" and "decoders" in old:
+        return {**new, "decoders": {**old["decoders"], **new["decoders"]}}
+    if stage == "finetune":
+        return {**old, **{name: {**old.get(name, {}), **rows} for name, rows in new.items()}}
+    return new
+
+
+def keep(summary: dict, stage: str, new: dict, partial: bool) -> None:
+    """Put a stage's results in ``summary``; a partial run (some decoders or rows) keeps the
+    other entries and lists, under ``<stage>_earlier_runs``, the runs that made them."""
+    if not partial:
+        summary.pop(f"{stage}_earlier_runs", None)
+        summary[stage] = new
+        return
+    summary[stage] = merged(stage, summary.get(stage, {}), new)
+    if f"{stage}_run" in summary:
+        earlier = summary.pop(f"{stage}_earlier_runs", [])
+        summary[f"{stage}_earlier_runs"] = [*earlier, summary[f"{stage}_run"]]
 
 
 def main() -> None:
@@ -198,6 +235,10 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true", help="reuse runs/dna/")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--decoders", default="bpe,base", help="of: bpe, base")
+    parser.add_argument(
+        "--only", nargs="+", choices=list(FINETUNES), metavar="ROW", help="fine-tuning rows"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="fine-tuning seed (train.seed)")
     args = parser.parse_args()
     os.chdir(ROOT)
     torch.set_num_threads(args.threads)
@@ -207,7 +248,11 @@ def main() -> None:
     begun = time.perf_counter()
     for stage in STAGES if args.stage == "all" else [args.stage]:
         started = time.perf_counter()
-        summary[stage] = STAGES[stage](args.skip_training, args.decoders.split(","))
+        decoders = args.decoders.split(",")
+        new = STAGES[stage](args.skip_training, decoders, args.only, args.seed)
+        partial = stage != "tokenizer" and set(decoders) != set(DECODERS)
+        limited = stage == "finetune" and (bool(args.only) or args.seed != 1)
+        keep(summary, stage, new, partial or limited)
         summary[f"{stage}_run"] = {
             "command": command_line(),
             "machine": machine_line("cpu", 1, args.threads),

@@ -10,6 +10,8 @@ decoding and saved weights never see it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -17,8 +19,12 @@ from seqweave.errors import ConfigError
 from seqweave.models.embedding import Embedder
 
 
-def add_neftune(model: nn.Module, alpha: float) -> list[torch.utils.hooks.RemovableHandle]:
-    """Register the noise on every ``Embedder`` of ``model``; returns the hook handles.
+def add_neftune(model: nn.Module, alpha: float) -> list[Callable[[], None]]:
+    """Add the noise to every ``Embedder`` of ``model``; returns one undo function each.
+
+    The noise wraps the embedder's ``forward`` rather than a forward hook: the models call
+    ``self.embed.forward(...)`` directly, which runs no hooks, so a hook never fired in
+    training (a NEFTune run trained exactly like one without).
 
     Raises:
         ConfigError: ``alpha`` is negative, or the model has no ``Embedder``.
@@ -28,12 +34,19 @@ def add_neftune(model: nn.Module, alpha: float) -> list[torch.utils.hooks.Remova
     embedders = [module for module in model.modules() if isinstance(module, Embedder)]
     if not embedders:
         raise ConfigError("train.neftune_alpha: this model has no token embedder to add noise to")
+    return [_wrap(embedder, alpha) for embedder in embedders]
 
-    def noisy(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
-        if not module.training or alpha == 0:
+
+def _wrap(embedder: Embedder, alpha: float) -> Callable[[], None]:
+    plain = embedder.forward
+
+    def noisy(*args, **kwargs) -> torch.Tensor:
+        output = plain(*args, **kwargs)
+        if not embedder.training or alpha == 0:
             return output
         L, D = output.shape[-2], output.shape[-1]
         scale = alpha / (L * D) ** 0.5
         return output + torch.empty_like(output).uniform_(-scale, scale)  # (B, L, D)
 
-    return [embedder.register_forward_hook(noisy) for embedder in embedders]
+    embedder.forward = noisy  # an instance attribute: both embedder(...) and .forward(...)
+    return lambda: embedder.__dict__.pop("forward", None)
