@@ -164,6 +164,7 @@ def test_the_schema_states_this_servers_limits(client, served):
     assert generate["max_new_tokens"]["anyOf"][0]["maximum"] == server.limits.max_new_tokens
     assert generate["inputs"]["anyOf"][1]["maxItems"] == server.limits.max_inputs
     assert set(generate["decoder"]["anyOf"][0]["enum"]) == {"greedy", "iad", "beam", "sample"}
+    assert generate["beam_size"]["anyOf"][0]["maximum"] == server.engine.max_batch  # 4 < 16
 
 
 def test_the_blank_pattern_is_what_the_server_calls_blank():

@@ -58,6 +58,11 @@ def describe_limits(models: dict, server) -> None:
         branch["maximum"] = limits.max_new_tokens
     for branch in _branches(generate["decoder"]):
         branch["enum"] = runnable_decoders(server)
+    if server.engine is not None:  # a beam's rows share the batch: at most max_batch of them
+        for branch in _branches(generate["beam_size"]):
+            branch["maximum"] = min(
+                branch.get("maximum", server.engine.max_batch), server.engine.max_batch
+            )
 
 
 def runnable_decoders(server) -> list[str]:
