@@ -12,90 +12,44 @@ finish. A driver only calls
   finished rows leave the batch at once;
 - ``retire(row_ids)``: drop rows the driver no longer wants (a cancelled request).
 
-Rows admitted together form a cohort: one drafter and one chooser built from the
-decoders' table for its settings, so rows of different decoders share a pass.
-A grouped decoder's request (beam search) is a cohort of its own: ``beam_size``
-rows of one id whose chooser is its ``BeamGroup``; after each pass the group's
-rows are copied onto the beams that survive (``DecoderState.copy_rows``, the
-group's rows only), and when its search is done one event carries the best
-hypothesis and the group leaves. So a beam request shares every pass with the
-greedy and IAD rows instead of stalling them.
+Rows admitted together form a cohort (``decoding/rows.py``): one drafter and one
+chooser built from the decoders' table for its settings, so rows of different decoders
+share a pass; ``decoding/passes.py`` gathers a pass's drafts, allowed tokens and chooser
+from them. A grouped decoder's request (beam search) is a cohort of its own
+(``decoding/grouped.py``): ``beam_size`` rows of one id whose chooser is its
+``BeamGroup``, copied onto the surviving beams after each pass. So a beam request shares
+every pass with the greedy and IAD rows instead of stalling them.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from seqweave.config import DecodeConfig
-from seqweave.decoding.beam import BeamGroup
 from seqweave.decoding.common import RowStats, length_budget, pad_batch
-from seqweave.decoding.constraint import Constraint, draft_masks, require_constraint
-from seqweave.decoding.loop import (
-    Chooser,
-    Drafter,
-    Event,
-    RelaxedAcceptance,
-    advance,
-    argmax_choice,
-)
+from seqweave.decoding.constraint import Constraint, require_constraint
+from seqweave.decoding.grouped import beam_group, follow_beams
+from seqweave.decoding.loop import Event, RelaxedAcceptance, advance
+from seqweave.decoding.passes import allowed_tokens, batch_chooser, propose
 from seqweave.decoding.registry import check_decoder
+from seqweave.decoding.rows import (
+    Cohort,
+    Group,
+    Row,
+    append_tokens,
+    live_cohorts,
+    relaxed_acceptance,
+)
 from seqweave.decoding.slots import draft_limit, place, release
 from seqweave.errors import ConfigError
 from seqweave.models.base import require_step
 from seqweave.models.state import Memory, SlotPool
 
-
-@dataclass
-class Group:
-    """Rows of one ``join`` that share one drafter and one chooser (None: no draft; the
-    argmax). ``positions`` are the rows of the joined batch (default: all of them); the
-    drafter knows them as 0, 1, ... in that order. Groups with the same ``merge`` key
-    become one when the drafter has ``extend`` (rows of one decoder then draft in one
-    call); None never merges."""
-
-    drafter: Drafter | None = None
-    chooser: Chooser | None = None
-    positions: list[int] | None = None
-    merge: str | None = None
-    beam: BeamGroup | None = None  # a grouped request: its rows are its beams, one row id
-
-
-@dataclass(eq=False)
-class _Cohort:
-    """Live rows sharing one drafter (whose row key is ``_Row.index``) and one chooser;
-    ``rows`` in state order, which is the drafter's order; ``size`` rows were ever keyed."""
-
-    drafter: Drafter | None
-    chooser: Chooser | None
-    merge: str | None
-    size: int
-    rows: list[_Row] = field(default_factory=list)
-    beam: BeamGroup | None = None
-
-
-@dataclass(eq=False)
-class _Row:
-    id: int
-    cohort: _Cohort
-    index: int  # the row's key in its cohort's drafter
-    budget: int  # most tokens it may generate
-    stats: RowStats
-    source: Sequence[int] = ()  # framed source ids, for the constraint
-    constraint: Constraint | None = None
-    generated: list[int] = field(default_factory=list)
-    parked: bool = False  # retired, still in the state until the next compaction
-
-
-def relaxed_acceptance(settings) -> RelaxedAcceptance | None:
-    """GAD++'s acceptance rule when ``relaxed_top`` > 1, else None (exact, lossless)."""
-    if settings.relaxed_top <= 1:
-        return None
-    return RelaxedAcceptance(settings.relaxed_top, settings.relaxed_gap)
+__all__ = ["DecodeSession", "Group", "relaxed_acceptance"]
 
 
 class DecodeSession:
@@ -132,12 +86,12 @@ class DecodeSession:
         self.constraint = constraint
         self.stats: dict[int, RowStats] = {}
         self.last_pass = (0, 0, 0)  # the last pass's live rows, draft tokens, accepted ones
-        self._rows: list[_Row] = []  # rows in the state, in state order (parked ones too)
+        self._rows: list[Row] = []  # rows in the state, in state order (parked ones too)
         self._state = None
         self._last: Tensor | None = None  # (B,) each live row's last token
         self._pending: list[Event] = []  # rows finished before their first pass
         self._ids = itertools.count()
-        self._cohorts: list[tuple[_Cohort, list[int]]] | None = None  # of the live rows
+        self._cohorts: list[tuple[Cohort, list[int]]] | None = None  # of the live rows
 
     @property
     def live(self) -> list[int]:
@@ -218,11 +172,8 @@ class DecodeSession:
 
     def _beam(self, settings, budget: int, source, first: int, constraint) -> Group:
         """One beam request: ``beam_size`` rows from ``first`` on, chosen by its group."""
-        width = settings.beam_size
         eos = self.model.config.eos_id
-        rules = (settings.length_penalty, settings.early_stopping, constraint, source)
-        beam = BeamGroup(width, budget, eos, *rules)
-        return Group(chooser=beam, positions=list(range(first, first + width)), beam=beam)
+        return beam_group(settings, budget, source, first, eos, constraint)
 
     def join(
         self,
@@ -241,19 +192,19 @@ class DecodeSession:
         constraint = constraint or self.constraint
         if constraint is not None and len(sources) != len(budgets):
             raise ValueError("a constraint needs the framed source of every row")
-        rows: list[_Row | None] = [None] * len(budgets)
+        rows: list[Row | None] = [None] * len(budgets)
         cohorts = []
         for group in groups or [Group()]:
             positions = group.positions if group.positions is not None else range(len(budgets))
-            cohort = _Cohort(group.drafter, group.chooser, group.merge, len(positions))
+            cohort = Cohort(group.drafter, group.chooser, group.merge, len(positions))
             cohort.beam = group.beam
             if group.beam is not None:  # one id and counters for all its rows
                 beam_id = next(self._ids)
                 for index, b in enumerate(positions):
-                    rows[b] = _Row(beam_id, cohort, index, budgets[b], group.beam.stats)
+                    rows[b] = Row(beam_id, cohort, index, budgets[b], group.beam.stats)
             else:
                 for index, b in enumerate(positions):
-                    rows[b] = _Row(next(self._ids), cohort, index, budgets[b], stats[b])
+                    rows[b] = Row(next(self._ids), cohort, index, budgets[b], stats[b])
                     if constraint is not None:
                         rows[b].source, rows[b].constraint = sources[b], constraint
             cohorts.append(cohort)
@@ -282,7 +233,7 @@ class DecodeSession:
         self._cohorts = None
         return [row.id for row in rows]
 
-    def _extend(self, state, last: Tensor, rows: list[_Row]) -> None:
+    def _extend(self, state, last: Tensor, rows: list[Row]) -> None:
         """The new rows join after the others (parked rows leave first)."""
         if self._rows:
             if any(row.parked for row in self._rows):
@@ -293,7 +244,7 @@ class DecodeSession:
             self._state, self._last = state, last
         self._rows += rows
 
-    def _place(self, state, last: Tensor, rows: list[_Row]) -> None:
+    def _place(self, state, last: Tensor, rows: list[Row]) -> None:
         """Slot mode: the new rows take free slots (holes first), no other row moves."""
         free = [i for i, row in enumerate(self._rows) if row.parked]
         fresh = (state, last)
@@ -302,13 +253,13 @@ class DecodeSession:
         for position, row in zip(positions, rows, strict=True):
             self._rows[position] = row
 
-    def _merge(self, cohort: _Cohort) -> None:
+    def _merge(self, cohort: Cohort) -> None:
         """Fold a new cohort into a live one of the same decoder whose drafter can extend and
         whose rows all come before it in state order (a drafter's rows are in state order)."""
         if cohort.merge is None or cohort.chooser is not None or not cohort.rows:
             return
         first = self._rows.index(cohort.rows[0])
-        for other, positions in _cohorts(self._rows):
+        for other, positions in live_cohorts(self._rows):
             if other is cohort or other.merge != cohort.merge or other.chooser is not None:
                 continue
             if positions[-1] > first:
@@ -331,17 +282,18 @@ class DecodeSession:
         if not live:
             return events
         if self._cohorts is None:  # rows joined or left since the last pass
-            self._cohorts = _cohorts(rows)
+            self._cohorts = live_cohorts(rows)
         cohorts = self._cohorts
-        drafts = self._propose(rows, cohorts)
+        drafts = propose(rows, cohorts)
         if self.slots is not None:  # padded draft positions stay inside the slots
             limit = draft_limit(self.slots, self._state)
             drafts = [draft[:limit] for draft in drafts]
-        allowed = self._allowed(rows, drafts)
+        cfg = self.model.config
+        allowed = allowed_tokens(rows, drafts, cfg.vocab_size, cfg.eos_id)
         idle = None
         if len(live) < len(rows):
             idle = torch.tensor([row.parked for row in rows], device=self._device)
-        choose = self._chooser(cohorts)
+        choose = batch_chooser(cohorts, self._device)
         accepted, next_tokens = advance(
             self.model, self._state, self._last, drafts, choose, idle, self.relaxed, allowed
         )
@@ -352,7 +304,7 @@ class DecodeSession:
                     [accepted[i] for i in positions], [next_list[i] for i in positions]
                 )
         eos = self.model.config.eos_id
-        finished = self._follow_beams(cohorts, events)
+        finished = follow_beams(self._state, cohorts, events)
         for i in live:
             row = rows[i]
             if row.cohort.beam is not None:
@@ -361,7 +313,7 @@ class DecodeSession:
             row.stats.drafted += len(drafts[i])
             row.stats.accepted += accepted[i]
             new = [*drafts[i][: accepted[i]], next_list[i]]
-            event = _append(row.generated, new, row.budget, eos, row.id)
+            event = append_tokens(row.generated, new, row.budget, eos, row.id)
             event.drafted = min(accepted[i], len(event.tokens))
             events.append(event)
             if event.finish is not None:
@@ -371,25 +323,6 @@ class DecodeSession:
         self.retire(finished)
         return events
 
-    def _follow_beams(self, cohorts, events: list[Event]) -> list[int]:
-        """After a pass: each beam group's rows become copies of the beams they continue,
-        or, when its search is done, the group's best hypothesis is one event. Returns the
-        ids of the groups that are done."""
-        done = []
-        for cohort, positions in cohorts:
-            beam = cohort.beam
-            if beam is None:
-                continue
-            if beam.done:
-                row_id = cohort.rows[0].id
-                best = beam.result()
-                events.append(Event(row_id, best.tokens, "stop" if best.finished else "length"))
-                done.append(row_id)
-                continue
-            rows = self._index(positions)
-            self._state.copy_rows(rows, rows.index_select(0, beam.origin))
-        return done
-
     def retire(self, row_ids: Sequence[int]) -> None:
         """Take rows out of decoding (and out of their drafters). Without ``park`` they
         leave the state at once; with it they stay, idle (no work, no growth), until half
@@ -397,7 +330,7 @@ class DecodeSession:
         gone = set(row_ids)
         if not gone or not any(row.id in gone and not row.parked for row in self._rows):
             return
-        for cohort, _ in _cohorts(self._rows):
+        for cohort, _ in live_cohorts(self._rows):
             kept = [n for n, row in enumerate(cohort.rows) if row.id not in gone]
             if len(kept) < len(cohort.rows) and cohort.drafter is not None:
                 cohort.drafter.select(kept)
@@ -427,74 +360,9 @@ class DecodeSession:
         self._rows = [self._rows[i] for i in keep]
         self._cohorts = None
 
-    # -- one pass --------------------------------------------------------------------------
-
-    def _propose(self, rows: list[_Row], cohorts) -> list[list[int]]:
-        drafts: list[list[int]] = [[] for _ in rows]
-        for cohort, positions in cohorts:
-            if cohort.drafter is None:
-                continue
-            members = [rows[i] for i in positions]
-            proposed = cohort.drafter.propose(
-                [row.index for row in members],
-                [row.generated for row in members],
-                [row.budget - len(row.generated) - 1 for row in members],
-            )
-            for i, draft in zip(positions, proposed, strict=True):
-                drafts[i] = draft
-        return drafts
-
-    def _allowed(self, rows: list[_Row], drafts: list[list[int]]) -> Tensor | None:
-        """The allowed tokens of this pass, (B, 1 + K, V), or None when no row is constrained."""
-        if all(row.constraint is None for row in rows):
-            return None
-        width = 1 + max(map(len, drafts), default=0)
-        found = [
-            (None if row.parked else row.constraint, row.source, row.generated, draft)
-            for row, draft in zip(rows, drafts, strict=True)
-        ]
-        return draft_masks(found, width, self.model.config.vocab_size, self.model.config.eos_id)
-
-    def _chooser(self, cohorts) -> Chooser:
-        """Argmax, except for the rows of cohorts with their own chooser (sampling): each
-        such cohort chooses for its rows in one call, as it would alone."""
-        choosing = [(c, p) for c, p in cohorts if c.chooser is not None]
-        if not choosing:
-            return argmax_choice
-
-        def choose(logits: Tensor) -> Tensor:  # (B, V) -> (B,)
-            tokens = logits.argmax(dim=-1)
-            for cohort, positions in choosing:
-                index = self._index(positions)
-                tokens[index] = cohort.chooser(logits.index_select(0, index))
-            return tokens
-
-        return choose
-
     @property
     def _device(self) -> torch.device:
         return self._last.device if self._last is not None else torch.device(self.model.device)
 
     def _index(self, positions: Sequence[int]) -> Tensor:
         return torch.tensor(list(positions), dtype=torch.long, device=self._device)
-
-
-def _cohorts(rows: list[_Row]) -> list[tuple[_Cohort, list[int]]]:
-    """Each cohort among the live ``rows`` with its rows' positions, in order of first
-    appearance."""
-    found: dict[int, tuple[_Cohort, list[int]]] = {}
-    for i, row in enumerate(rows):
-        if not row.parked:
-            found.setdefault(id(row.cohort), (row.cohort, []))[1].append(i)
-    return list(found.values())
-
-
-def _append(out: list[int], new: list[int], budget: int, eos_id: int, row: int) -> Event:
-    """Add accepted tokens to a row, stopping at the end token or the budget."""
-    take = new[: budget - len(out)]
-    if eos_id in take:
-        take = take[: take.index(eos_id)]
-        out.extend(take)
-        return Event(row, take, "stop")
-    out.extend(take)
-    return Event(row, take, "length" if len(out) >= budget else None)
