@@ -35,8 +35,9 @@ class Group:
 
 @dataclass(eq=False)
 class Cohort:
-    """Live rows sharing one drafter (whose row key is ``Row.index``) and one chooser;
-    ``rows`` in state order, which is the drafter's order; ``size`` rows were ever keyed."""
+    """Live rows sharing one drafter (whose row key is ``Row.index``) and one chooser.
+    ``rows`` are in the drafter's order, which calls to the drafter and the chooser follow
+    whatever slots the rows hold (``live_cohorts``); ``size`` rows were ever keyed."""
 
     drafter: Drafter | None
     chooser: Chooser | None
@@ -56,7 +57,7 @@ class Row:
     source: Sequence[int] = ()  # framed source ids, for the constraint
     constraint: Constraint | None = None
     generated: list[int] = field(default_factory=list)
-    parked: bool = False  # retired, still in the state until the next compaction
+    parked: bool = False  # retired, its slot still in the state until compaction
 
 
 def relaxed_acceptance(settings) -> RelaxedAcceptance | None:
@@ -67,13 +68,18 @@ def relaxed_acceptance(settings) -> RelaxedAcceptance | None:
 
 
 def live_cohorts(rows: list[Row]) -> list[tuple[Cohort, list[int]]]:
-    """Each cohort among the live ``rows`` with its rows' positions, in order of first
-    appearance."""
-    found: dict[int, tuple[Cohort, list[int]]] = {}
-    for i, row in enumerate(rows):
+    """Each cohort among the live ``rows`` (the state's rows, in state order) with the state
+    positions of its rows in the cohort's own order; cohorts in order of first appearance.
+
+    A cohort's order is its drafter's (and a beam group's the order of its beams). The
+    slot cache moves a row into the hole a finished row left, so the two orders may
+    differ; every per-cohort call goes through these positions, so no drafter is told."""
+    where = {id(row): i for i, row in enumerate(rows)}
+    found: dict[int, Cohort] = {}
+    for row in rows:
         if not row.parked:
-            found.setdefault(id(row.cohort), (row.cohort, []))[1].append(i)
-    return list(found.values())
+            found.setdefault(id(row.cohort), row.cohort)
+    return [(cohort, [where[id(row)] for row in cohort.rows]) for cohort in found.values()]
 
 
 def append_tokens(out: list[int], new: list[int], budget: int, eos_id: int, row: int) -> Event:

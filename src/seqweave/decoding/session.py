@@ -44,7 +44,7 @@ from seqweave.decoding.rows import (
     live_cohorts,
     relaxed_acceptance,
 )
-from seqweave.decoding.slots import draft_limit, place, release
+from seqweave.decoding.slots import draft_limit, move, place, release
 from seqweave.errors import ConfigError
 from seqweave.models.base import require_step
 from seqweave.models.state import Memory, SlotPool
@@ -254,15 +254,13 @@ class DecodeSession:
             self._rows[position] = row
 
     def _merge(self, cohort: Cohort) -> None:
-        """Fold a new cohort into a live one of the same decoder whose drafter can extend and
-        whose rows all come before it in state order (a drafter's rows are in state order)."""
+        """Fold a new cohort into a live one of the same decoder whose drafter can extend
+        (its rows are keyed after the other's; calls follow the cohort's order, not the
+        slots', so where the new rows sit does not matter)."""
         if cohort.merge is None or cohort.chooser is not None or not cohort.rows:
             return
-        first = self._rows.index(cohort.rows[0])
-        for other, positions in live_cohorts(self._rows):
+        for other, _ in live_cohorts(self._rows):
             if other is cohort or other.merge != cohort.merge or other.chooser is not None:
-                continue
-            if positions[-1] > first:
                 continue
             if other.drafter is not None and not hasattr(other.drafter, "extend"):
                 continue
@@ -277,6 +275,8 @@ class DecodeSession:
     def run_pass(self) -> list[Event]:
         """One decoder pass for every live row; finished rows leave the batch."""
         events, self._pending = self._pending, []
+        if self.slots is not None:
+            self._fill_holes()
         rows = self._rows
         live = [i for i, row in enumerate(rows) if not row.parked]
         if not live:
@@ -326,7 +326,9 @@ class DecodeSession:
     def retire(self, row_ids: Sequence[int]) -> None:
         """Take rows out of decoding (and out of their drafters). Without ``park`` they
         leave the state at once; with it they stay, idle (no work, no growth), until half
-        the rows are parked, so that one compaction (a copy of the live caches) serves many."""
+        the rows are parked, so that one compaction (a copy of the live caches) serves many.
+        With a slot pool a row that leaves makes its slot a hole: a row admitted before the
+        next pass takes it, else the last live row moves in (``_fill_holes``)."""
         gone = set(row_ids)
         if not gone or not any(row.id in gone and not row.parked for row in self._rows):
             return
@@ -350,6 +352,24 @@ class DecodeSession:
         keep = max((i + 1 for i, row in enumerate(self._rows) if not row.parked), default=0)
         self._state, self._last = release(self.slots, self._state, self._last, keep, positions)
         self._rows = self._rows[:keep]
+
+    def _fill_holes(self) -> None:
+        """Slot mode, before a pass: the last live rows move into the holes that finished
+        rows left below them (each a copy of one row's cache slots in use, its memory and
+        its lengths), so the pass runs over the live rows only, in slots 0 .. n - 1. Done
+        here rather than in ``retire``: rows admitted between passes take the holes first,
+        and only the holes nobody filled cost a copy."""
+        live = sum(not row.parked for row in self._rows)
+        if live == len(self._rows):
+            return
+        holes = [i for i in range(live) if self._rows[i].parked]
+        movers = [i for i in range(len(self._rows) - 1, live - 1, -1) if not self._rows[i].parked]
+        moved = move(self.slots, self._state, self._last, movers, holes, live)
+        self._state, self._last = moved
+        for source, target in zip(movers, holes, strict=True):
+            self._rows[target] = self._rows[source]
+        del self._rows[live:]
+        self._cohorts = None
 
     def _compact(self) -> None:
         """Drop parked rows from the state (one copy of the live rows' caches)."""

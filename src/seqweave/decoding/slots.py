@@ -2,11 +2,13 @@
 index (``models/state.py``).
 
 A session given a pool keeps its decoder state as a view of the pool's first rows. A row
-that joins takes the lowest free slot (a hole a finished row left, else the next one), so
-the rows decoding stay packed at the low end; a row that leaves is only forgotten (its
-length set to 0, so its idle slot writes nothing past its first cache slots), and the view
-shrinks when the last rows leave. Nothing already decoding is copied, and the memory is
-the pool's, bounded when the server starts.
+that joins takes the lowest free slot (a hole a finished row left, else the next one); a
+row that leaves is only forgotten (its length set to 0, so its idle slot writes nothing
+past its first cache slots), and the view shrinks when the last rows leave. Holes that no
+new row fills by the next pass are closed by moving the last live rows into them
+(``move``: one row's cache slots in use and memory each), so the live rows are always slots
+0 .. n - 1 and a pass attends over n rows, not over the dead ones. Nothing else is copied,
+and the memory is the pool's, bounded when the server starts.
 """
 
 from __future__ import annotations
@@ -72,6 +74,37 @@ def release(pool: SlotPool, state: DecoderState, last: Tensor, keep: int, gone: 
     if memory is not None:  # one stale position each: the span shrinks, nothing is all-masked
         memory = memory.index_copy(0, index, zeros + 1)[:keep]
     return pool.view(keep, lengths, base, memory), last[:keep]
+
+
+def move(
+    pool: SlotPool,
+    state: DecoderState,
+    last: Tensor,
+    sources: list[int],
+    targets: list[int],
+    keep: int,
+) -> tuple[DecoderState, Tensor]:
+    """Move the rows at slots ``sources`` into the holes at ``targets`` (in pairs) and end
+    the view at ``keep`` (every slot from there on is then free). Each move copies the
+    row's cache slots in use and slot values (``DecoderState.copy_rows``, writing into the
+    pool through the view), its memory positions and memory rows, and its lengths; what
+    lies past them in the target slot is stale and masked, as after ``place``. Returns the
+    new view and last tokens."""
+    device = state.lengths.device
+    source = torch.tensor(sources, dtype=torch.long, device=device)
+    target = torch.tensor(targets, dtype=torch.long, device=device)
+    state.copy_rows(target, source)  # the decoder side: cache slots in use, lengths, base
+    memory = state.memory_lengths
+    if memory is not None:
+        span = int(memory.index_select(0, source).max())
+        tensors = [*state.cross_keys, *state.cross_values]
+        for t in tensors:  # (B, H, S, Dh)
+            t[:, :, :span].index_copy_(0, target, t[:, :, :span].index_select(0, source))
+        for t in state.memory_rows.values():  # (B, S, ...)
+            t[:, :span].index_copy_(0, target, t[:, :span].index_select(0, source))
+        memory = memory.index_copy(0, target, memory.index_select(0, source))[:keep]
+    last = last.index_copy(0, target, last.index_select(0, source))[:keep]
+    return pool.view(keep, state.lengths[:keep], state.base[:keep], memory), last
 
 
 def draft_limit(pool: SlotPool, state: DecoderState) -> int:
