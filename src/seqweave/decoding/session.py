@@ -303,10 +303,21 @@ class DecodeSession:
                 cohort.drafter.observe(
                     [accepted[i] for i in positions], [next_list[i] for i in positions]
                 )
-        eos = self.model.config.eos_id
         finished = follow_beams(self._state, cohorts, events)
+        finished += self._take(live, drafts, accepted, next_list, events)
+        self.last_pass = (len(live), sum(map(len, drafts)), sum(accepted))
+        self._last = next_tokens
+        self.retire(finished)
+        return events
+
+    def _take(self, live, drafts, accepted, next_list, events: list[Event]) -> list[int]:
+        """Each row-wise row at state positions ``live`` takes its accepted draft tokens and
+        the model's next token (one event each, counters updated); returns the ids of the
+        rows that finished."""
+        eos = self.model.config.eos_id
+        finished = []
         for i in live:
-            row = rows[i]
+            row = self._rows[i]
             if row.cohort.beam is not None:
                 continue
             row.stats.passes += 1
@@ -318,10 +329,7 @@ class DecodeSession:
             events.append(event)
             if event.finish is not None:
                 finished.append(row.id)
-        self.last_pass = (len(live), sum(map(len, drafts)), sum(accepted))
-        self._last = next_tokens
-        self.retire(finished)
-        return events
+        return finished
 
     def retire(self, row_ids: Sequence[int]) -> None:
         """Take rows out of decoding (and out of their drafters). Without ``park`` they
