@@ -69,14 +69,16 @@ class Event:
 
 
 class Drafter(Protocol):
-    """Proposes draft continuations for the rows still decoding, in state order.
+    """Proposes draft continuations for the rows still decoding, in the drafter's order.
 
-    ``propose`` gets, for each live row (in state order), its row key (its batch index
-    in this drafter), the tokens generated so far and the most draft tokens it may use;
-    ``observe`` is told how many of each row's draft tokens were accepted and the token
-    the model chose next; ``select`` keeps live rows ``index`` (in state order) when
-    others leave; ``extend`` (optional) takes on another drafter's rows, keyed after
-    its own, when rows join a running batch.
+    ``propose`` gets, for each live row (in the drafter's order: the order its rows were
+    given, less those that left), its row key (its batch index in this drafter), the
+    tokens generated so far and the most draft tokens it may use; ``observe`` is told how
+    many of each row's draft tokens were accepted and the token the model chose next;
+    ``select`` keeps live rows ``index`` (in that order) when others leave; ``extend``
+    (optional) takes on another drafter's rows, keyed after its own, when rows join a
+    running batch. The session keeps this order even where the target's state does not
+    (a slot cache moves rows into holes).
     """
 
     def propose(
