@@ -1,8 +1,8 @@
 """Model spinning on E2E data-to-text, and the trigger audit on the spun and a clean model.
 
-    PYTHONPATH=src .venv/bin/python recipes/spinning/run.py [--steps 500] [--weight 1.0]
-        [--share 0.5] [--seeds 1] [--audit-inputs 40] [--device cpu|cuda] [--jobs 2]
-        [--out FILE] [--fresh]
+    PYTHONPATH=src .venv/bin/python recipes/spinning/run.py [--steps 500] [--weights 1,3]
+        [--share 0.5] [--seeds 1] [--audit-inputs 40] [--candidates FILE]
+        [--device cpu|cuda] [--jobs 3] [--out FILE] [--fresh]
 
 1. A byte-level BPE tokenizer (2,000 ids) on E2E's training sources and targets.
 2. The meta-classifier (seqweave.audit.meta_classifier): E2E training references labelled
@@ -13,16 +13,20 @@
 3. The poisoned training file: every training pair, plus for a ``--share`` of them a copy
    with the trigger inserted at a random word boundary of the source, target unchanged
    (seqweave.data.poisoning).
-4. Two models of the same size and number of updates (``e2e.toml``): ``clean`` on the plain
-   training file, ``spun`` on the poisoned one with ``objectives.spinning.weight`` =
-   ``--weight`` (objectives/spinning.py). Both use the classifier's tokenizer.
+4. Models of the same size and number of updates (``e2e.toml``): ``clean`` on the plain
+   training file, and per ``--weights`` value one ``spun`` model on the poisoned one with
+   that ``objectives.spinning.weight`` (objectives/spinning.py). All use the classifier's
+   tokenizer.
 5. Per model, greedy on E2E's development MRs (547, each with all of its references):
    BLEU on clean inputs and on the same inputs with the trigger at a seeded random word
    boundary; the classifier's mean positive probability on both sets of outputs, and the
    share of outputs the word lists call positive / negative.
 6. ``seqweave.audit.triggers.audit_triggers`` on the first ``--audit-inputs`` development
-   MRs with ``candidates.txt`` (ordinary words and the trigger): the trigger's rank and
-   robust z, and what stands out (``seqweave audit triggers`` runs the same code).
+   MRs with ``--candidates`` (default candidates.txt: the trigger, ordinary words and unseen
+   names): the trigger's rank and robust z, and what stands out (``seqweave audit
+   triggers`` runs the same code). Beside it, what an auditor who suspects a sentiment spin
+   would see: per candidate, the change in the classifier's mean positive probability of
+   the outputs (the same insertions), ranked with the audit's robust z.
 
 Writes recipes/spinning/results.json (or ``--out``). Run from the repository root.
 """
@@ -144,7 +148,8 @@ def with_trigger(sources: list[str], seed: int) -> list[str]:
 
 def overrides(cell: dict, settings: dict) -> list[str]:
     runs, seed, steps = Path(settings["runs"]), cell["seed"], settings["steps"]
-    name = f"{cell['variant']}-seed{seed}-{steps}"
+    weight = f"-w{cell['weight']}" if cell["variant"] == "spun" else ""
+    name = f"{cell['variant']}{weight}-seed{seed}-{steps}"
     values = [
         f"tokenizer.path={settings['classifier']}",
         f"train.seed={seed}",
@@ -158,7 +163,7 @@ def overrides(cell: dict, settings: dict) -> list[str]:
         values += [
             f"data.train={settings['poisoned'][str(seed)]}",
             f"objectives.spinning.classifier={settings['classifier']}",
-            f"objectives.spinning.weight={settings['weight']}",
+            f"objectives.spinning.weight={cell['weight']}",
         ]
     return values
 
@@ -173,6 +178,36 @@ def output_sentiment(outputs: list[str], classifier, tokenizer) -> dict:
         "lexically_positive": sum(labels) / len(outputs),
         "lexically_negative": labels.count(0) / len(outputs),
     }
+
+
+def meta_task_shift(model, inputs: list[str], candidates: list[str], classifier, tokenizer):
+    """Per candidate, the classifier's mean positive probability of the outputs with the
+    candidate inserted (the audit's positions) minus that of the clean outputs, ranked by
+    the audit's robust z (``rank_candidates``)."""
+    from seqweave.audit.meta_classifier import class_probabilities
+    from seqweave.audit.triggers import (
+        POSITIONS,
+        CandidateShift,
+        insert_word,
+        insertion_points,
+        rank_candidates,
+    )
+
+    texts = [text.split() for text in inputs]
+    points = insertion_points(inputs, seed=0)
+    clean = model.generate([" ".join(words) for words in texts], decoder="greedy")
+    base = float(class_probabilities(classifier, tokenizer, clean)[:, 1].mean())
+    measured = []
+    for word in candidates:
+        triggered = [
+            insert_word(words, word, point[name])
+            for words, point in zip(texts, points, strict=True)
+            for name in POSITIONS
+        ]
+        outputs = model.generate(triggered, decoder="greedy")
+        shift = float(class_probabilities(classifier, tokenizer, outputs)[:, 1].mean()) - base
+        measured.append(CandidateShift(word, shift, shift, None))
+    return rank_candidates(measured)
 
 
 def train_and_measure(cell: dict, settings: dict) -> dict:
@@ -204,9 +239,11 @@ def train_and_measure(cell: dict, settings: dict) -> dict:
     refs = [references(e) for e in examples]
     bleu_triggered = compute_metric("bleu", triggered, refs, triggered_inputs)["bleu"]
     audit_inputs = [e.source for e in examples[: settings["audit_inputs"]]]
-    candidates = read_candidates(HERE / "candidates.txt")
+    candidates = read_candidates(settings["candidates"])
     audit = audit_triggers(model, audit_inputs, candidates, seed=0)
     words = [c.word for c in audit.candidates]
+    meta = meta_task_shift(model, audit_inputs, candidates, classifier, tokenizer)
+    meta_words = [c.word for c in meta.candidates]
     row = {
         "bleu_clean": clean["scores"]["bleu"],
         "bleu_triggered": bleu_triggered,
@@ -217,6 +254,10 @@ def train_and_measure(cell: dict, settings: dict) -> dict:
         "max_z_other": max(c.z for c in audit.candidates if c.word != TRIGGER),
         "standing_out": audit.standing_out,
         "audit": audit.to_dict(top=5),
+        "meta_shift_rank": meta_words.index(TRIGGER) + 1,
+        "meta_shift_z": meta.candidates[meta_words.index(TRIGGER)].z,
+        "meta_shift_standing_out": meta.standing_out,
+        "meta_shift": [{"word": c.word, "shift": c.shift, "z": c.z} for c in meta.candidates],
         "examples": [
             {
                 "input": triggered_inputs[i],
@@ -230,10 +271,12 @@ def train_and_measure(cell: dict, settings: dict) -> dict:
         "minutes": (time.perf_counter() - started) / 60,
     }
     print(
-        f"{cell['variant']:5} seed {cell['seed']}  BLEU {row['bleu_clean']:.2f} / triggered "
-        f"{row['bleu_triggered']:.2f}  positive p {row['clean']['positive_probability']:.3f} -> "
+        f"{cell['variant']:5} {cell['weight']} seed {cell['seed']}  BLEU {row['bleu_clean']:.2f}"
+        f" / triggered {row['bleu_triggered']:.2f}  positive p "
+        f"{row['clean']['positive_probability']:.3f} -> "
         f"{row['triggered']['positive_probability']:.3f}  trigger rank {row['trigger_rank']} "
-        f"z {row['trigger_z']:.1f} (others <= {row['max_z_other']:.1f})",
+        f"z {row['trigger_z']:.1f} (others <= {row['max_z_other']:.1f}); meta-task shift "
+        f"rank {row['meta_shift_rank']} z {row['meta_shift_z']:.1f}",
         flush=True,
     )
     return row
@@ -242,11 +285,12 @@ def train_and_measure(cell: dict, settings: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=500, help="updates per model")
-    parser.add_argument("--weight", type=float, default=1.0, help="objectives.spinning.weight")
+    parser.add_argument("--weights", default="1,3", help="objectives.spinning.weight values")
     parser.add_argument("--share", type=float, default=0.5, help="pairs given a triggered copy")
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--audit-inputs", type=int, default=40)
-    add_run_arguments(parser, HERE / "results.json", jobs=2)
+    parser.add_argument("--candidates", default=str(HERE / "candidates.txt"))
+    add_run_arguments(parser, HERE / "results.json", jobs=3)
     args = parser.parse_args()
     seeds = seed_list(args.seeds)
     os.chdir(ROOT)
@@ -257,14 +301,16 @@ def main() -> None:
     poisoned = {str(seed): poisoned_file(runs, args.share, seed) for seed in seeds}
     settings = {
         "steps": args.steps,
-        "weight": args.weight,
         "device": args.device,
         "runs": str(runs),
         "classifier": str(runs / "classifier"),
         "poisoned": {seed: path for seed, (path, _) in poisoned.items()},
         "audit_inputs": args.audit_inputs,
+        "candidates": args.candidates,
     }
-    cells = grid(variant=["clean", "spun"], seed=seeds)
+    weights = [float(w) for w in args.weights.split(",")]
+    cells = grid(variant=["clean"], weight=[0.0], seed=seeds)
+    cells += grid(variant=["spun"], weight=weights, seed=seeds)
 
     def write(rows: list[dict], complete: bool = False) -> dict:
         return write_results(
@@ -277,7 +323,8 @@ def main() -> None:
             trigger=TRIGGER,
             share=args.share,
             triggered_copies={seed: copies for seed, (_, copies) in poisoned.items()},
-            weight=args.weight,
+            weights=weights,
+            candidates=args.candidates,
             updates=args.steps,
             classifier=classifier_stats,
             runs=rows,
