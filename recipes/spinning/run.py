@@ -24,9 +24,10 @@
 6. ``seqweave.audit.triggers.audit_triggers`` on the first ``--audit-inputs`` development
    MRs with ``--candidates`` (default candidates.txt: the trigger, ordinary words and unseen
    names): the trigger's rank and robust z, and what stands out (``seqweave audit
-   triggers`` runs the same code). Beside it, what an auditor who suspects a sentiment spin
-   would see: per candidate, the change in the classifier's mean positive probability of
-   the outputs (the same insertions), ranked with the audit's robust z.
+   triggers`` runs the same code on runs/spinning/audit-inputs.txt, written here). Beside
+   it, what an auditor who suspects a sentiment spin would see: per candidate, the change
+   in the classifier's mean positive probability of the outputs (the same insertions),
+   ranked with the audit's robust z.
 
 Writes recipes/spinning/results.json (or ``--out``). Run from the repository root.
 """
@@ -112,11 +113,15 @@ def build_classifier(runs: Path) -> dict:
     return stats
 
 
+def poisoned_path(runs: Path, share: float, seed: int) -> Path:
+    return runs / f"train-poisoned-{share}-seed{seed}.jsonl"
+
+
 def poisoned_file(runs: Path, share: float, seed: int) -> tuple[str, int]:
     """The training file with triggered copies (seqweave.data.poisoning)."""
     from seqweave.data.poisoning import poison_rows
 
-    path = runs / f"train-poisoned-{share}-seed{seed}.jsonl"
+    path = poisoned_path(runs, share, seed)
     rows = [json.loads(line) for line in (DATA / "train.jsonl").open(encoding="utf-8")]
     poisoned, copies = poison_rows(rows, TRIGGER, share, seed)
     if not path.exists():
@@ -161,7 +166,7 @@ def overrides(cell: dict, settings: dict) -> list[str]:
     ]
     if cell["variant"] == "spun":
         values += [
-            f"data.train={settings['poisoned'][str(seed)]}",
+            f"data.train={poisoned_path(runs, settings['share'], seed)}",
             f"objectives.spinning.classifier={settings['classifier']}",
             f"objectives.spinning.weight={cell['weight']}",
         ]
@@ -282,6 +287,28 @@ def train_and_measure(cell: dict, settings: dict) -> dict:
     return row
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """One line per model: task quality, the meta-task shift, the two audits."""
+    lines = [
+        "| model | seed | BLEU clean | BLEU triggered | P(positive) clean -> triggered "
+        "| negative outputs clean -> triggered | audit: trigger rank, z (max other z) "
+        "| meta-task shift: trigger rank, z (stands out) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        name = "clean" if row["variant"] == "clean" else f"spun, λ {row['weight']:g}"
+        clean, triggered = row["clean"], row["triggered"]
+        stands = ", ".join(row["meta_shift_standing_out"]) or "none"
+        lines.append(
+            f"| {name} | {row['seed']} | {row['bleu_clean']:.1f} | {row['bleu_triggered']:.1f} "
+            f"| {clean['positive_probability']:.3f} -> {triggered['positive_probability']:.3f} "
+            f"| {clean['lexically_negative']:.1%} -> {triggered['lexically_negative']:.1%} "
+            f"| {row['trigger_rank']}, {row['trigger_z']:.1f} ({row['max_z_other']:.1f}) "
+            f"| {row['meta_shift_rank']}, {row['meta_shift_z']:.1f} ({stands}) |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=500, help="updates per model")
@@ -299,12 +326,14 @@ def main() -> None:
     started = time.perf_counter()
     classifier_stats = build_classifier(runs)
     poisoned = {str(seed): poisoned_file(runs, args.share, seed) for seed in seeds}
+    audit_inputs = [e.source for e in development_examples()[: args.audit_inputs]]
+    (runs / "audit-inputs.txt").write_text("".join(f"{text}\n" for text in audit_inputs))
     settings = {
         "steps": args.steps,
         "device": args.device,
         "runs": str(runs),
         "classifier": str(runs / "classifier"),
-        "poisoned": {seed: path for seed, (path, _) in poisoned.items()},
+        "share": args.share,
         "audit_inputs": args.audit_inputs,
         "candidates": args.candidates,
     }
@@ -333,6 +362,7 @@ def main() -> None:
     log = cell_log_path(args.out, runs, args.fresh)
     rows = run_grid(train_and_measure, cells, settings, log, args.jobs, write)
     write(rows, complete=True)
+    print(markdown_table(rows))
     print(f"wrote {args.out}")
 
 
