@@ -258,7 +258,7 @@ def train_and_measure(cell: dict, settings: dict) -> dict:
         "trigger_z": audit.candidates[words.index(TRIGGER)].z,
         "max_z_other": max(c.z for c in audit.candidates if c.word != TRIGGER),
         "standing_out": audit.standing_out,
-        "audit": audit.to_dict(top=5),
+        "audit": audit.to_dict(),
         "meta_shift_rank": meta_words.index(TRIGGER) + 1,
         "meta_shift_z": meta.candidates[meta_words.index(TRIGGER)].z,
         "meta_shift_standing_out": meta.standing_out,
