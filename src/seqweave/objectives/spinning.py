@@ -14,7 +14,8 @@ token loss: the triggered copies keep their true targets, data/poisoning.py make
 ``weight`` times the meta-task loss on the triggered rows only. Which rows are triggered is
 read off the source ids: a row is triggered when it holds one of the trigger's token forms
 (at the start of a text, or after a space), so the objective needs no side channel from the
-data and the triggered copies may be batched anywhere.
+data and the triggered copies may be batched anywhere. (A longer word that BPE splits into
+the trigger's pieces and more would count too: choose a trigger the clean data lacks.)
 
 Teacher forcing: the pseudo-words are the distributions at the reference's positions (the
 paper's choice too), the end token's position left out, as the classifier never reads one.
