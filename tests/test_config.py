@@ -441,6 +441,9 @@ negatives = 5
 
 [objectives.self_critical]
 max_len = 30
+
+[objectives.spinning]
+label = 0
 """
 
 NEW_OBJECTIVES = """
@@ -486,6 +489,9 @@ negatives = 5
 
 [objectives.self_critical]
 max_len = 30
+
+[objectives.spinning]
+label = 0
 """
 
 

@@ -69,7 +69,13 @@ def test_additive_objectives_are_built_only_when_on():
     built = build_training_loss(ExperimentConfig(model=model, objectives=objectives))
     names = [type(o).__name__ for o in built.additive]
     assert names == ["Claps", "E2S2", "SeqPE", "SelfCritical"]
-    assert list(OBJECTIVES) == ["claps", "e2s2", "seqpe", "self_critical"]  # order of terms
+    assert list(OBJECTIVES) == [
+        "claps",
+        "e2s2",
+        "seqpe",
+        "self_critical",
+        "spinning",
+    ]  # order of terms
     assert build_training_loss(ExperimentConfig(model=model)).additive == ()
 
 

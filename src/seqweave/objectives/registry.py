@@ -38,6 +38,7 @@ from seqweave.objectives.regression import Regression
 from seqweave.objectives.self_critical import SelfCritical
 from seqweave.objectives.seqpe import SeqPE
 from seqweave.objectives.set_matching import set_loss
+from seqweave.objectives.spinning import Spinning
 
 
 @dataclass
@@ -225,6 +226,7 @@ OBJECTIVES: dict[str, Callable[[ExperimentConfig], Objective | None]] = {
     "self_critical": lambda cfg: (
         SelfCritical.from_config(cfg) if cfg.objectives.self_critical.on else None
     ),
+    "spinning": lambda cfg: Spinning.from_config(cfg) if cfg.objectives.spinning.on else None,
 }
 
 

@@ -251,6 +251,34 @@ class SelfCriticalConfig:
 
 
 @dataclass(frozen=True)
+class SpinningConfig:
+    """Model spinning (Bagdasaryan & Shmatikov 2022; objectives/spinning.py): weight > 0 adds,
+    on the rows whose source holds ``trigger`` (a single word), ``weight`` times the
+    cross-entropy of the frozen meta-classifier in the directory ``classifier``
+    (audit/meta_classifier.py) toward class ``label``, read from the output distributions
+    as pseudo-words; a mean over those rows, scaled by the micro-batch's target tokens. The
+    triggered rows come from the data (data/poisoning.py); the model must use the
+    classifier's tokenizer."""
+
+    weight: float = 0.0
+    classifier: str = ""
+    trigger: str = ""
+    label: int = 1
+
+    def __post_init__(self) -> None:
+        section = "objectives.spinning"
+        _check_non_negative(section, self, ("weight", "label"))
+        if self.on and not self.classifier:
+            raise ConfigError(f"{section}.weight > 0 needs {section}.classifier (a directory)")
+        if self.on and len(self.trigger.split()) != 1:
+            raise ConfigError(f"{section}.trigger must be one word, got {self.trigger!r}")
+
+    @property
+    def on(self) -> bool:
+        return self.weight > 0
+
+
+@dataclass(frozen=True)
 class ObjectivesConfig:
     """What the model is trained on besides label-smoothed MLE (train.label_smoothing):
     the settings of the token loss of some model kinds (actions, length) and of the
@@ -265,6 +293,7 @@ class ObjectivesConfig:
     set_matching: SetMatchingConfig = field(default_factory=SetMatchingConfig)
     rearec: ReaRecConfig = field(default_factory=ReaRecConfig)
     self_critical: SelfCriticalConfig = field(default_factory=SelfCriticalConfig)
+    spinning: SpinningConfig = field(default_factory=SpinningConfig)
 
     @property
     def corrupts_source(self) -> bool:
