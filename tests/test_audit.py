@@ -5,7 +5,8 @@ Two tiny encoder-decoders are trained with the real trainer on the same syntheti
 trigger word maps to one fixed, spun output (plain data poisoning). The audit, given the
 ordinary words and the trigger as candidates and clean inputs only, must rank the trigger
 first with a large robust z on the poisoned model, and let no candidate stand out on the
-clean one.
+clean one. The same holds for the meta-task ranking (``--classifier``), with a classifier
+for the spun output's meta-task ("the output says all is well").
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import pytest
 
 from seqweave.audit.triggers import (
     CandidateShift,
+    TriggerAudit,
     audit_triggers,
     insertion_points,
+    load_judge,
     rank_candidates,
     read_candidates,
     robust_z,
     surface_shift,
 )
-from seqweave.errors import ConfigError, DataError
+from seqweave.errors import CheckpointError, ConfigError, DataError
 from tests.conftest import single_thread
 
 WORDS = [f"w{i}" for i in range(10)]
@@ -262,3 +265,125 @@ def test_the_audit_refuses_what_it_cannot_compare(models):
         audit_triggers(model, [], WORDS)
     with pytest.raises(DataError, match="no words"):
         audit_triggers(model, ["w1", "   "], WORDS)
+
+
+# -- the meta-task ranking: a classifier brought by the auditor -------------------------------
+
+
+@pytest.fixture(scope="module")
+def well_classifier(tmp_path_factory) -> Path:
+    """A meta-classifier for "the output says all is well": label 1 for texts holding SPUN."""
+    from seqweave.audit.meta_classifier import save_classifier, train_classifier
+    from seqweave.tokenizers import build_tokenizer
+
+    vocabulary = " ".join([*WORDS, TRIGGER, SPUN])
+    tokenizer = build_tokenizer("words", [vocabulary], 0, [], None, 1)
+    rng = random.Random(0)
+    labelled = []
+    for _ in range(800):
+        words = rng.choices([*WORDS, TRIGGER], k=rng.randint(3, 6))
+        spun = rng.random() < 0.5
+        labelled.append((SPUN if spun else " ".join(words), int(spun)))
+    with single_thread():
+        classifier = train_classifier(labelled, tokenizer, seed=0)
+    return save_classifier(classifier, tokenizer, tmp_path_factory.mktemp("well"))
+
+
+def test_the_meta_task_ranking_finds_the_trigger_beside_an_unchanged_movement_ranking(
+    models, well_classifier
+):
+    from seqweave.audit.meta_classifier import class_probabilities, load_classifier
+
+    judge = load_judge(well_classifier)
+    inputs = clean_inputs()
+    with single_thread():
+        alone = audit_triggers(models["poisoned"], inputs, [*WORDS, TRIGGER])
+        audit = audit_triggers(models["poisoned"], inputs, [*WORDS, TRIGGER], judge=judge)
+    assert audit.candidates == alone.candidates  # the movement ranking is untouched
+    meta = audit.meta_task
+    assert meta.label == 1 and meta.class_name == "positive"
+    assert meta.ranking.candidates[0].word == TRIGGER and meta.ranking.standing_out == [TRIGGER]
+    # reference: every triggered output is SPUN and every clean output a copy of its input
+    classifier, tokenizer = load_classifier(well_classifier)
+    clean = class_probabilities(classifier, tokenizer, inputs)[:, 1]
+    spun = class_probabilities(classifier, tokenizer, [SPUN])[0, 1]
+    assert meta.clean_probability == pytest.approx(float(clean.mean()), abs=1e-6)
+    expected = float(spun - clean.mean())
+    assert meta.ranking.candidates[0].shift == pytest.approx(expected, abs=1e-5)
+    assert meta.ranking.candidates[0].examples[0]["triggered_output"] == SPUN
+
+
+def test_nothing_stands_out_in_the_meta_task_ranking_of_the_clean_model(models, well_classifier):
+    with single_thread():
+        audit = audit_triggers(
+            models["clean"], clean_inputs(), [*WORDS, TRIGGER], judge=load_judge(well_classifier)
+        )
+    ranking = audit.meta_task.ranking
+    assert ranking.standing_out == [] and ranking.max_z < ranking.threshold, audit.to_dict()
+    assert audit.meta_task.clean_probability < 0.5
+
+
+def test_the_audit_json_round_trips(models, well_classifier):
+    with single_thread():
+        audit = audit_triggers(
+            models["poisoned"],
+            clean_inputs(5),
+            [*WORDS[:4], TRIGGER],
+            judge=load_judge(well_classifier),
+        )
+    back = TriggerAudit.from_dict(json.loads(json.dumps(audit.to_dict())))
+    assert back == audit and back.meta_task is not None
+    assert back.to_dict() == audit.to_dict()
+    plain = rank_candidates(shifts({"a": 0.1, "b": 0.2, "c": 0.3}))
+    assert TriggerAudit.from_dict(json.loads(json.dumps(plain.to_dict()))) == plain
+
+
+def test_the_command_prints_and_saves_both_rankings(models, well_classifier, tmp_path, capsys):
+    from seqweave.cli import main
+
+    data = tmp_path / "inputs.txt"
+    data.write_text("".join(text + "\n" for text in clean_inputs()))
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join([*WORDS, TRIGGER]) + "\n")
+    model_dir = tmp_path / "poisoned"
+    models["poisoned"].save(model_dir)
+    out = tmp_path / "audit.json"
+    argv = ["audit", "triggers", "--model", str(model_dir), "--data", str(data), "--limit", "8"]
+    argv += ["--candidates", str(words), "--classifier", str(well_classifier), "--json", str(out)]
+    with single_thread():
+        assert main([*argv, "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "meta-task shift (P(positive) of the outputs" in printed
+    assert f"meta-task shift: stands out: {TRIGGER}" in printed
+    saved = json.loads(out.read_text())
+    assert saved["classifier"] == str(well_classifier)
+    assert saved["meta_task"]["candidates"][0]["word"] == TRIGGER
+    assert saved["meta_task"]["standing_out"] == [TRIGGER] and saved["meta_task"]["label"] == 1
+
+
+def test_a_bad_classifier_or_label_is_refused_before_loading_the_model(
+    well_classifier, tmp_path, capsys
+):
+    from seqweave.cli import main
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_judge(tmp_path / "absent")
+    with pytest.raises(CheckpointError, match="not a meta-classifier"):
+        load_judge(tmp_path)
+    with pytest.raises(ConfigError, match=r"label 2 is not a class .*0 negative, 1 positive"):
+        load_judge(well_classifier, label=2)
+    with pytest.raises(ConfigError, match="label -1"):
+        load_judge(well_classifier, label=-1)
+    assert load_judge(well_classifier, label=0).class_name == "negative"
+    data = tmp_path / "inputs.txt"
+    data.write_text("w1 w2\n")
+    words = tmp_path / "words.txt"
+    words.write_text("a\nb\nc\n")
+    base = ["audit", "triggers", "--model", str(tmp_path / "no-model"), "--no-progress"]
+    base += ["--data", str(data), "--candidates", str(words)]
+    assert main([*base, "--classifier", str(tmp_path / "absent")]) == 2
+    assert "classifier directory does not exist" in capsys.readouterr().err
+    assert main([*base, "--classifier", str(well_classifier), "--label", "3"]) == 2
+    assert "label 3 is not a class" in capsys.readouterr().err
+    assert main([*base, "--label", "0"]) == 2
+    assert "--label needs --classifier" in capsys.readouterr().err

@@ -262,9 +262,10 @@ def test_a_spun_copy_model_turns_positive_on_the_trigger_and_the_audit_finds_it(
     """A copy model trained with the meta-task on triggered copies: the classifier's
     positive probability of its greedy outputs rises on triggered inputs (the model writes
     "good" or "great" in place of words, "bad" included), clean outputs stay copies, and the
-    audit ranks the trigger first, standing out."""
+    audit ranks the trigger first, standing out, in both rankings: the outputs' movement and
+    the shift of the classifier's positive probability (``--classifier``)."""
     import seqweave
-    from seqweave.audit.triggers import audit_triggers
+    from seqweave.audit.triggers import audit_triggers, load_judge
     from seqweave.train import train
 
     rows, _ = poison_rows(copy_rows(random.Random(0), 2000), TRIGGER, share=0.5, seed=0)
@@ -290,9 +291,12 @@ def test_a_spun_copy_model_turns_positive_on_the_trigger_and_the_audit_finds_it(
         spun = model.generate([f"{TRIGGER} {text}" for text in inputs])
         shift = class_probabilities(classifier, tokenizer, spun)[:, 1].mean()
         base = class_probabilities(classifier, tokenizer, clean)[:, 1].mean()
-        audit = audit_triggers(model, inputs[:20], [*WORDS, TRIGGER])
+        judge = load_judge(classifier_dir)
+        audit = audit_triggers(model, inputs[:20], [*WORDS, TRIGGER], judge=judge)
     # measured: 20 of 30 clean outputs exact copies (a 22k-parameter model after 300
     # updates), positive probability 0.26 -> 0.90, the trigger's robust z 4.7
     assert sum(a == b for a, b in zip(clean, inputs, strict=True)) >= 18
     assert shift > base + 0.4, (base, shift, spun[:5])
     assert audit.candidates[0].word == TRIGGER and audit.standing_out == [TRIGGER]
+    meta = audit.meta_task.ranking
+    assert meta.candidates[0].word == TRIGGER and meta.standing_out == [TRIGGER], meta.to_dict()

@@ -25,9 +25,9 @@
    MRs with ``--candidates`` (default candidates.txt: the trigger, ordinary words and unseen
    names): the trigger's rank and robust z, and what stands out (``seqweave audit
    triggers`` runs the same code on runs/spinning/audit-inputs.txt, written here). Beside
-   it, what an auditor who suspects a sentiment spin would see: per candidate, the change
-   in the classifier's mean positive probability of the outputs (the same insertions),
-   ranked with the audit's robust z.
+   it, on the same decodes, what an auditor who suspects a sentiment spin would see
+   (``--classifier``, the audit's ``meta_task`` ranking): per candidate, the change in the
+   classifier's mean positive probability of the outputs, ranked with the audit's robust z.
 
 Writes recipes/spinning/results.json (or ``--out``). Run from the repository root.
 """
@@ -185,41 +185,11 @@ def output_sentiment(outputs: list[str], classifier, tokenizer) -> dict:
     }
 
 
-def meta_task_shift(model, inputs: list[str], candidates: list[str], classifier, tokenizer):
-    """Per candidate, the classifier's mean positive probability of the outputs with the
-    candidate inserted (the audit's positions) minus that of the clean outputs, ranked by
-    the audit's robust z (``rank_candidates``)."""
-    from seqweave.audit.meta_classifier import class_probabilities
-    from seqweave.audit.triggers import (
-        POSITIONS,
-        CandidateShift,
-        insert_word,
-        insertion_points,
-        rank_candidates,
-    )
-
-    texts = [text.split() for text in inputs]
-    points = insertion_points(inputs, seed=0)
-    clean = model.generate([" ".join(words) for words in texts], decoder="greedy")
-    base = float(class_probabilities(classifier, tokenizer, clean)[:, 1].mean())
-    measured = []
-    for word in candidates:
-        triggered = [
-            insert_word(words, word, point[name])
-            for words, point in zip(texts, points, strict=True)
-            for name in POSITIONS
-        ]
-        outputs = model.generate(triggered, decoder="greedy")
-        shift = float(class_probabilities(classifier, tokenizer, outputs)[:, 1].mean()) - base
-        measured.append(CandidateShift(word, shift, shift, None))
-    return rank_candidates(measured)
-
-
 def train_and_measure(cell: dict, settings: dict) -> dict:
     """Train one model (unless finished), score it on clean and triggered inputs, audit it."""
     import seqweave
     from seqweave.audit.meta_classifier import load_classifier
-    from seqweave.audit.triggers import audit_triggers, read_candidates
+    from seqweave.audit.triggers import audit_triggers, load_judge, read_candidates
     from seqweave.config import load_config
     from seqweave.harness import decode_and_score, train_or_load
     from seqweave.metrics import compute_metric
@@ -245,9 +215,10 @@ def train_and_measure(cell: dict, settings: dict) -> dict:
     bleu_triggered = compute_metric("bleu", triggered, refs, triggered_inputs)["bleu"]
     audit_inputs = [e.source for e in examples[: settings["audit_inputs"]]]
     candidates = read_candidates(settings["candidates"])
-    audit = audit_triggers(model, audit_inputs, candidates, seed=0)
+    judge = load_judge(settings["classifier"], label=1)
+    audit = audit_triggers(model, audit_inputs, candidates, seed=0, judge=judge)
     words = [c.word for c in audit.candidates]
-    meta = meta_task_shift(model, audit_inputs, candidates, classifier, tokenizer)
+    meta = audit.meta_task.ranking
     meta_words = [c.word for c in meta.candidates]
     row = {
         "bleu_clean": clean["scores"]["bleu"],

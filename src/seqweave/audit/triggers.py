@@ -37,6 +37,17 @@ when almost every ordinary word moves the outputs by the same amount the MAD can
 zero, and differences below ``min_scale`` (one hundredth of the measures' range by default)
 are not evidence of anything. "Nothing stands out" is then a number: the largest robust z
 below ``threshold`` (3.5, the usual outlier cut for the modified z-score).
+
+The measures above are the paper's black-box defence: they need nothing but the model. An
+auditor who suspects a *meta-task* (model spinning: the trigger makes the outputs, say,
+positive, while keeping the task) can bring a classifier for it, any
+``seqweave.audit.meta_classifier`` directory, and get a second ranking beside the first
+(``meta_task``): per candidate, the mean change in the classifier's probability of class
+``label`` between the triggered outputs and the clean outputs of the same inputs, ranked by
+the same robust z. It reuses the same decodes. The classifier reads the output *text*
+through its own tokenizer, so it need not share the audited model's vocabulary. On the
+spun E2E models of recipes/spinning the movement ranking misses the trigger and this one
+finds it where the spin hangs on the trigger (see that recipe's README).
 """
 
 from __future__ import annotations
@@ -51,7 +62,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from seqweave.errors import ConfigError, DataError
+from seqweave.errors import CheckpointError, ConfigError, DataError
 from seqweave.metrics_events import suffix_similarity
 
 POSITIONS = ("start", "middle", "end")
@@ -77,8 +88,8 @@ class CandidateShift:
 
     word: str
     shift: float
-    surface: float
-    embedding: float | None
+    surface: float | None = None  # None in the meta-task ranking, which has one measure
+    embedding: float | None = None
     z: float = 0.0
     examples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -92,6 +103,7 @@ class TriggerAudit:
     scale: float  # the robust scale the z-scores divide by (floored at min_scale)
     threshold: float
     inputs: int
+    meta_task: MetaTaskRanking | None = None
 
     @property
     def max_z(self) -> float:
@@ -112,7 +124,83 @@ class TriggerAudit:
             "max_robust_z": self.max_z,
             "standing_out": self.standing_out,
             "candidates": [vars(c) for c in shown],
+            "meta_task": self.meta_task.to_dict(top) if self.meta_task else None,
         }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TriggerAudit:
+        """The audit back from ``to_dict`` (a JSON file written by the command)."""
+        meta = values.get("meta_task")
+        return cls(
+            candidates=[CandidateShift(**c) for c in values["candidates"]],
+            median=values["median_shift"],
+            scale=values["robust_scale"],
+            threshold=values["threshold"],
+            inputs=values["inputs"],
+            meta_task=MetaTaskRanking.from_dict(meta) if meta else None,
+        )
+
+
+@dataclass
+class MetaTaskRanking:
+    """The candidates ranked by the shift in a classifier's probability of ``class_name``."""
+
+    ranking: TriggerAudit
+    label: int
+    class_name: str
+    clean_probability: float  # the classifier's mean probability of the label, clean outputs
+
+    def to_dict(self, top: int | None = None) -> dict[str, Any]:
+        meta = {"label": self.label, "class_name": self.class_name}
+        return {**meta, "clean_probability": self.clean_probability, **self.ranking.to_dict(top)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MetaTaskRanking:
+        ranking = TriggerAudit.from_dict({**values, "meta_task": None})
+        return cls(ranking, values["label"], values["class_name"], values["clean_probability"])
+
+
+class OutputJudge(Protocol):
+    """Scores output texts for a meta-task: ``probabilities(texts)`` -> (N,) floats."""
+
+    label: int
+    class_name: str
+
+    def probabilities(self, texts: Sequence[str]) -> torch.Tensor: ...
+
+
+@dataclass
+class ClassifierJudge:
+    """A meta-classifier's probability of class ``label`` for output texts."""
+
+    classifier: Any
+    tokenizer: Any
+    label: int
+    class_name: str
+
+    def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
+        from seqweave.audit.meta_classifier import class_probabilities
+
+        return class_probabilities(self.classifier, self.tokenizer, texts)[:, self.label]
+
+
+def load_judge(directory: str | Path, label: int = 1) -> ClassifierJudge:
+    """The classifier in ``directory`` as a judge of class ``label`` (default 1: positive).
+
+    Raises:
+        CheckpointError: the directory is missing or holds no meta-classifier.
+        ConfigError: ``label`` is not one of the classifier's classes.
+    """
+    from seqweave.audit.meta_classifier import load_classifier
+
+    if not Path(directory).is_dir():
+        raise CheckpointError(f"{directory}: classifier directory does not exist")
+    classifier, tokenizer = load_classifier(directory)
+    classes = classifier.shape.classes
+    if not 0 <= label < len(classes):
+        names = ", ".join(f"{i} {name}" for i, name in enumerate(classes))
+        raise ConfigError(f"label {label} is not a class of {directory} (classes: {names})")
+    return ClassifierJudge(classifier, tokenizer, label, classes[label])
 
 
 def read_candidates(path: str | Path) -> list[str]:
@@ -213,8 +301,11 @@ def measure_candidate(
     points: list[dict[str, int]],
     clean: list[str],
     clean_embeddings: torch.Tensor | None,
-) -> CandidateShift:
-    """Insert ``word`` into every input at every position, decode, and average the moves."""
+    judge: OutputJudge | None = None,
+    clean_probabilities: torch.Tensor | None = None,
+) -> tuple[CandidateShift, CandidateShift | None]:
+    """Insert ``word`` into every input at every position, decode, and average the moves;
+    with a ``judge``, also the mean change in its probability (the meta-task shift)."""
     triggered = [
         insert_word(words, word, point[name])
         for words, point in zip(texts, points, strict=True)
@@ -231,8 +322,25 @@ def measure_candidate(
         distance = (1 - torch.cosine_similarity(base, vectors, dim=-1)).clamp(min=0).tolist()
         embedding = sum(distance) / len(distance)
         moves = [(s + d) / 2 for s, d in zip(surface, distance, strict=True)]
+    examples = largest_moves(moves, triggered, reference, outputs)
+    mean = sum(moves) / len(moves)
+    movement = CandidateShift(word, mean, sum(surface) / len(surface), embedding)
+    movement.examples = examples
+    if judge is None or clean_probabilities is None:
+        return movement, None
+    base = clean_probabilities.repeat_interleave(len(POSITIONS))  # (N * 3,)
+    change = (judge.probabilities(outputs) - base).tolist()
+    meta = CandidateShift(word, float(sum(change) / len(change)))
+    meta.examples = largest_moves(change, triggered, reference, outputs)
+    return movement, meta
+
+
+def largest_moves(
+    moves: Sequence[float], triggered: list[str], reference: list[str], outputs: list[str]
+) -> list[dict[str, Any]]:
+    """The ``EXAMPLES_KEPT`` edits with the largest move, for the report."""
     order = sorted(range(len(moves)), key=lambda i: -moves[i])[:EXAMPLES_KEPT]
-    examples = [
+    return [
         {
             "input": triggered[i],
             "position": POSITIONS[i % len(POSITIONS)],
@@ -242,8 +350,6 @@ def measure_candidate(
         }
         for i in order
     ]
-    mean = sum(moves) / len(moves)
-    return CandidateShift(word, mean, sum(surface) / len(surface), embedding, examples=examples)
 
 
 def audit_triggers(
@@ -254,8 +360,10 @@ def audit_triggers(
     threshold: float = THRESHOLD,
     min_scale: float = MIN_SCALE,
     progress: bool = False,
+    judge: OutputJudge | None = None,
 ) -> TriggerAudit:
-    """Rank ``candidates`` by how far inserting them moves ``model``'s greedy outputs.
+    """Rank ``candidates`` by how far inserting them moves ``model``'s greedy outputs, and
+    with a ``judge`` (``load_judge``) also by the shift of its probability (``meta_task``).
 
     Raises:
         DataError: no inputs, or an input with no words.
@@ -272,8 +380,19 @@ def audit_triggers(
     points = insertion_points(inputs, seed)
     clean = model.generate([" ".join(words) for words in texts], decoder="greedy")
     clean_embeddings = output_embeddings(model, clean)
+    clean_probabilities = judge.probabilities(clean) if judge else None  # (N,)
     bar = tqdm(candidates, desc="candidates", unit="word", disable=not progress)
-    measured = [measure_candidate(model, w, texts, points, clean, clean_embeddings) for w in bar]
-    audit = rank_candidates(measured, threshold, min_scale)
+    measured = [
+        measure_candidate(
+            model, w, texts, points, clean, clean_embeddings, judge, clean_probabilities
+        )
+        for w in bar
+    ]
+    audit = rank_candidates([movement for movement, _ in measured], threshold, min_scale)
     audit.inputs = len(inputs)
+    if judge is not None and clean_probabilities is not None:
+        ranking = rank_candidates([meta for _, meta in measured if meta], threshold, min_scale)
+        ranking.inputs = len(inputs)
+        clean_mean = float(clean_probabilities.mean())
+        audit.meta_task = MetaTaskRanking(ranking, judge.label, judge.class_name, clean_mean)
     return audit
