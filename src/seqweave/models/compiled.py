@@ -94,8 +94,8 @@ def compile_decoder(network):
         )
     if network.compiled_decoder is None:
         for module in network.modules():
-            if isinstance(module, Linear):  # the contiguous (in, out) copies the graph reads
-                module.transposed.get(module.weight)
+            if isinstance(module, Linear) and module.transposed.quantized is None:
+                module.transposed.get(module.weight)  # the (in, out) copy the graph reads
         network.compiled_decoder = CompiledDecoder(network)
         network._output_transposed.compiled = network.compiled_decoder.output
     return network
