@@ -7,7 +7,7 @@ decoder pass. Everything a pass runs is counted: the encoder (once per sentence)
 decoder layers, the output layer and the decoding loop's own bookkeeping.
 
     python bench/profile_step.py --hf-model ../shared/models/gec-bart-anchor \
-        --data ../shared/data/gec-synth/train.jsonl --limit 50 [--quantize int8]
+        --data ../shared/data/gec-synth/train.jsonl --limit 50 [--quantize int8] [--compile]
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from seqweave.models.hf_import import import_hf
 from seqweave.models.quantize import quantize_model
 
 
-def profile_decoder(model, sources, decoder: str, top: int) -> str:
+def profile_decoder(model, sources, decoder: str, top: int, compile_step: bool = False) -> str:
     """A Markdown table of the top ``top`` operators by self CPU time for one decoder."""
-    cfg = model.decode_settings(decoder=decoder, batch_size=1, max_new_tokens=128)
-    decode_many(model.network, sources, cfg)  # warm-up
+    cfg = model.decode_settings(
+        decoder=decoder, batch_size=1, max_new_tokens=128, compile=compile_step
+    )
+    decode_many(model.network, sources, cfg)  # warm-up (and compilation, with --compile)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         outputs = decode_many(model.network, sources, cfg)
     passes = sum(o.stats.passes for o in outputs)
@@ -60,6 +62,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--quantize", choices=("int8",))
     parser.add_argument("--decoders", default="greedy,iad")
+    parser.add_argument("--compile", action="store_true", help="decode.compile = true")
     args = parser.parse_args()
     texts = [e.source for e in read_examples(args.data, require_target=False)][: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +71,7 @@ def main() -> None:
     sources = model.encode_sources(texts)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     for decoder in args.decoders.split(","):
-        print(profile_decoder(model, sources, decoder, args.top) + "\n")
+        print(profile_decoder(model, sources, decoder, args.top, args.compile) + "\n")
 
 
 if __name__ == "__main__":

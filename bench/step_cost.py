@@ -1,11 +1,16 @@
 """What one decoder pass costs with K new tokens per row, at batch 1 and 32.
 
-    .venv/bin/python bench/step_cost.py [--hf-model ../shared/models/gec-bart-anchor]
+    .venv/bin/python bench/step_cost.py [--hf-model ../shared/models/gec-bart-anchor] \
+        [--variants fp32,int8,int8-compiled]
 
 Explains when drafting pays: a verification pass of K tokens costs little more
 than a 1-token pass while per-operation overhead dominates (batch 1), and
 nearly K times more once the block is compute-bound (large batches on a CPU).
-Interleaved timing, median of rounds. Writes bench/results/step_cost.json.
+Each variant is its own copy of the model: ``fp32`` (eager), ``int8`` (``--quantize int8``)
+and either with ``-compiled`` (``decode.compile``, models/compiled.py). Timing is
+interleaved (every variant, every K, in each round), median of rounds; the seconds the
+first passes of each variant took (the compilation, for a compiled one) are reported as
+its warm-up. Writes bench/results/step_cost.json (or ``--output``).
 """
 
 from __future__ import annotations
@@ -21,42 +26,79 @@ import torch
 
 import seqweave
 from seqweave.decoding.common import pad_batch
+from seqweave.models.compiled import compile_decoder
 from seqweave.models.hf_import import import_hf
+from seqweave.models.quantize import quantize
 
 ROOT = Path(__file__).resolve().parents[1]
+DRAFTS = (1, 2, 4, 8, 16)
+BATCHES = (1, 32)
+
+
+def build(model_dir: Path, variant: str):
+    """The network of one variant: fp32 | int8, optionally -compiled."""
+    network = seqweave.load(model_dir).network.eval()
+    if variant.startswith("int8"):
+        quantize(network)
+    if variant.endswith("-compiled"):
+        compile_decoder(network)
+    return network
+
+
+def time_passes(network, state, batch: int, k: int, repeats: int = 5) -> float:
+    """Milliseconds per pass of k tokens per row, from an empty cache each time."""
+    tokens = torch.full((batch, k), 5)
+    zero = torch.zeros(batch, dtype=torch.long)
+    began = time.perf_counter()
+    for _ in range(repeats):
+        network.step(state, tokens)
+        state.lengths = zero
+    return (time.perf_counter() - began) / repeats * 1e3
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hf-model", default="../shared/models/gec-bart-anchor")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--variants", default="fp32")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "step_cost.json"))
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    variants = args.variants.split(",")
     with tempfile.TemporaryDirectory() as tmp:
-        model = seqweave.load(import_hf(ROOT / args.hf_model, Path(tmp) / "m"))
-    net = model.network
+        model_dir = import_hf(ROOT / args.hf_model, Path(tmp) / "m")
+        networks = {v: build(model_dir, v) for v in variants}
+        model = seqweave.load(model_dir)
     with (ROOT / "../shared/data/gec-synth/train.jsonl").open() as handle:
-        texts = [json.loads(next(handle))["source"] for _ in range(32)]
-    table = {}
-    for batch in (1, 32):
-        src, lengths = pad_batch(model.encode_sources(texts[:batch]), net.config.pad_id)
-        memory = net.encode(src, lengths)
-        times: dict[int, list[float]] = {k: [] for k in (1, 2, 4, 8, 16)}
-        states = {k: net.start(memory, capacity=64) for k in times}
-        zero = torch.zeros(batch, dtype=torch.long)
+        texts = [json.loads(next(handle))["source"] for _ in range(max(BATCHES))]
+    states, warm_up = {}, dict.fromkeys(variants, 0.0)
+    with torch.inference_mode():
+        for batch in BATCHES:
+            src, lengths = pad_batch(model.encode_sources(texts[:batch]), model.config.pad_id)
+            for variant, network in networks.items():
+                memory = network.encode(src, lengths)
+                for k in DRAFTS:
+                    state = states[variant, batch, k] = network.start(memory, capacity=64)
+                    warm_up[variant] += time_passes(network, state, batch, k, 2) * 2 / 1e3
+        times = {key: [] for key in states}
         for _ in range(args.rounds):
-            for k, state in states.items():
-                tokens = torch.full((batch, k), 5)
-                began = time.perf_counter()
-                for _ in range(5):
-                    net.step(state, tokens)
-                    state.lengths = zero
-                times[k].append((time.perf_counter() - began) / 5 * 1e3)
-        table[batch] = {k: statistics.median(v) for k, v in times.items()}
-        row = "  ".join(f"K={k}: {ms:.2f} ms" for k, ms in table[batch].items())
-        print(f"batch {batch:2d}: {row}")
-    out = ROOT / "bench" / "results" / "step_cost.json"
-    out.write_text(json.dumps({"model": args.hf_model, "ms_per_pass": table}, indent=2) + "\n")
+            for (variant, batch, k), state in states.items():
+                times[variant, batch, k].append(time_passes(networks[variant], state, batch, k))
+    table = {v: {b: {} for b in BATCHES} for v in variants}
+    for (variant, batch, k), values in times.items():
+        table[variant][batch][k] = statistics.median(values)
+    for variant in variants:
+        print(f"{variant} (warm-up {warm_up[variant]:.1f} s)")
+        for batch in BATCHES:
+            row = "  ".join(f"K={k}: {ms:.2f} ms" for k, ms in table[variant][batch].items())
+            print(f"  batch {batch:2d}: {row}")
+    result = {
+        "model": args.hf_model,
+        "threads": torch.get_num_threads(),
+        "warm_up_s": warm_up,
+        "ms_per_pass": table if len(variants) > 1 else table[variants[0]],
+    }
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -379,8 +379,13 @@ class DecodeConfig:
     # Constrained decoding: a grammar of decoding/grammars.py, "name[:argument]" (per_residue,
     # number:3, sorted_indices, tasks); every decoder then writes only what it allows. "": none
     constraint: str = ""
+    # Compile the decoder step with torch.compile (models/compiled.py): faster passes after a
+    # warm-up of tens of seconds; logits close to, not bit-equal with, the eager model's
+    compile: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"decode.compile must be true or false, got {self.compile!r}")
         # imported here: the decoders' table imports the decoders, which import this module
         from seqweave.decoding.grammars import check_constraint_spec
         from seqweave.decoding.registry import decoder_spec

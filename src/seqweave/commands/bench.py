@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also run seqweave's decoders on int8 weights (seqweave_int8_*, lossy)",
     )
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also run seqweave's decoders with a compiled step (decode.compile; "
+        "seqweave_compiled_*, and seqweave_int8_compiled_* with --quantize)",
+    )
+    parser.add_argument(
         "--no-ct2", action="store_true", help="leave out CTranslate2 (--hf-model only)"
     )
     parser.add_argument("--ct2-threads", type=int, default=2, help="CTranslate2 intra threads")
@@ -93,12 +99,20 @@ def run(args: argparse.Namespace) -> int:
         systems += bench.seqweave_systems(
             model, args.max_new_tokens, draft, args.iad_fixed, **options
         )
+        variants = [(None, False, "seqweave_compiled", False)] if args.compile else []
         if args.quantize:
+            variants.insert(0, (args.quantize, False, "seqweave_int8", True))
+            if args.compile:
+                variants.append((args.quantize, True, "seqweave_int8_compiled", True))
+        for scheme, compiled, name, lossy in variants:
+            from seqweave.models.compiled import compile_decoder
             from seqweave.models.quantize import quantize_model
 
-            int8 = quantize_model(seqweave.load(model_dir, str(device)), args.quantize)
+            other = quantize_model(seqweave.load(model_dir, str(device)), scheme)
+            if compiled or not scheme:
+                compile_decoder(other.network)
             systems += bench.seqweave_systems(
-                int8, args.max_new_tokens, draft, args.iad_fixed, "seqweave_int8", True, **options
+                other, args.max_new_tokens, draft, args.iad_fixed, name, lossy, **options
             )
         rows = bench.run_benchmark(systems, texts, sizes, args.repeats)
     reference_row = next(r for r in rows if r.batch_size == sizes[0])

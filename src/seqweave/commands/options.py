@@ -12,6 +12,11 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model directory")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     add_quantize_argument(parser)
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="compile the decoder step (torch.compile): faster passes after a warm-up",
+    )
     parser.add_argument("--decoder", choices=DECODERS, help="default: the model's own setting")
     parser.add_argument("--batch-size", type=int, help="sentences per batch")
     parser.add_argument("--max-new-tokens", type=int, help="most tokens generated per input")
@@ -99,6 +104,7 @@ def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "draft_len",
         "ngram",
         "constraint",
+        "compile",
     )
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if getattr(args, "relaxed", None) is not None:

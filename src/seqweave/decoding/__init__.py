@@ -26,6 +26,7 @@ from seqweave.decoding.registry import (
 from seqweave.decoding.session import DecodeSession
 from seqweave.errors import ConfigError
 from seqweave.models.base import require_step
+from seqweave.models.compiled import compile_decoder
 
 
 @torch.inference_mode()
@@ -40,6 +41,8 @@ def decode_batch(
     step's tokens (``decoding/constraint.py``; ``cfg.constraint`` names one, built by the
     caller from the tokenizer with ``grammars.build_constraint``)."""
     spec = check_decoder(cfg.decoder, draft_model, cfg.relaxed_top)
+    if cfg.compile:
+        compile_decoder(model)  # once per network; refuses one it cannot compile
     if not spec.grouped:
         session = DecodeSession(model, cfg, draft_model, constraint=constraint)
         rows = session.admit(sources)

@@ -44,13 +44,15 @@ class TransposedWeight:
     contiguous ``W_t`` than as ``F.linear(x, W)``. The copy is refreshed whenever
     the weight changes (its version counter moves), so training and loading
     weights need no bookkeeping. ``quantized``, when set (``models/quantize.py``),
-    replaces the product at inference with an int8 one.
+    replaces the product at inference with an int8 one; ``compiled``, when set
+    (``models/compiled.py``), with a compiled one.
     """
 
     def __init__(self):
         self.copy: Tensor | None = None
         self.key: tuple[int, int] | None = None
         self.quantized = None  # a callable x -> x @ W.T + b with int8 weights
+        self.compiled = None  # a compiled callable x -> x @ W.T + b (int8 when quantized)
 
     def get(self, weight: Tensor) -> Tensor:
         key = (id(weight), weight._version)
@@ -65,10 +67,14 @@ def project(x: Tensor, weight: Tensor, bias: Tensor | None, cache: TransposedWei
     """x @ weight.T + bias; without autograd, through the transposed copy."""
     if torch.is_grad_enabled():
         return F.linear(x, weight, bias)
+    if cache.compiled is not None and not torch.compiler.is_compiling():
+        return cache.compiled(x)
     if cache.quantized is not None:
         return cache.quantized(x)
+    if torch.compiler.is_compiling() and cache.copy is None:
+        return F.linear(x, weight, bias)
     flat = x.view(-1, x.shape[-1]) if x.is_contiguous() else x.reshape(-1, x.shape[-1])
-    wt = cache.get(weight)
+    wt = cache.copy if torch.compiler.is_compiling() else cache.get(weight)
     out = torch.addmm(bias, flat, wt) if bias is not None else flat @ wt
     return out.view(*x.shape[:-1], wt.shape[1])
 

@@ -30,12 +30,18 @@ QUANTIZATIONS = ("int8",)
 
 
 class Int8Weight:
-    """A (out, in) float weight as int8 (in, out) with one scale per output channel."""
+    """A (out, in) float weight as int8 (out, in) with one scale per output channel.
+
+    The int8 weight keeps the float weight's (out, in) layout and enters the product
+    transposed (a column-major (in, out) operand): torch's integer kernel then runs a
+    one-token product 2-3x faster than on a row-major (in, out) copy, with the same exact
+    integer sums.
+    """
 
     def __init__(self, weight: Tensor, bias: Tensor | None):
         weight = weight.detach().float()
         scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0  # (out,)
-        self.weight = (weight / scale[:, None]).round().to(torch.int8).t().contiguous()
+        self.weight = (weight / scale[:, None]).round().to(torch.int8).contiguous()
         self.scale = scale
         self.bias = None if bias is None else bias.detach().float().clone()
 
@@ -45,13 +51,9 @@ class Int8Weight:
         peak = torch.linalg.vector_norm(flat, float("inf"), dim=1, keepdim=True)  # (N, 1)
         row_scale = peak.clamp_(min=1e-12).div_(127.0)
         quantized = torch.round(flat / row_scale).to(torch.int8)
-        total = torch._int_mm(quantized, self.weight).float()  # (N, out), exact int32 sums
-        total.mul_(row_scale)
-        out = (
-            torch.addcmul(self.bias, total, self.scale)
-            if self.bias is not None
-            else total.mul_(self.scale)
-        )
+        total = torch._int_mm(quantized, self.weight.t())  # (N, out) int32, exact sums
+        scales = row_scale * self.scale  # (N, out): a token's scale times a channel's
+        out = torch.addcmul(self.bias, total, scales) if self.bias is not None else total * scales
         return out.view(*x.shape[:-1], out.shape[-1])
 
 

@@ -33,6 +33,8 @@ class EncoderDecoderStack(Seq2SeqBase):
     """Encoder, decoder layers and their cache, without a ``step``: the parts the
     encoder-decoder shares with the drafter and the editor."""
 
+    compiled_decoder = None  # models/compiled.py's CompiledDecoder, set by compile_decoder
+
     def __init__(self, cfg: ModelConfig):
         encoder_tokens = token_embedding(cfg)
         decoder_tokens = encoder_tokens if cfg.share_embeddings else token_embedding(cfg)
@@ -117,11 +119,15 @@ class EncoderDecoderStack(Seq2SeqBase):
             embedded = self.decoder_embed.forward(tokens, positions)
         x = plan.flat(embedded)
         rotary = self.decoder_embed.rotary(positions)
-        for i, layer in enumerate(self.decoder_layers):
-            cross_kv = (state.cross_keys[i], state.cross_values[i])
-            x = layer.forward_cached(
-                x, state.keys[i], state.values[i], plan, rotary, cross_kv, state.cross_mask
-            )
+        compiled = self.compiled_decoder
+        if compiled is not None and compiled.accepts(plan):
+            x = compiled.layers(x, state, plan, rotary)
+        else:
+            for i, layer in enumerate(self.decoder_layers):
+                cross_kv = (state.cross_keys[i], state.cross_values[i])
+                x = layer.forward_cached(
+                    x, state.keys[i], state.values[i], plan, rotary, cross_kv, state.cross_mask
+                )
         state.lengths = state.lengths + (K if n_new is None else n_new)
         return x, plan
 

@@ -1,0 +1,75 @@
+"""The compiled decoder step (``decode.compile``): the same tokens as the eager model.
+
+Inductor's fused kernels round differently from the eager operators, so compiled logits
+are compared by closeness and compiled tokens by ``assert_lossless`` (equal, or a measured
+near-tie at the first difference); on an int8 model, compiled IAD must equal compiled
+greedy as eager int8 IAD equals eager int8 greedy. Compiling costs tens of seconds on a
+CPU, hence the ``slow`` marker.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqweave.config import DecodeConfig
+from seqweave.decoding import decode_many
+from seqweave.errors import ConfigError
+from seqweave.models.compiled import compile_decoder
+from seqweave.models.quantize import quantize
+from tests.conftest import MODEL_KINDS, random_sources, tiny_model
+from tests.lossless import assert_lossless
+
+
+def decode(model, sources, decoder: str, batch_size: int, compile_step: bool):
+    config = DecodeConfig(
+        decoder=decoder, batch_size=batch_size, max_new_tokens=24, compile=compile_step
+    )
+    return [o.tokens for o in decode_many(model, sources, config)]
+
+
+def test_compile_refuses_a_model_without_the_encoder_decoder_loop():
+    with pytest.raises(ConfigError, match=r"decode\.compile covers encoder-decoder"):
+        compile_decoder(tiny_model(**MODEL_KINDS["prefix_lm"]))
+    with pytest.raises(ConfigError, match="must be true or false"):
+        DecodeConfig(compile="yes")
+
+
+@pytest.mark.slow
+def test_compiled_steps_match_eager_steps(one_torch_thread):
+    """One token and a draft of 5 per step, batch 1 and a uniform batch of 3: logits close
+    to the eager model's, and the same cache afterwards."""
+    eager, compiled = tiny_model(), compile_decoder(tiny_model())
+    src = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 11, 2, 1], [12, 13, 2, 1, 1]])
+    lengths = torch.tensor([5, 4, 3])
+    with torch.inference_mode():
+        for rows in (1, 3):
+            models = (eager, compiled)
+            states = [m.start(m.encode(src[:rows], lengths[:rows])) for m in models]
+            for tokens in ([[2]], [[14, 15, 16, 17, 18]], [[19]]):
+                block = torch.tensor(tokens).expand(rows, -1)
+                ref, got = (m.step(s, block) for m, s in zip(models, states, strict=True))
+                assert torch.allclose(ref, got, atol=1e-5, rtol=1e-5)
+            used = states[0].used()
+            for a, b in zip(states[0].keys, states[1].keys, strict=True):
+                assert torch.allclose(a[:, :, :used], b[:, :, :used], atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("int8", [False, True])
+def test_compiled_greedy_and_iad_give_eager_greedy_tokens(int8, one_torch_thread):
+    eager, compiled = tiny_model(), tiny_model()
+    if int8:
+        eager, compiled = quantize(eager), quantize(compiled)
+    sources = random_sources(torch.Generator().manual_seed(3), 8)
+    reference = decode(eager, sources, "greedy", 1, False)
+    greedy = decode(compiled, sources, "greedy", 1, True)
+    assert compiled.compiled_decoder is not None
+    for batch_size in (1, 4):
+        iad = decode(compiled, sources, "iad", batch_size, True)
+        for source, ref, got in zip(sources, reference, iad, strict=True):
+            assert_lossless(eager, source, ref, got)
+        if int8:  # per-token int8 products: compiled IAD is compiled greedy, exactly
+            assert iad == greedy
+    for source, ref, got in zip(sources, reference, greedy, strict=True):
+        assert_lossless(eager, source, ref, got)
