@@ -14,10 +14,10 @@
 4. Fine-tune with ``seqweave.train`` (bench/marian_size.toml, ``train.init_from`` = the
    grown model, targets framed with <s> as the anchor writes them), one thread, for
    ``--minutes``.
-5. Score greedy exact match, GLEU and BLEU on the held-out pairs: copying the source, the
-   anchor, the grown model before and after fine-tuning; write ``--results``. Export the
-   fine-tuned model to Hugging Face BART (OUT/hf) for ``seqweave bench --hf-model``, whose
-   ``--data`` is OUT/data/held_out.jsonl.
+5. Score greedy exact match, GLEU and BLEU (and the teacher-forced NLL) on the held-out
+   pairs: copying the source, the anchor, the grown model before and after fine-tuning;
+   write ``--results``. Export the fine-tuned model to Hugging Face BART (OUT/hf) for
+   ``seqweave bench --hf-model``, whose ``--data`` is OUT/data/held_out.jsonl.
 
 Run from the repository root. A finished fine-tuning with the same config is reused.
 """
@@ -102,6 +102,18 @@ def training_record(out: Path) -> dict:
     return {"last_record": records[-1], "last_validation": valid[-1] if valid else None}
 
 
+def held_out_nll(model, examples: list) -> float:
+    """Teacher-forced NLL per target token (targets framed with <s>, as the model writes)."""
+    from seqweave.data.tokenized import tokenize_set
+    from seqweave.train.validate import validation_loss
+
+    config = load_config(CONFIG)
+    framing = dataclasses.replace(model.network.config, target_bos=True)
+    data = tokenize_set("held_out", examples, model.tokenizer, framing, config.data)
+    with torch.inference_mode():
+        return validation_loss(model.network, data, config)["valid_nll"]
+
+
 def score(models: dict[str, Path], held_out: Path, device: str) -> dict:
     import seqweave
     from seqweave.data.readers import read_examples
@@ -117,7 +129,8 @@ def score(models: dict[str, Path], held_out: Path, device: str) -> dict:
         model = seqweave.load(directory, device=device)
         params = sum(p.numel() for p in model.network.parameters())
         result = decode_and_score(model, examples, METRICS, decoder="greedy", batch_size=32)
-        rows[name] = {"parameters": params, "scores": result["scores"]}
+        nll = held_out_nll(model, examples)
+        rows[name] = {"parameters": params, "held_out_nll": nll, "scores": result["scores"]}
         print(name, json.dumps(rows[name]), flush=True)
     return rows
 
