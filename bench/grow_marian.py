@@ -1,7 +1,8 @@
 """A Marian-size GEC model (6 + 6 layers, d = 512) grown from gec-bart-anchor, fine-tuned.
 
-    OMP_NUM_THREADS=1 nice .venv/bin/python bench/grow_marian.py [--minutes 25] [--retrain]
-        [--device cpu] [--out runs/marian_size] [--results bench/results/marian_size.json]
+    OMP_NUM_THREADS=1 nice .venv/bin/python bench/grow_marian.py [--minutes 25] [--lr 2e-4]
+        [--retrain] [--device cpu] [--out runs/marian_size]
+        [--results bench/results/marian_size.json]
 
 1. Import the anchor (4 + 4 layers, d = 256, Hugging Face BART) with seqweave's importer.
 2. Split gec-synth ``train.jsonl`` (seeded shuffle, seed 0): the first 500 pairs are the
@@ -79,6 +80,7 @@ def grow(anchor: Path, out: Path) -> Path:
 def finetune(grown: Path, out: Path, args: argparse.Namespace) -> Path:
     overrides = [
         f"train.max_minutes={args.minutes}",
+        f"train.lr={args.lr}",
         f"train.device={args.device}",
         f"train.out_dir={out}",
         f"data.train={out.parent / 'data' / 'train.jsonl'}",
@@ -138,6 +140,7 @@ def score(models: dict[str, Path], held_out: Path, device: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=25.0, help="fine-tuning wall time")
+    parser.add_argument("--lr", type=float, default=2e-4, help="fine-tuning peak learning rate")
     parser.add_argument("--retrain", action="store_true", help="fine-tune again")
     parser.add_argument("--device", default="cpu", help="fine-tuning and scoring device")
     parser.add_argument("--out", type=Path, default=OUT, help="where data and models go")

@@ -40,7 +40,7 @@ from seqweave.models.positions import embedding_scale
 
 # fused projections: how many d-sized blocks their output rows hold
 FUSED_CHUNKS = {"attn.qkv": 3, "cross.kv": 2}
-GROWABLE_POSITIONS = ("learned", "rope", "none")
+GROWABLE_POSITIONS = ("learned", "rope")
 
 
 def check_growable(cfg: ModelConfig) -> None:
@@ -49,8 +49,9 @@ def check_growable(cfg: ModelConfig) -> None:
         raise ConfigError(f"growing needs architecture 'transformer', not {cfg.architecture!r}")
     if cfg.position not in GROWABLE_POSITIONS:
         raise ConfigError(
-            f"position {cfg.position!r} cannot be widened exactly (a wider sinusoidal table is "
-            f"not two copies of the narrow one); growable: {', '.join(GROWABLE_POSITIONS)}"
+            f"position {cfg.position!r} cannot be widened exactly (a wider sinusoidal or SeqPE "
+            f"vector is not two copies of the narrow one); growable: "
+            f"{', '.join(GROWABLE_POSITIONS)}"
         )
     heads = [
         name
