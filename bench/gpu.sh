@@ -14,7 +14,7 @@ seqweave bench --model runs/multi30k/best --draft-model runs/gad/drafter/best \
 # A Marian-size model (bench/README.md): grown from gec-bart-anchor and fine-tuned here on
 # the GPU for 3 minutes (the CPU model had 25; not the same weights), then benched with the
 # anchor beside it on the same held-out sources.
-python bench/grow_marian.py --device cuda --minutes 3 --out runs/marian_size_gpu \
+python bench/grow_marian.py --device cuda --minutes 3 --lr 5e-5 --out runs/marian_size_gpu \
     --results bench/results/marian_size-gpu.json
 seqweave bench --hf-model runs/marian_size_gpu/hf --data runs/marian_size_gpu/data/held_out.jsonl \
     --limit 100 --batch-sizes 1,32 --repeats 3 --device cuda \
