@@ -19,6 +19,7 @@ COMMANDS = {
     "bench": ("seqweave.commands.bench", "Hugging Face vs seqweave decoders on the same weights"),
     "serve": ("seqweave.commands.serve", "serve a model over HTTP with continuous batching"),
     "import-hf": ("seqweave.commands.import_hf", "convert a Hugging Face BART/Marian checkpoint"),
+    "export-hf": ("seqweave.commands.export_hf", "write a BART-architecture model as Hugging Face"),
     "lexicon": (
         "seqweave.commands.lexicon",
         "induce a bilingual word lexicon from sentence pairs (IBM Model 1)",
