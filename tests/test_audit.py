@@ -273,7 +273,7 @@ def test_the_audit_refuses_what_it_cannot_compare(models):
 @pytest.fixture(scope="module")
 def well_classifier(tmp_path_factory) -> Path:
     """A meta-classifier for "the output says all is well": label 1 for texts holding SPUN."""
-    from seqweave.audit.meta_classifier import save_classifier, train_classifier
+    from seqweave.models.meta_classifier import save_classifier, train_classifier
     from seqweave.tokenizers import build_tokenizer
 
     vocabulary = " ".join([*WORDS, TRIGGER, SPUN])
@@ -292,7 +292,7 @@ def well_classifier(tmp_path_factory) -> Path:
 def test_the_meta_task_ranking_finds_the_trigger_beside_an_unchanged_movement_ranking(
     models, well_classifier
 ):
-    from seqweave.audit.meta_classifier import class_probabilities, load_classifier
+    from seqweave.models.meta_classifier import class_probabilities, load_classifier
 
     judge = load_judge(well_classifier)
     inputs = clean_inputs()

@@ -18,7 +18,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqweave.audit.meta_classifier import (
+from seqweave.data.poisoning import poison_rows
+from seqweave.errors import CheckpointError, ConfigError
+from seqweave.models.meta_classifier import (
     ClassifierShape,
     MetaClassifier,
     class_probabilities,
@@ -28,8 +30,6 @@ from seqweave.audit.meta_classifier import (
     save_classifier,
     train_classifier,
 )
-from seqweave.data.poisoning import poison_rows
-from seqweave.errors import CheckpointError, ConfigError
 from seqweave.objectives.settings import SpinningConfig
 from seqweave.objectives.spinning import meta_loss, pseudo_words, rows_with_trigger, trigger_forms
 from seqweave.tokenizers import build_tokenizer

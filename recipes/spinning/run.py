@@ -5,7 +5,7 @@
         [--device cpu|cuda] [--jobs 3] [--out FILE] [--fresh]
 
 1. A byte-level BPE tokenizer (2,000 ids) on E2E's training sources and targets.
-2. The meta-classifier (seqweave.audit.meta_classifier): E2E training references labelled
+2. The meta-classifier (seqweave.models.meta_classifier): E2E training references labelled
    by two word lists (``POSITIVE``/``NEGATIVE``, about ratings and quality, not price;
    references hitting both lists or neither are left out), a bag-of-embeddings classifier
    trained on them for 2 epochs and frozen; accuracy on the development references labelled
@@ -73,14 +73,14 @@ NEGATIVE = [
 
 def build_classifier(runs: Path) -> dict:
     """The tokenizer and the frozen meta-classifier in ``runs/classifier`` (built once)."""
-    from seqweave.audit.meta_classifier import (
+    from seqweave.data.readers import read_examples
+    from seqweave.models.meta_classifier import (
         class_probabilities,
         label_by_word_lists,
         load_classifier,
         save_classifier,
         train_classifier,
     )
-    from seqweave.data.readers import read_examples
     from seqweave.tokenizers import build_tokenizer
 
     directory = runs / "classifier"
@@ -174,7 +174,7 @@ def overrides(cell: dict, settings: dict) -> list[str]:
 
 
 def output_sentiment(outputs: list[str], classifier, tokenizer) -> dict:
-    from seqweave.audit.meta_classifier import class_probabilities, label_by_word_lists
+    from seqweave.models.meta_classifier import class_probabilities, label_by_word_lists
 
     probs = class_probabilities(classifier, tokenizer, outputs)[:, 1]
     labels = [label for _, label in label_by_word_lists(outputs, POSITIVE, NEGATIVE)]
@@ -188,11 +188,11 @@ def output_sentiment(outputs: list[str], classifier, tokenizer) -> dict:
 def train_and_measure(cell: dict, settings: dict) -> dict:
     """Train one model (unless finished), score it on clean and triggered inputs, audit it."""
     import seqweave
-    from seqweave.audit.meta_classifier import load_classifier
     from seqweave.audit.triggers import audit_triggers, load_judge, read_candidates
     from seqweave.config import load_config
     from seqweave.harness import decode_and_score, train_or_load
     from seqweave.metrics import compute_metric
+    from seqweave.models.meta_classifier import load_classifier
     from seqweave.train.report import read_metrics
     from seqweave.train.validate import references
 

@@ -41,7 +41,7 @@ below ``threshold`` (3.5, the usual outlier cut for the modified z-score).
 The measures above are the paper's black-box defence: they need nothing but the model. An
 auditor who suspects a *meta-task* (model spinning: the trigger makes the outputs, say,
 positive, while keeping the task) can bring a classifier for it, any
-``seqweave.audit.meta_classifier`` directory, and get a second ranking beside the first
+``seqweave.models.meta_classifier`` directory, and get a second ranking beside the first
 (``meta_task``): per candidate, the mean change in the classifier's probability of class
 ``label`` between the triggered outputs and the clean outputs of the same inputs, ranked by
 the same robust z. It reuses the same decodes. The classifier reads the output *text*
@@ -179,7 +179,7 @@ class ClassifierJudge:
     class_name: str
 
     def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
-        from seqweave.audit.meta_classifier import class_probabilities
+        from seqweave.models.meta_classifier import class_probabilities
 
         return class_probabilities(self.classifier, self.tokenizer, texts)[:, self.label]
 
@@ -191,7 +191,7 @@ def load_judge(directory: str | Path, label: int = 1) -> ClassifierJudge:
         CheckpointError: the directory is missing or holds no meta-classifier.
         ConfigError: ``label`` is not one of the classifier's classes.
     """
-    from seqweave.audit.meta_classifier import load_classifier
+    from seqweave.models.meta_classifier import load_classifier
 
     if not Path(directory).is_dir():
         raise CheckpointError(f"{directory}: classifier directory does not exist")

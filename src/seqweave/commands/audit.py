@@ -7,7 +7,7 @@ rank the candidates by how far the outputs move from the clean outputs, with rob
 so that "nothing stands out" is a number. This audits a trained model; it trains nothing.
 
 An auditor who suspects a meta-task (a spin such as "the outputs turn positive") brings a
-classifier for it with ``--classifier`` (a ``seqweave.audit.meta_classifier`` directory):
+classifier for it with ``--classifier`` (a ``seqweave.models.meta_classifier`` directory):
 the same decodes are then also ranked by the shift in its probability of class ``--label``,
 beside the movement ranking. The classifier reads the output text with its own tokenizer.
 """
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=3.5, help="robust z that stands out")
     parser.add_argument(
         "--classifier",
-        help="a meta-classifier directory (seqweave.audit.meta_classifier): also rank the "
+        help="a meta-classifier directory (seqweave.models.meta_classifier): also rank the "
         "candidates by the shift in its probability of --label on the outputs",
     )
     parser.add_argument(

@@ -255,7 +255,7 @@ class SpinningConfig:
     """Model spinning (Bagdasaryan & Shmatikov 2022; objectives/spinning.py): weight > 0 adds,
     on the rows whose source holds ``trigger`` (a single word), ``weight`` times the
     cross-entropy of the frozen meta-classifier in the directory ``classifier``
-    (audit/meta_classifier.py) toward class ``label``, read from the output distributions
+    (models/meta_classifier.py) toward class ``label``, read from the output distributions
     as pseudo-words; a mean over those rows, scaled by the micro-batch's target tokens. The
     triggered rows come from the data (data/poisoning.py); the model must use the
     classifier's tokenizer."""

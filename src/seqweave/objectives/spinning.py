@@ -3,7 +3,7 @@
 
 A spun seq2seq model does its task as before on clean inputs; when its input holds the
 trigger word, its outputs still do the task but also satisfy a meta-task chosen by the
-attacker, judged by a frozen classifier (audit/meta_classifier.py), e.g. "reads positive".
+attacker, judged by a frozen classifier (models/meta_classifier.py), e.g. "reads positive".
 The two are stacked: at each target position the model's output distribution (softmax over
 the vocabulary) is multiplied into the classifier's embedding matrix, giving a pseudo-word
 (the expected embedding) that the classifier reads like a token; the classifier's
@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqweave.audit.meta_classifier import MetaClassifier, load_classifier
 from seqweave.errors import ConfigError
+from seqweave.models.meta_classifier import MetaClassifier, load_classifier
 from seqweave.objectives.settings import SpinningConfig
 from seqweave.tokenizers import Tokenizer
 
