@@ -80,6 +80,9 @@ def hf_systems(hf_model, hf_tokenizer, max_new_tokens: int, lookup: int = 10) ->
         calls["n"] += 1
 
     hf_model.get_decoder().register_forward_hook(count)
+    # The shipped generation configs set max_length; with max_new_tokens passed too,
+    # Transformers warns on every call. Only max_new_tokens is meant, so drop the other.
+    hf_model.generation_config.max_length = None
     start = hf_model.config.decoder_start_token_id
     eos = hf_model.config.eos_token_id
 
