@@ -88,23 +88,34 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def start_server(model: Path, src: Path, port: int) -> subprocess.Popen:
+def import_model(src: Path, target: Path) -> Path:
+    """``MODEL`` converted by the ``import-hf`` of the tree at ``src``: an older tree may not
+    read the config keys a newer one writes, so every version gets its own copy."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    command = [sys.executable, "-m", "seqweave", "import-hf", MODEL, str(target)]
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return target
+
+
+def start_server(model: Path, src: Path, port: int, log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "seqweave", "serve", "--model", str(model), "--port"]
     command += [str(port), "--max-batch", "32", "--max-queue", "512", "--max-new-tokens", "255"]
     env = {**os.environ, "PYTHONPATH": str(src)}
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("w") as sink:
+        return subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
 
 
-def wait_ready(url: str) -> None:
+def wait_ready(url: str, server: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             if httpx.get(url + "/health").status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    sys.exit(f"no server at {url}")
+    tail = "\n".join(log.read_text().splitlines()[-10:])
+    sys.exit(f"no server at {url}; the end of its log ({log}):\n{tail}")
 
 
 def source_tree(revision: str, work: Path) -> Path:
@@ -188,21 +199,18 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk")
     os.chdir(ROOT)
     work = Path(tempfile.mkdtemp(prefix="seqweave-load-"))
-    subprocess.run(
-        [sys.executable, "-m", "seqweave", "import-hf", MODEL, str(work / "model")],
-        check=True,
-        capture_output=True,
-    )
     trees = {"after" if args.before else "this": ROOT / "src"}
     if args.before:
         trees = {"before": source_tree(args.before, work), **trees}
+    models = {v: import_model(src, work / f"model-{v}") for v, src in trees.items()}
     ports = {version: free_port() for version in trees}
-    servers = {v: start_server(work / "model", src, ports[v]) for v, src in trees.items()}
+    logs = {version: work / f"server-{version}.log" for version in trees}
+    servers = {v: start_server(models[v], src, ports[v], logs[v]) for v, src in trees.items()}
     urls = {version: f"http://127.0.0.1:{port}" for version, port in ports.items()}
     exit_codes, soak, probe = {}, None, []
     try:
-        for url in urls.values():
-            wait_ready(url)
+        for version, url in urls.items():
+            wait_ready(url, servers[version], logs[version])
         files = {d: bodies(d, work / f"{d}.jsonl", args.max_new_tokens) for d in ("greedy", "iad")}
         for url in urls.values():  # warm up
             for decoder in files:
