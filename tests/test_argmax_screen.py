@@ -23,7 +23,7 @@ from seqweave.commands.options import add_decode_arguments, decode_overrides
 from seqweave.config import DecodeConfig
 from seqweave.decoding import decode_many
 from seqweave.errors import ConfigError
-from seqweave.models.argmax_screen import OutputScreen, screened_argmax
+from seqweave.models.argmax_screen import OutputScreen, ScreenCache, screened_argmax
 from seqweave.models.quantize import quantize
 from tests.conftest import MODEL_KINDS, random_sources, tiny_model
 
@@ -189,6 +189,7 @@ def decode(network, sources, decoder: str, batch_size: int, screen: bool):
 
 def check_screened_decoders(network, sources, batch_sizes=(1, 4)):
     """Screened greedy and IAD equal unscreened greedy, exactly."""
+    network._output_screen = ScreenCache()  # other tests may have decoded with this model
     reference = decode(network, sources, "greedy", 1, False)
     assert network._output_screen.screen is None  # the unscreened run never built it
     for batch_size in batch_sizes:
@@ -240,3 +241,14 @@ def test_screened_decoders_on_imported_bart(shared, tmp_path, one_torch_thread):
     with (shared / "data" / "gec-synth" / "train.jsonl").open() as handle:
         texts = [json.loads(next(handle))["source"] for _ in range(24)]
     check_screened_decoders(model.network, model.encode_sources(texts), batch_sizes=(1, 8))
+
+
+def test_bench_runs_unscreened_decoders_beside_the_screened_ones(trained, one_torch_thread):
+    from seqweave.bench import seqweave_systems
+
+    systems = seqweave_systems(trained["transformer"], 24, unscreened=True)
+    names = ["greedy", "iad", "greedy_noscreen", "iad_noscreen"]
+    assert [s.name for s in systems] == [f"seqweave_{name}" for name in names]
+    texts = ["abcdef", "hgfedcba", "ddee"]
+    outputs = [system.run(texts, 2).tokens for system in systems]
+    assert all(tokens == outputs[0] for tokens in outputs)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
 from seqweave.errors import ConfigError
-from seqweave.models.argmax_screen import ScreenCache, screened_argmax
+from seqweave.models.argmax_screen import OutputScreen, ScreenCache, screened_argmax
 from seqweave.models.layers import TransposedWeight, project
 from seqweave.models.state import DecoderState
 
@@ -51,10 +51,15 @@ class Seq2SeqBase(nn.Module):
             return self.logits(x).argmax(dim=-1)
         if x.dtype != torch.float32 or weight.dtype != torch.float32:
             return self.logits(x).argmax(dim=-1)
-        bias = self.final_logits_bias
-        screen = self._output_screen.get(weight, bias)
         flat = x.reshape(-1, x.shape[-1])
+        screen, bias = self.output_screen(), self.final_logits_bias
         return screened_argmax(flat, screen, cache.get(weight), bias).view(x.shape[:-1])
+
+    def output_screen(self) -> OutputScreen:
+        """The int8 screen of the output layer (built on first use, rebuilt when the weights
+        change): what ``logits_argmax`` reads, and bench/screen_candidates.py counts."""
+        weight = self.output_tokens.weight if self.output is None else self.output.weight
+        return self._output_screen.get(weight, self.final_logits_bias)
 
     def rollback(self, state: DecoderState, keep: Tensor) -> None:
         """Per row, forget cache entries past ``keep[b]`` decoded tokens."""

@@ -70,8 +70,10 @@ class TokenReadout:
         return plan.dense(model.logits(model.final_states(x)), clear=False)
 
     def step_argmax(self, model, state, plan, before, tokens, x) -> Tensor:
-        """The argmax (B, K) of ``step``'s logits, through the output layer's screen."""
-        return plan.dense(model.logits_argmax(model.final_states(x)), clear=False)
+        """The argmax (B, K) of ``step``'s logits, through the output layer's screen; 0 at
+        padding positions (where ``step``'s unspecified logits still give a valid id, an
+        unspecified id would not be one)."""
+        return plan.dense(model.logits_argmax(model.final_states(x)))
 
     def teacher_forced(self, model, memory, hidden, tgt_in, full: bool) -> Tensor:
         return model.logits(hidden)
