@@ -23,6 +23,7 @@ import torch
 
 import seqweave
 from seqweave.decoding.common import pad_batch
+from seqweave.models.argmax_screen import recompute
 from seqweave.models.hf_import import import_hf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,17 +47,18 @@ def greedy_states(model, texts: list[str], batch_size: int = 32):
 
 
 def screen_counts(network, states: torch.Tensor) -> dict:
-    """Candidate counts of ``states`` (P, D), and the share of rounding-level ties."""
+    """Candidate counts of ``states`` (P, D), and the positions whose recomputed top two are
+    a rounding-level tie (a pass holding one takes the full product)."""
     screen = network.output_screen()
-    candidates = screen.candidates(states)  # (P, V)
-    logits = network.logits(states)  # (P, V)
-    argmax = logits.argmax(dim=-1)
-    assert bool(candidates[torch.arange(len(states)), argmax].all()), "argmax screened out"
-    counts = candidates.sum(dim=1).double()
-    masked = logits.masked_fill(~candidates, float("-inf"))
-    top = masked.topk(2, dim=1).values
-    tolerance = torch.linalg.vector_norm(states, dim=1) * screen.tie + screen.bias_tie
-    ties = (counts > 1) & (top[:, 0] - top[:, 1] <= tolerance)
+    keep = screen.candidates(states)  # (P, V)
+    argmax = network.logits(states).argmax(dim=-1)
+    assert bool(keep[torch.arange(len(states)), argmax].all()), "argmax screened out"
+    counts = keep.sum(dim=1)
+    ambiguous = (counts > 1).nonzero()[:, 0]
+    weight = network._output_transposed.get(network.output_tokens.weight)
+    bias = network.final_logits_bias
+    _, tied = recompute(states.index_select(0, ambiguous), keep, ambiguous, weight, bias)
+    counts = counts.double()
     return {
         "positions": len(states),
         "mean": float(counts.mean()),
@@ -64,7 +66,7 @@ def screen_counts(network, states: torch.Tensor) -> dict:
         "p99": float(counts.quantile(0.99)),
         "max": int(counts.max()),
         "one_candidate": float((counts == 1).double().mean()),
-        "rounding_ties": int(ties.sum()),
+        "rounding_ties": int(tied.sum()),
     }
 
 
