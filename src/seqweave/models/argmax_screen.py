@@ -78,7 +78,7 @@ class OutputScreen:
     def __init__(self, weight: Tensor, bias: Tensor | None):
         weight = weight.detach().float()
         V, D = weight.shape
-        if D * INT8_MAX * INT8_MAX >= 2**31:
+        if 2 * D * INT8_MAX * INT8_MAX >= 2**31:  # sums and thresholds fit in int32
             raise ValueError(f"d_model {D} is too wide for exact int32 sums")
         exact = weight.double()
         scale = max(float(exact.abs().max()), 1e-30) / INT8_MAX  # s, float64
@@ -100,6 +100,8 @@ class OutputScreen:
         exact_zero = bias is None or not bool(bias.any())  # adds nothing to float32 logits
         self.bias = None if exact_zero else bias.detach().float().clone()
         self.largest = float(total.max())  # max_v M_v
+        self.slack_factor = 2 * (1 + 2.0**-20) / scale  # 2 / s, up by more than 2 roundings
+        self.widest = 2 * D * INT8_MAX * INT8_MAX  # a slack this large keeps every token
 
     def survivors(self, h: Tensor) -> Tensor | None:
         """h (N, D) float32 -> (N, V) bool: the tokens that may be a position's float32
@@ -110,18 +112,18 @@ class OutputScreen:
             return None
         peak = torch.linalg.vector_norm(h, float("inf"), dim=1, keepdim=True)  # (N, 1)
         row_scale = peak.clamp_(min=1e-30).div_(INT8_MAX)  # t
-        steps = torch.div(h, row_scale).round_().clamp_(-INT8_MAX, INT8_MAX)  # p
+        steps = torch.div(h, row_scale).round_()  # p: |h / t| <= 127 (1 + 2^-23)
         rest = torch.addcmul(h, steps, row_scale, value=-1)  # u = h - t p
         norms = torch.linalg.vector_norm(torch.stack([h, rest], dim=1), dim=2)  # (N, 2)
-        if not float(norms[:, 0].max()) * self.largest < OVERFLOW_GUARD:  # also NaN
+        if not float(norms.max()) * self.largest < OVERFLOW_GUARD:  # also NaN
             return None
         radius = torch.addmv(self.offset, norms, self.coefficients)  # (N,)
         sums = torch._int_mm(steps.to(torch.int8), self.weight.t())  # (N, V): A = s t sums
         if self.bias is None:  # compare the exact integer sums: no float pass over (N, V)
-            top = sums.amax(dim=1).double()
-            slack = radius.double() / (row_scale[:, 0].double() * self.scale)  # r / (s t)
-            threshold = (top - 2 * slack).floor_().clamp_(min=-(2**31))
-            return sums >= threshold.to(torch.int32)[:, None]
+            # keep sums >= top - 2 r / (s t), rounded down: top - ceil(2 r / (s t))
+            slack = torch.div(radius, row_scale[:, 0]).mul_(self.slack_factor).ceil_()
+            slack = slack.clamp_(max=self.widest).to(torch.int32)
+            return sums >= (sums.amax(dim=1) - slack)[:, None]
         scores = torch.addcmul(self.bias, sums, row_scale * self.scale)  # A
         threshold = torch.add(scores.amax(dim=1), radius, alpha=-2)
         return scores >= threshold[:, None]
