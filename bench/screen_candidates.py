@@ -55,7 +55,8 @@ def screen_counts(network, states: torch.Tensor) -> dict:
     assert bool(keep[torch.arange(len(states)), argmax].all()), "argmax screened out"
     counts = keep.sum(dim=1)
     ambiguous = (counts > 1).nonzero()[:, 0]
-    weight = network._output_transposed.get(network.output_tokens.weight)
+    output = network.output_tokens if network.output is None else network.output
+    weight = network._output_transposed.get(output.weight)
     bias = network.final_logits_bias
     _, tied = recompute(states.index_select(0, ambiguous), keep, ambiguous, weight, bias)
     counts = counts.double()

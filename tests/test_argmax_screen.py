@@ -257,3 +257,17 @@ def test_bench_runs_unscreened_decoders_beside_the_screened_ones(trained, one_to
     texts = ["abcdef", "hgfedcba", "ddee"]
     outputs = [system.run(texts, 2).tokens for system in systems]
     assert all(tokens == outputs[0] for tokens in outputs)
+
+
+def test_reduced_float32_matmul_precision_takes_the_full_product():
+    """The bound assumes float32 products; at another precision the screen stands aside."""
+    model = tiny_model()
+    x = torch.randn(2, 3, 16)
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        with torch.inference_mode():
+            assert torch.equal(model.logits_argmax(x), model.logits(x).argmax(-1))
+        assert model._output_screen.screen is None
+    finally:
+        torch.set_float32_matmul_precision(previous)

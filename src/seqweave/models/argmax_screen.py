@@ -52,7 +52,8 @@ logit could overflow take the full product. On a trained model one token is left
 positions (bench/README.md reports the counts).
 
 CPU only (``torch._int_mm``'s CUDA kernel wants other shapes, and there the float product
-is cheap); an int8 or compiled output layer keeps its own product (``Seq2SeqBase``
+is cheap), and only at torch's default float32 matmul precision (the bound assumes float32
+products); an int8 or compiled output layer keeps its own product (``Seq2SeqBase``
 decides). The screen is built on first use and rebuilt when the weight or bias changes
 (their version counters), as ``layers.TransposedWeight``.
 """
@@ -108,7 +109,7 @@ class OutputScreen:
         argmax (the best approximation always among them); None when a state is not finite
         or too large for the bound, or D = 1 (where ``torch._int_mm`` misreads the
         transposed weight's layout): the caller takes the full product."""
-        if h.shape[1] < 2:
+        if h.shape[0] == 0 or h.shape[1] < 2:
             return None
         peak = torch.linalg.vector_norm(h, float("inf"), dim=1, keepdim=True)  # (N, 1)
         row_scale = peak.clamp_(min=1e-30).div_(INT8_MAX)  # t

@@ -42,14 +42,15 @@ class Seq2SeqBase(nn.Module):
     def logits_argmax(self, x: Tensor) -> Tensor:
         """(B, T, D) -> (B, T): the argmax of ``logits(x)``, through the int8 screen of
         ``models/argmax_screen.py`` where it is the same (float32 CPU inference with the
-        plain output product); elsewhere (training, int8 or compiled output, GPU) the
-        argmax of the full logits."""
+        plain output product); elsewhere (training, int8 or compiled output, GPU, reduced
+        float32 matmul precision) the argmax of the full logits."""
         cache = self._output_transposed
         weight = self.output_tokens.weight if self.output is None else self.output.weight
         plain = cache.quantized is None and cache.compiled is None
         if torch.is_grad_enabled() or not plain or weight.device.type != "cpu":
             return self.logits(x).argmax(dim=-1)
-        if x.dtype != torch.float32 or weight.dtype != torch.float32:
+        float32 = x.dtype == weight.dtype == torch.float32
+        if not float32 or torch.get_float32_matmul_precision() != "highest":
             return self.logits(x).argmax(dim=-1)
         flat = x.reshape(-1, x.shape[-1])
         screen, bias = self.output_screen(), self.final_logits_bias
