@@ -1,13 +1,15 @@
 """What one decoder pass costs with K new tokens per row, at batch 1 and 32.
 
     .venv/bin/python bench/step_cost.py [--hf-model ../shared/models/gec-bart-anchor] \
-        [--variants fp32,int8,int8-compiled]
+        [--variants fp32,fp32-screened,int8,int8-compiled]
 
 Explains when drafting pays: a verification pass of K tokens costs little more
 than a 1-token pass while per-operation overhead dominates (batch 1), and
 nearly K times more once the block is compute-bound (large batches on a CPU).
 Each variant is its own copy of the model: ``fp32`` (eager), ``int8`` (``--quantize int8``)
-and either with ``-compiled`` (``decode.compile``, models/compiled.py). Timing is
+and either with ``-compiled`` (``decode.compile``, models/compiled.py); ``-screened`` (last)
+times ``step_argmax``, the argmax through the output layer's screen (``decode.screen``,
+models/argmax_screen.py), instead of ``step``'s logits. Timing is
 interleaved (every variant, every K, in each round), median of rounds; the seconds the
 first passes of each variant took (the compilation, for a compiled one) are reported as
 its warm-up. Writes bench/results/step_cost.json (or ``--output``).
@@ -36,8 +38,9 @@ BATCHES = (1, 32)
 
 
 def build(model_dir: Path, variant: str):
-    """The network of one variant: fp32 | int8, optionally -compiled."""
+    """The network of one variant: fp32 | int8, optionally -compiled, then -screened."""
     network = seqweave.load(model_dir).network.eval()
+    variant = variant.removesuffix("-screened")
     if variant.startswith("int8"):
         quantize(network)
     if variant.endswith("-compiled"):
@@ -45,13 +48,15 @@ def build(model_dir: Path, variant: str):
     return network
 
 
-def time_passes(network, state, batch: int, k: int, repeats: int = 5) -> float:
-    """Milliseconds per pass of k tokens per row, from an empty cache each time."""
+def time_passes(network, state, batch: int, k: int, repeats: int = 5, argmax=False) -> float:
+    """Milliseconds per pass of k tokens per row, from an empty cache each time; with
+    ``argmax``, passes that return the argmax only (``step_argmax``)."""
     tokens = torch.full((batch, k), 5)
     zero = torch.zeros(batch, dtype=torch.long)
+    step = network.step_argmax if argmax else network.step
     began = time.perf_counter()
     for _ in range(repeats):
-        network.step(state, tokens)
+        step(state, tokens)
         state.lengths = zero
     return (time.perf_counter() - began) / repeats * 1e3
 
@@ -79,11 +84,14 @@ def main() -> None:
                 memory = network.encode(src, lengths)
                 for k in DRAFTS:
                     state = states[variant, batch, k] = network.start(memory, capacity=64)
-                    warm_up[variant] += time_passes(network, state, batch, k, 2) * 2 / 1e3
+                    argmax = variant.endswith("-screened")
+                    warm_up[variant] += time_passes(network, state, batch, k, 2, argmax) * 2e-3
         times = {key: [] for key in states}
         for _ in range(args.rounds):
             for (variant, batch, k), state in states.items():
-                times[variant, batch, k].append(time_passes(networks[variant], state, batch, k))
+                argmax = variant.endswith("-screened")
+                ms = time_passes(networks[variant], state, batch, k, argmax=argmax)
+                times[variant, batch, k].append(ms)
     table = {v: {b: {} for b in BATCHES} for v in variants}
     for (variant, batch, k), values in times.items():
         table[variant][batch][k] = statistics.median(values)

@@ -28,20 +28,26 @@ ROWS = 10  # slots in every pool here
 
 @contextlib.contextmanager
 def recording(model):
-    """Record the rows of every decoder pass ``model`` runs (its ``step`` calls); the
-    model's own ``step`` is back afterwards (the trained models are shared)."""
+    """Record the rows of every decoder pass ``model`` runs (its ``step`` and, for passes
+    that read only the argmax, ``step_argmax`` calls); the model's own methods are back
+    afterwards (the trained models are shared)."""
     seen: list[int] = []
-    step = model.step
+    names = [name for name in ("step", "step_argmax") if hasattr(model, name)]
 
-    def recorded(state, tokens, *args, **kwargs):
-        seen.append(int(tokens.shape[0]))
-        return step(state, tokens, *args, **kwargs)
+    def record(method):
+        def recorded(state, tokens, *args, **kwargs):
+            seen.append(int(tokens.shape[0]))
+            return method(state, tokens, *args, **kwargs)
 
-    model.step = recorded
+        return recorded
+
+    for name in names:
+        setattr(model, name, record(getattr(model, name)))
     try:
         yield seen
     finally:
-        del model.step
+        for name in names:
+            delattr(model, name)
 
 
 class Driver:

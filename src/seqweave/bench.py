@@ -206,13 +206,16 @@ def seqweave_systems(
     fixed_iad: bool = False,
     prefix: str = "seqweave",
     lossy: bool = False,
+    unscreened: bool = False,
     **decode,
 ) -> list[System]:
     """seqweave greedy, IAD and, with a draft model, speculative decoding (an autoregressive
     draft) or GAD (a nar_drafter). ``fixed_iad`` adds IAD without the adaptive draft length
     (``seqweave_iad_fixed``), to compare the two in one run. ``prefix`` names the systems;
     with ``lossy`` (int8 weights) every accelerated decoder must equal this model's own
-    greedy, which the table then checks."""
+    greedy, which the table then checks. ``unscreened`` adds greedy and IAD without the
+    output layer's screen (``decode.screen = false``: ``*_greedy_noscreen``,
+    ``*_iad_noscreen``), the before and after of the screen in one run."""
     from seqweave.decoding import decode_many
 
     def make(decoder: str, **extra) -> Callable[[Sequence[str], int], Run]:
@@ -240,6 +243,10 @@ def seqweave_systems(
     if fixed_iad:
         fixed = make("iad", adaptive_draft=False)
         systems.append(System(f"{prefix}_iad_fixed", fixed, lossy=lossy, equals=equals))
+    if unscreened:
+        for decoder in ("greedy", "iad"):
+            run = make(decoder, screen=False)
+            systems.append(System(f"{prefix}_{decoder}_noscreen", run, lossy=lossy, equals=equals))
     if draft is not None:
         name = "gad" if draft.config.architecture == "nar_drafter" else "spec"
         systems.append(System(f"{prefix}_{name}", make(name), lossy=lossy, equals=equals))

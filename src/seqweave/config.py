@@ -382,10 +382,16 @@ class DecodeConfig:
     # Compile the decoder step with torch.compile (models/compiled.py): faster passes after a
     # warm-up of tens of seconds; logits close to, not bit-equal with, the eager model's
     compile: bool = False
+    # Greedy-type passes (exact verification, no constraint) ask the model for the argmax
+    # alone: an int8 screen of the float32 output layer with a rigorous error bound, the
+    # candidates recomputed in float32 (models/argmax_screen.py): the same tokens, cheaper
+    screen: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"decode.compile must be true or false, got {self.compile!r}")
+        for name in ("compile", "screen"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError(f"decode.{name} must be true or false, got {value!r}")
         # imported here: the decoders' table imports the decoders, which import this module
         from seqweave.decoding.grammars import check_constraint_spec
         from seqweave.decoding.registry import decoder_spec

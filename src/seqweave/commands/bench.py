@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "seqweave_compiled_*, and seqweave_int8_compiled_* with --quantize)",
     )
     parser.add_argument(
+        "--noscreen",
+        action="store_true",
+        help="also run seqweave greedy and IAD without the output layer's screen "
+        "(decode.screen = false: seqweave_greedy_noscreen, seqweave_iad_noscreen)",
+    )
+    parser.add_argument(
         "--no-ct2", action="store_true", help="leave out CTranslate2 (--hf-model only)"
     )
     parser.add_argument("--ct2-threads", type=int, default=2, help="CTranslate2 intra threads")
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, k)
         }
         systems += bench.seqweave_systems(
-            model, args.max_new_tokens, draft, args.iad_fixed, **options
+            model, args.max_new_tokens, draft, args.iad_fixed, unscreened=args.noscreen, **options
         )
         variants = [(None, False, "seqweave_compiled", False)] if args.compile else []
         if args.quantize:

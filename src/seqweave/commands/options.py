@@ -17,6 +17,12 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="compile the decoder step (torch.compile): faster passes after a warm-up",
     )
+    parser.add_argument(
+        "--screen",
+        action=argparse.BooleanOptionalAction,
+        help="argmax-only passes through the output layer's int8 screen (decode.screen, "
+        "default on; the same tokens as without)",
+    )
     parser.add_argument("--decoder", choices=DECODERS, help="default: the model's own setting")
     parser.add_argument("--batch-size", type=int, help="sentences per batch")
     parser.add_argument("--max-new-tokens", type=int, help="most tokens generated per input")
@@ -105,6 +111,7 @@ def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "ngram",
         "constraint",
         "compile",
+        "screen",
     )
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if getattr(args, "relaxed", None) is not None:

@@ -123,6 +123,7 @@ def advance(
     idle: Tensor | None = None,
     relaxed: RelaxedAcceptance | None = None,
     allowed: Tensor | None = None,
+    screen: bool = False,
 ) -> tuple[list[int], Tensor]:
     """One decoder pass for every row: feed its last token and its draft, accept the
     longest draft prefix that agrees with the model's argmax, roll back the rest.
@@ -136,12 +137,18 @@ def advance(
     accepts draft tokens by GAD++'s rule instead of exact agreement (lossy). ``allowed``
     (B, >= 1 + K, V) bool (``constraint.draft_masks``) puts disallowed tokens at -inf before
     the argmax, the acceptance and the chooser read the logits (constrained decoding).
+    With ``screen`` (``decode.screen``), a pass whose logits only the argmax reads (exact
+    acceptance, argmax chooser, no constraint) asks the model for its argmax alone
+    (``step_argmax``, the same tokens for less work; models/argmax_screen.py).
     """
     B = len(drafts)
     K = max((len(d) for d in drafts), default=0)
     device = last.device
     real = None if idle is None else (~idle).long()
+    argmax_only = screen and choose is argmax_choice and relaxed is None and allowed is None
     if K == 0:
+        if argmax_only:
+            return [0] * B, step_argmax(model, state, last[:, None], real)[:, 0]
         logits = apply_mask(model.step(state, last[:, None], real), allowed)  # (B, 1, V)
         return [0] * B, choose(logits[:, 0])
     padded = torch.zeros(B, K, dtype=torch.long)
@@ -152,8 +159,7 @@ def advance(
     padded = padded.to(device)
     tokens = torch.cat([last[:, None], padded], dim=1)  # (B, 1 + K)
     n_new = draft_lens + 1 if real is None else (draft_lens + 1) * real
-    logits = apply_mask(model.step(state, tokens, n_new), allowed)  # (B, 1 + K, V)
-    predicted = logits.argmax(dim=-1)  # (B, 1 + K)
+    logits, predicted = _verify(model, state, tokens, n_new, allowed, argmax_only)
     valid = torch.arange(K, device=device)[None, :] < draft_lens[:, None]
     if relaxed is None:
         agree = (predicted[:, :K] == padded) & valid  # (B, K)
@@ -165,6 +171,23 @@ def advance(
     if choose is not argmax_choice:  # rows without a draft take the chooser's token
         next_tokens = torch.where(draft_lens == 0, choose(logits[:, 0]), next_tokens)
     return accepted.tolist(), next_tokens
+
+
+def _verify(model, state, tokens, n_new, allowed, argmax_only: bool):
+    """One pass over tokens (B, 1 + K): (logits (B, 1 + K, V) or None, argmax (B, 1 + K))."""
+    if argmax_only:
+        return None, step_argmax(model, state, tokens, n_new)
+    logits = apply_mask(model.step(state, tokens, n_new), allowed)
+    return logits, logits.argmax(dim=-1)
+
+
+def step_argmax(model, state, tokens: Tensor, n_new: Tensor | None) -> Tensor:
+    """The argmax (B, K) of ``model.step``'s logits: the model's own ``step_argmax`` where it
+    has one (the encoder-decoder), else the argmax of ``step``."""
+    own = getattr(model, "step_argmax", None)
+    if own is not None:
+        return own(state, tokens, n_new)
+    return model.step(state, tokens, n_new).argmax(dim=-1)
 
 
 def collect(events: Iterator[list[Event]], stats: list[RowStats]) -> list[Generation]:

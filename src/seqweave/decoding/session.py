@@ -294,8 +294,9 @@ class DecodeSession:
         if len(live) < len(rows):
             idle = torch.tensor([row.parked for row in rows], device=self._device)
         choose = batch_chooser(cohorts, self._device)
+        screen = self.settings.screen
         accepted, next_tokens = advance(
-            self.model, self._state, self._last, drafts, choose, idle, self.relaxed, allowed
+            self.model, self._state, self._last, drafts, choose, idle, self.relaxed, allowed, screen
         )
         next_list = next_tokens.tolist()
         for cohort, positions in cohorts:

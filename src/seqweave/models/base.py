@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from seqweave.config import ModelConfig
 from seqweave.errors import ConfigError
+from seqweave.models.argmax_screen import OutputScreen, ScreenCache, screened_argmax
 from seqweave.models.layers import TransposedWeight, project
 from seqweave.models.state import DecoderState
 
@@ -27,6 +28,7 @@ class Seq2SeqBase(nn.Module):
         self.output_tokens = output_tokens if cfg.tie_output else None
         self.output = None if cfg.tie_output else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self._output_transposed = TransposedWeight()
+        self._output_screen = ScreenCache()
         if cfg.final_logits_bias:
             self.register_buffer("final_logits_bias", torch.zeros(cfg.vocab_size))
         else:
@@ -36,6 +38,29 @@ class Seq2SeqBase(nn.Module):
         """(B, T, D) -> (B, T, V)."""
         weight = self.output_tokens.weight if self.output is None else self.output.weight
         return project(x, weight, self.final_logits_bias, self._output_transposed)
+
+    def logits_argmax(self, x: Tensor) -> Tensor:
+        """(B, T, D) -> (B, T): the argmax of ``logits(x)``, through the int8 screen of
+        ``models/argmax_screen.py`` where it is the same (float32 CPU inference with the
+        plain output product); elsewhere (training, int8 or compiled output, GPU, reduced
+        float32 matmul precision) the argmax of the full logits."""
+        cache = self._output_transposed
+        weight = self.output_tokens.weight if self.output is None else self.output.weight
+        plain = cache.quantized is None and cache.compiled is None
+        if torch.is_grad_enabled() or not plain or weight.device.type != "cpu":
+            return self.logits(x).argmax(dim=-1)
+        float32 = x.dtype == weight.dtype == torch.float32
+        if not float32 or torch.get_float32_matmul_precision() != "highest":
+            return self.logits(x).argmax(dim=-1)
+        flat = x.reshape(-1, x.shape[-1])
+        screen, bias = self.output_screen(), self.final_logits_bias
+        return screened_argmax(flat, screen, cache.get(weight), bias).view(x.shape[:-1])
+
+    def output_screen(self) -> OutputScreen:
+        """The int8 screen of the output layer (built on first use, rebuilt when the weights
+        change): what ``logits_argmax`` reads, and bench/screen_candidates.py counts."""
+        weight = self.output_tokens.weight if self.output is None else self.output.weight
+        return self._output_screen.get(weight, self.final_logits_bias)
 
     def rollback(self, state: DecoderState, keep: Tensor) -> None:
         """Per row, forget cache entries past ``keep[b]`` decoded tokens."""

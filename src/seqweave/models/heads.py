@@ -48,7 +48,10 @@ class Readout(Protocol):
         self, model, state: DecoderState, plan: StepPlan, before: Tensor, tokens: Tensor, x: Tensor
     ) -> Tensor:
         """Scores (B, K, V) of one step: ``x`` the last decoder layer's output, packed as
-        ``plan`` says, for ``tokens`` (B, K) fed after ``before`` (B,) decoded tokens."""
+        ``plan`` says, for ``tokens`` (B, K) fed after ``before`` (B,) decoded tokens.
+        A readout may also have ``step_argmax`` (same arguments): the argmax (B, K) of
+        those scores alone, cheaper; without it ``EncoderDecoder.step_argmax`` takes the
+        argmax of ``step``."""
         ...
 
     def teacher_forced(self, model, memory: Memory, hidden: Tensor, tgt_in: Tensor, full: bool):
@@ -65,6 +68,12 @@ class TokenReadout:
 
     def step(self, model, state, plan, before, tokens, x) -> Tensor:
         return plan.dense(model.logits(model.final_states(x)), clear=False)
+
+    def step_argmax(self, model, state, plan, before, tokens, x) -> Tensor:
+        """The argmax (B, K) of ``step``'s logits, through the output layer's screen; 0 at
+        padding positions (where ``step``'s unspecified logits still give a valid id, an
+        unspecified id would not be one)."""
+        return plan.dense(model.logits_argmax(model.final_states(x)))
 
     def teacher_forced(self, model, memory, hidden, tgt_in, full: bool) -> Tensor:
         return model.logits(hidden)

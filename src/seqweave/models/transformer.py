@@ -170,6 +170,20 @@ class EncoderDecoder(EncoderDecoderStack):
         x, plan = self._extend_cache(state, tokens, n_new)
         return self.readout.step(self, state, plan, before, tokens, x)
 
+    def step_argmax(
+        self, state: DecoderState, tokens: Tensor, n_new: Tensor | None = None
+    ) -> Tensor:
+        """``step`` for callers that read only the argmax: tokens (B, K) long, the argmax
+        of the logits ``step`` would return (``decode.screen``; through the readout's
+        ``step_argmax`` when it has one, which for the output layer skips most of the
+        float32 product, models/argmax_screen.py)."""
+        before = state.lengths
+        x, plan = self._extend_cache(state, tokens, n_new)
+        readout = self.readout
+        if hasattr(readout, "step_argmax"):
+            return readout.step_argmax(self, state, plan, before, tokens, x)
+        return readout.step(self, state, plan, before, tokens, x).argmax(dim=-1)
+
     # -- training --------------------------------------------------------------------------
 
     def hidden_states(
