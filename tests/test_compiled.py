@@ -125,3 +125,37 @@ def test_a_settled_decoder_runs_a_pass_without_a_graph_eagerly(one_torch_thread)
     for batch_size in (1, 3):
         assert decode(compiled, sources, "iad", batch_size, True) == reference
     assert graphs_built() == before
+
+
+@pytest.mark.slow
+def test_unguarded_calls_give_eager_greedy_tokens(one_torch_thread):
+    """Skipping dynamo's guards on calls of a kind a graph has served: one row, then batches
+    of several (ragged, packed) whose first calls of each new kind still go through the
+    guards and compile; every output equal to eager greedy (or a measured near-tie)."""
+    eager, compiled = tiny_model(), compile_decoder(tiny_model())
+    assert compiled.compiled_decoder.unguarded  # the default
+    sources = random_sources(torch.Generator().manual_seed(5), 8)
+    reference = decode(eager, sources, "greedy", 1, False)
+    for decoder, batch_size in [("greedy", 1), ("iad", 1), ("iad", 4), ("greedy", 3), ("iad", 3)]:
+        got = decode(compiled, sources, decoder, batch_size, True)
+        for source, ref, out in zip(sources, reference, got, strict=True):
+            assert_lossless(eager, source, ref, out)
+    assert len(compiled.compiled_decoder._served) >= 4  # one row and several, K = 1 and K > 1
+
+
+@pytest.mark.slow
+def test_unguarded_calls_fall_back_to_the_guards_when_no_graph_fits(monkeypatch, one_torch_thread):
+    """Kinds that do not tell the graphs apart (here: every call one kind): dynamo refuses
+    a call no graph fits, nothing has run, and the decoder goes back to guarded calls."""
+    from seqweave.models import compiled as compiled_module
+
+    monkeypatch.setattr(compiled_module, "call_kind", lambda tensors, training: ("one kind",))
+    eager, compiled = tiny_model(), compile_decoder(tiny_model())
+    compiled.compiled_decoder.unguarded = True
+    sources = random_sources(torch.Generator().manual_seed(6), 6)
+    reference = decode(eager, sources, "greedy", 1, False)
+    for decoder, batch_size in [("greedy", 1), ("iad", 3)]:
+        got = decode(compiled, sources, decoder, batch_size, True)
+        for source, ref, out in zip(sources, reference, got, strict=True):
+            assert_lossless(eager, source, ref, out)
+    assert not compiled.compiled_decoder.unguarded

@@ -22,9 +22,18 @@ double the graphs. Cache, draft and batch sizes are dynamic; inductor still buil
 separate graph for a size of 1 (one row, one token), so a run compiles up to six graphs
 (one row or several; one token, a draft, a packed draft), each costing seconds to tens of
 seconds on first use: the warm-up (``bench/step_cost.py`` measures it; ``seqweave serve
---compile`` pays it before it says it is ready, ``warm_up`` below). After a warm-up a step
+--compile`` pays it before it says it is ready, ``serve/warmup.py``). After a warm-up a step
 of a shape no graph covers runs eagerly instead of compiling (``settle``): a request never
 waits for the compiler.
+
+Each call of a compiled function first runs dynamo's guards, which check every input and
+weight against what the graph was traced for: about 0.1 ms of a 1.3 ms int8 pass at batch
+1. Once a graph has served a call of one kind (``call_kind``: which sizes are 1, which masks
+are there, the tensors' layout, the grad modes), later calls of that kind run with
+``skip_guard_eval_unsafe``, which keeps only the checks that tell this function's graphs
+apart; a call of a new kind still goes through every guard (and compiles if it must). If
+dynamo ever finds no graph for a call of a served kind it refuses before running anything,
+and the decoder goes back to guarded calls for good (``unguarded = False``).
 
 The compiled kernels round differently from the eager ones (fused float sums in another
 order), so compiled logits are close to, not bit-equal with, the eager model's; the tests
@@ -67,15 +76,17 @@ class CompiledDecoder:
 
     def __init__(self, network):
         self.network = network
+        self._served: set[tuple] = set()  # call kinds (``call_kind``) a graph has served
         compile_options = {"dynamic": True, "options": INDUCTOR_OPTIONS}
         self._layers = torch.compile(_own_copy(_decoder_layers), **compile_options)
         quantized = network._output_transposed.quantized
         self.output = None
         if quantized is not None:  # a float output layer stays one eager ``addmm``
             product = torch.compile(_own_copy(_int8_product), **compile_options)
-            self.output = lambda x: self._call(product, quantized, x)
+            self.output = lambda x: self._call(product, (x,), quantized, x)
 
     stance = "default"  # "eager_on_recompile" once settled: no compiling after a warm-up
+    unguarded = True  # skip dynamo's guards on calls of a kind a graph has served
 
     @staticmethod
     def accepts(plan: StepPlan) -> bool:
@@ -91,17 +102,48 @@ class CompiledDecoder:
         """x (B, K, D), or packed (N, D), through every decoder layer, writing the step's
         keys and values."""
         plan = dataclasses.replace(plan, uniform_start=None)  # slots by index: one graph
-        cross_mask = state.cross_mask
+        cross_mask, source = state.cross_mask, state.cross_keys[0]  # (B, H, S, Dh)
         if cross_mask is None and state.batch_size > 1:  # (B, 1, 1, S), all true
-            source = state.cross_keys[0]  # (B, H, S, Dh)
             shape = (source.shape[0], 1, 1, source.shape[2])
             cross_mask = torch.ones(shape, dtype=torch.bool, device=source.device)
         args = (state.keys, state.values, state.cross_keys, state.cross_values, cross_mask)
-        return self._call(self._layers, self.network, x, *args, plan, rotary)
+        tensors = (x, plan.slots, plan.mask, plan.packed, cross_mask, state.keys[0], source)
+        return self._call(self._layers, tensors, self.network, x, *args, plan, rotary)
 
-    def _call(self, compiled, *args):
+    def _call(self, compiled, tensors, *args):
+        """A compiled function's call; without dynamo's guards when ``unguarded`` and a
+        graph has served a call of this kind (``call_kind``) before."""
+        kind = call_kind(tensors, self.network.training) if self.unguarded else None
+        if kind in self._served:
+            try:
+                with (
+                    NO_DUCK_SHAPES,
+                    torch.compiler.set_stance(self.stance, skip_guard_eval_unsafe=True),
+                ):
+                    return compiled(*args)
+            except RuntimeError as error:  # no graph for it: dynamo refuses, nothing ran
+                if "skip_guard_eval_unsafe" not in str(error):
+                    raise
+                self.unguarded, kind = False, None  # the kinds do not tell graphs apart
         with NO_DUCK_SHAPES, torch.compiler.set_stance(self.stance):
-            return compiled(*args)
+            out = compiled(*args)
+        if kind is not None and self.stance == "default":  # a compiled graph served it
+            self._served.add(kind)
+        return out
+
+
+def call_kind(tensors, training: bool) -> tuple:
+    """What tells one compiled graph from another: for each tensor (or None), which sizes
+    are 1 (dynamo specialises them; the count is the rank), whether it is contiguous and a
+    view; the grad modes and the network's training flag. Every other size is symbolic,
+    and the rest of a call is made by the same code each time."""
+    kind = [torch.is_inference_mode_enabled(), torch.is_grad_enabled(), training]
+    for t in tensors:
+        if t is None:
+            kind.append(None)
+        else:
+            kind.append((tuple(size == 1 for size in t.shape), t.is_contiguous(), t._base is None))
+    return tuple(kind)
 
 
 def _int8_product(quantized, x: Tensor) -> Tensor:
