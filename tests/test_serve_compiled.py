@@ -6,7 +6,7 @@ ready, so any pass of the requests below that would need a graph the warm-up did
 raises (and its request fails) instead of compiling quietly: what passes here ran on the
 warm-up's graphs (ragged rows in the slot cache, packed drafts, one row and several), but a
 batch's first one-slot pass, which is eager by design. Compiling costs tens of seconds on a
-shared CPU, hence the ``slow`` marker.
+shared CPU, hence the ``slow`` marker on the tests that serve.
 """
 
 from __future__ import annotations
@@ -23,7 +23,16 @@ from seqweave.serve.engine import Job, Options
 from tests.conftest import edit_task_pair
 from tests.lossless import assert_lossless
 
-pytestmark = pytest.mark.slow
+
+def test_the_serve_command_passes_compile_over_the_models_own_setting(monkeypatch):
+    import seqweave.serve
+    from seqweave.cli import main
+
+    configs = []
+    monkeypatch.setattr(seqweave.serve, "serve", configs.append)
+    for flag in (["--compile"], ["--no-compile"], []):
+        assert main(["serve", "--model", "m", *flag]) == 0
+    assert [c.compile for c in configs] == [True, False, None]  # None: decode.compile's
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +65,7 @@ def check_equal_to_eager_greedy(model_dir, texts, outputs):
         assert_lossless(eager.network, source, ref.tokens, got)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decoder", ["greedy", "iad"])
 def test_served_compiled_model_answers_eager_greedy_tokens(
     compiled_server, model_dir, texts, decoder
@@ -70,6 +80,7 @@ def test_served_compiled_model_answers_eager_greedy_tokens(
         check_equal_to_eager_greedy(model_dir, inputs, outputs)
 
 
+@pytest.mark.slow
 def test_greedy_and_iad_rows_sharing_compiled_passes(compiled_server, model_dir, texts):
     """Greedy and IAD rows admitted together: packed passes, a draft beside single tokens."""
     state, _ = compiled_server
