@@ -106,3 +106,16 @@ def test_greedy_and_iad_rows_sharing_compiled_passes(compiled_server, model_dir,
         assert finished.acquire(timeout=120)
     assert "error" not in reasons
     check_equal_to_eager_greedy(model_dir, texts, outputs)
+
+
+@pytest.mark.slow
+def test_a_beam_request_on_compiled_passes_equals_eager_beam(compiled_server, model_dir, texts):
+    """Beam rows follow their beams in the slot cache (rows copied between passes): still
+    passes the warm-up's graphs serve, and eager beam search's outputs."""
+    _, client = compiled_server
+    body = {"inputs": texts[:3], "decoder": "beam", "beam_size": 3, "max_new_tokens": 60}
+    response = client.post("/v1/generate", json=body)
+    assert response.status_code == 200, response.text
+    eager = seqweave.load(model_dir)
+    expected = eager.generate(texts[:3], decoder="beam", beam_size=3, max_new_tokens=60)
+    assert response.json()["outputs"] == expected
