@@ -18,7 +18,7 @@ different lengths). The graph sees one plan shape for all of them: the new keys 
 go to their slots by index (``StepPlan.uniform_start`` dropped: an int slot would be
 specialised, one graph per value 0 and 1), and a batch of several rows always brings a
 source mask (all true when no source is padded), so a mask that comes and goes does not
-double the graphs. Cache, draft and batch sizes are dynamic; inductor still builds a
+double the graphs. Cache, draft and batch sizes are dynamic; dynamo still builds a
 separate graph for a size of 1 (one row, one token), so a run compiles up to six graphs
 (one row or several; one token, a draft, a packed draft), each costing seconds to tens of
 seconds on first use: the warm-up (``bench/step_cost.py`` measures it; ``seqweave serve
@@ -27,13 +27,14 @@ of a shape no graph covers runs eagerly instead of compiling (``settle``): a req
 waits for the compiler.
 
 Each call of a compiled function first runs dynamo's guards, which check every input and
-weight against what the graph was traced for: about 0.1 ms of a 1.3 ms int8 pass at batch
-1. Once a graph has served a call of one kind (``call_kind``: which sizes are 1, which masks
-are there, the tensors' layout, the grad modes), later calls of that kind run with
-``skip_guard_eval_unsafe``, which keeps only the checks that tell this function's graphs
-apart; a call of a new kind still goes through every guard (and compiles if it must). If
-dynamo ever finds no graph for a call of a served kind it refuses before running anything,
-and the decoder goes back to guarded calls for good (``unguarded = False``).
+weight against what the graph was traced for: skipping most of them saved 0.1-0.5 ms of a
+1.4-2 ms one-token int8 pass at batch 1 (bench/README.md). Once a graph has served a call
+of one kind (``call_kind``: which sizes are 1, which masks are there, the tensors' layout,
+the grad modes), later calls of that kind run with ``skip_guard_eval_unsafe``, which keeps
+only the checks that tell this function's graphs apart; a call of a new kind still goes
+through every guard (and compiles if it must). If dynamo ever finds no graph for a call of
+a served kind it refuses before running anything, and the decoder goes back to guarded
+calls for good (``unguarded = False``).
 
 The compiled kernels round differently from the eager ones (fused float sums in another
 order), so compiled logits are close to, not bit-equal with, the eager model's; the tests
