@@ -1,15 +1,18 @@
 """What one decoder pass costs with K new tokens per row, at batch 1 and 32.
 
     .venv/bin/python bench/step_cost.py [--hf-model ../shared/models/gec-bart-anchor] \
-        [--variants fp32,fp32-screened,int8,int8-compiled]
+        [--variants fp32,fp32-screened,int8,int8-compiled,int8-compiled-guarded]
 
 Explains when drafting pays: a verification pass of K tokens costs little more
 than a 1-token pass while per-operation overhead dominates (batch 1), and
 nearly K times more once the block is compute-bound (large batches on a CPU).
 Each variant is its own copy of the model: ``fp32`` (eager), ``int8`` (``--quantize int8``)
-and either with ``-compiled`` (``decode.compile``, models/compiled.py); ``-screened`` (last)
-times ``step_argmax``, the argmax through the output layer's screen (``decode.screen``,
-models/argmax_screen.py), instead of ``step``'s logits. Timing is
+and either with ``-compiled`` (``decode.compile``, models/compiled.py: dynamo's guards
+skipped on calls of a kind a graph has served) or ``-compiled-guarded`` (every call through
+the guards, ``CompiledDecoder.unguarded = False``); ``-screened`` (last) times
+``step_argmax``, the argmax through the output layer's screen (``decode.screen``,
+models/argmax_screen.py), instead of ``step``'s logits. Each pass follows ``PREFIX`` cached
+tokens (a batch's very first pass, one cache slot in use, runs eagerly). Timing is
 interleaved (every variant, every K, in each round), median of rounds; the seconds the
 first passes of each variant took (the compilation, for a compiled one) are reported as
 its warm-up. Writes bench/results/step_cost.json (or ``--output``).
@@ -34,6 +37,7 @@ from seqweave.models.quantize import quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 DRAFTS = (1, 2, 4, 8, 16)
+PREFIX = 8  # cached tokens before each timed pass (a batch's very first pass runs eagerly)
 BATCHES = (1, 32)
 
 
@@ -43,21 +47,22 @@ def build(model_dir: Path, variant: str):
     variant = variant.removesuffix("-screened")
     if variant.startswith("int8"):
         quantize(network)
-    if variant.endswith("-compiled"):
+    if "-compiled" in variant:
         compile_decoder(network)
+        network.compiled_decoder.unguarded = not variant.endswith("-guarded")
     return network
 
 
 def time_passes(network, state, batch: int, k: int, repeats: int = 5, argmax=False) -> float:
-    """Milliseconds per pass of k tokens per row, from an empty cache each time; with
-    ``argmax``, passes that return the argmax only (``step_argmax``)."""
+    """Milliseconds per pass of k tokens per row, after ``PREFIX`` cached tokens each time;
+    with ``argmax``, passes that return the argmax only (``step_argmax``)."""
     tokens = torch.full((batch, k), 5)
-    zero = torch.zeros(batch, dtype=torch.long)
+    prefix = torch.full((batch,), PREFIX, dtype=torch.long)
     step = network.step_argmax if argmax else network.step
     began = time.perf_counter()
     for _ in range(repeats):
+        state.lengths = prefix
         step(state, tokens)
-        state.lengths = zero
     return (time.perf_counter() - began) / repeats * 1e3
 
 

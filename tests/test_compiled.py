@@ -73,3 +73,89 @@ def test_compiled_greedy_and_iad_give_eager_greedy_tokens(int8, one_torch_thread
             assert iad == greedy
     for source, ref, got in zip(sources, reference, greedy, strict=True):
         assert_lossless(eager, source, ref, got)
+
+
+def graphs_built() -> int:
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+@pytest.mark.slow
+def test_ragged_and_packed_steps_run_compiled_and_match_eager(one_torch_thread):
+    """Rows at different cache lengths (the server's slot rows) and packed drafts of
+    different lengths run through compiled graphs too: logits of the real positions close to
+    the eager model's, the same cache afterwards."""
+    eager, compiled = tiny_model(), compile_decoder(tiny_model())
+    src = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 11, 2, 1], [12, 13, 2, 1, 1]])
+    lengths = torch.tensor([5, 4, 3])
+    steps = [  # tokens per row, real tokens per row
+        ([2], (1, 1, 1)),  # the first pass, one slot in use: eager by design
+        ([14, 15, 16, 17], (4, 2, 3)),  # unpacked: 9 of 12 positions real
+        ([18], (1, 1, 1)),  # rows at three different slots
+        ([19, 20, 21, 22], (4, 1, 1)),  # packed: 6 of 12
+        ([23, 24], (2, 2, 2)),
+    ]
+    before = graphs_built()
+    with torch.inference_mode():
+        states = [m.start(m.encode(src, lengths)) for m in (eager, compiled)]
+        for tokens, real in steps:
+            block, n_new = torch.tensor(tokens).expand(3, -1), torch.tensor(real)
+            ref, got = (
+                m.step(s, block, n_new) for m, s in zip((eager, compiled), states, strict=True)
+            )
+            for row, count in enumerate(real):
+                assert torch.allclose(ref[row, :count], got[row, :count], atol=1e-5, rtol=1e-5)
+            assert torch.equal(states[0].lengths, states[1].lengths)
+        for a, b in zip(states[0].keys, states[1].keys, strict=True):
+            for row, length in enumerate(states[0].lengths.tolist()):
+                assert torch.allclose(a[row, :, :length], b[row, :, :length], atol=1e-5)
+    assert graphs_built() > before
+
+
+@pytest.mark.slow
+def test_a_settled_decoder_runs_a_pass_without_a_graph_eagerly(one_torch_thread):
+    """After a warm-up (``settle``) a pass of a shape no graph covers is not compiled in front
+    of the requests: it runs the eager layers, which give eager greedy's tokens exactly."""
+    eager, compiled = tiny_model(), compile_decoder(tiny_model())
+    compiled.compiled_decoder.settle()  # settled before any graph exists: every pass eager
+    sources = random_sources(torch.Generator().manual_seed(4), 6)
+    before = graphs_built()
+    reference = decode(eager, sources, "greedy", 1, False)
+    for batch_size in (1, 3):
+        assert decode(compiled, sources, "iad", batch_size, True) == reference
+    assert graphs_built() == before
+
+
+@pytest.mark.slow
+def test_unguarded_calls_give_eager_greedy_tokens(one_torch_thread):
+    """Skipping dynamo's guards on calls of a kind a graph has served: one row, then batches
+    of several (ragged, packed) whose first calls of each new kind still go through the
+    guards and compile; every output equal to eager greedy (or a measured near-tie)."""
+    eager, compiled = tiny_model(), compile_decoder(tiny_model())
+    assert compiled.compiled_decoder.unguarded  # the default
+    sources = random_sources(torch.Generator().manual_seed(5), 8)
+    reference = decode(eager, sources, "greedy", 1, False)
+    for decoder, batch_size in [("greedy", 1), ("iad", 1), ("iad", 4), ("greedy", 3), ("iad", 3)]:
+        got = decode(compiled, sources, decoder, batch_size, True)
+        for source, ref, out in zip(sources, reference, got, strict=True):
+            assert_lossless(eager, source, ref, out)
+    assert len(compiled.compiled_decoder._served) >= 4  # one row and several, K = 1 and K > 1
+
+
+@pytest.mark.slow
+def test_unguarded_calls_fall_back_to_the_guards_when_no_graph_fits(monkeypatch, one_torch_thread):
+    """Kinds that do not tell the graphs apart (here: every call one kind): dynamo refuses
+    a call no graph fits, nothing has run, and the decoder goes back to guarded calls."""
+    from seqweave.models import compiled as compiled_module
+
+    monkeypatch.setattr(compiled_module, "call_kind", lambda tensors, training: ("one kind",))
+    eager, compiled = tiny_model(), compile_decoder(tiny_model())
+    compiled.compiled_decoder.unguarded = True
+    sources = random_sources(torch.Generator().manual_seed(6), 6)
+    reference = decode(eager, sources, "greedy", 1, False)
+    for decoder, batch_size in [("greedy", 1), ("iad", 3)]:
+        got = decode(compiled, sources, decoder, batch_size, True)
+        for source, ref, out in zip(sources, reference, got, strict=True):
+            assert_lossless(eager, source, ref, out)
+    assert not compiled.compiled_decoder.unguarded

@@ -1,5 +1,5 @@
 """seqweave serve --model DIR [--host 127.0.0.1] [--port 8000] [--decoder iad|spec|gad|greedy|beam]
-[--max-batch N] [--max-queue N] [--api-key KEY ...]
+[--max-batch N] [--max-queue N] [--quantize int8] [--compile] [--api-key KEY ...]
 
 API keys come from ``--api-key`` (repeatable) or, when none is given, from the
 ``SEQWEAVE_API_KEY`` environment variable (comma-separated), which keeps them out of the
@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a 504")
     parser.add_argument("--device", default="cpu")
     add_quantize_argument(parser)
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="compile the decoder step (torch.compile; default: the model's decode.compile); "
+        "the graphs are built before the server is ready",
+    )
     parser.add_argument(
         "--ray",
         action="store_true",
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         limits,
         api_keys=keys_from(args.api_key),
         quantize=args.quantize,
+        compile=args.compile,
     )
     if args.ray:
         from seqweave.serve.ray_deployment import run as run_ray

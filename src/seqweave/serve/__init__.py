@@ -7,6 +7,7 @@ finish, then the process exits 0.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class ServeConfig:
     drain_seconds: float = 60.0
     api_keys: tuple[str, ...] = ()  # with keys, every route but /health* needs one
     quantize: str | None = None  # "int8": int8 linear layers (models/quantize.py)
+    compile: bool | None = None  # decode.compile over the model's own (None: the model's)
 
 
 def load_engine(server: Server, config: ServeConfig) -> None:
@@ -40,6 +42,8 @@ def load_engine(server: Server, config: ServeConfig) -> None:
     from seqweave.models.quantize import quantize_model
 
     model = quantize_model(seqweave.load(config.model, device=config.device), config.quantize)
+    if config.compile is not None:
+        model.decode_config = dataclasses.replace(model.decode_config, compile=config.compile)
     draft = seqweave.load(config.draft_model, device=config.device) if config.draft_model else None
     if draft is not None:
         model.attach_draft(draft)

@@ -14,6 +14,9 @@ beam-search request is ``beam_size`` rows of the session that follow their beams
 together, so it shares the passes too and never stalls the other rows. Room in
 the batch is counted in rows: a request that does not fit waits in the queue.
 
+With ``decode.compile`` (``seqweave serve --compile``) the decoder step is compiled and
+every graph a pass can need is built when the engine is made (``serve/warmup.py``).
+
 Tokens are handed to each request's ``sink`` as they are accepted, from the
 engine thread; the HTTP layer turns them into responses or SSE events.
 """
@@ -126,11 +129,13 @@ class Engine:
             self._slots.span,
             self.cache_bytes / 2**20,
         )
+        self.decode_defaults = model.decode_config
+        # decode.compile: compiled and warmed up here, before the server says it is ready
+        self.warm_up_seconds = self._compile() if self.decode_defaults.compile else None
         self.max_queue = max_queue
         self.draft = draft.network if draft is not None else None
         # the decoder whose rows draft with the draft model: one drafter for all its rows
         self.draft_decoder = draft_decoder(self.draft)
-        self.decode_defaults = model.decode_config
         self._waiting: collections.deque[Job] = collections.deque()
         self._lock = threading.Condition()
         self._session = self._new_session()
@@ -140,6 +145,17 @@ class Engine:
         self._thread = threading.Thread(target=self._run, name="seqweave-engine", daemon=True)
         self._counters = Counters()
         self.on_pass: Callable[[int, int, int], None] | None = None  # rows, drafted, accepted
+
+    def _compile(self) -> float:
+        """Compile the decoder step (``decode.compile``) and build its graphs now, so that
+        no request waits for the compiler; returns the seconds that took."""
+        from seqweave.models.compiled import compile_decoder
+        from seqweave.serve.warmup import warm_up
+
+        compile_decoder(self.network)
+        seconds = warm_up(self.network, self._slots)
+        log.info("compiled decoder step: warm-up %.1f s", seconds)
+        return seconds
 
     # -- public ----------------------------------------------------------------------------
 
