@@ -1,11 +1,12 @@
 """``seqweave serve --compile``: the served compiled model answers eager greedy's tokens, its
 graphs are all built before the server is ready, and a pass no graph covers runs eagerly.
 
-The compiled decoder is switched to torch's ``fail_on_recompile`` stance once the server is
+The compiled model is switched to torch's ``fail_on_recompile`` stance once the server is
 ready, so any pass of the requests below that would need a graph the warm-up did not build
 raises (and its request fails) instead of compiling quietly: what passes here ran on the
-warm-up's graphs (ragged rows in the slot cache, packed drafts, one row and several), but a
-batch's first one-slot pass, which is eager by design. Compiling costs tens of seconds on a
+warm-up's graphs (ragged rows in the slot cache, packed drafts, one row and several; the
+encoder's one source and several padded ones), but a batch's first one-slot pass, which is
+eager by design. Compiling costs tens of seconds on a
 shared CPU, hence the ``slow`` marker on the tests that serve.
 """
 
@@ -46,6 +47,8 @@ def compiled_server(model_dir, one_torch_thread):
     load_engine(state, ServeConfig(str(model_dir), max_batch=8, compile=True))
     decoder = state.engine.network.compiled_decoder
     assert decoder is not None and state.engine.warm_up_seconds > 0
+    encoder_kinds = [kind for kind in decoder._served if kind[0] == id(decoder._encoder)]
+    assert len(encoder_kinds) == 2  # the warm-up encoded one source, and several with a mask
     decoder.stance = "fail_on_recompile"  # from here on, a missing graph is an error
     with TestClient(create_app(state)) as client:
         yield state, client

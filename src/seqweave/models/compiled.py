@@ -26,6 +26,11 @@ seconds on first use: the warm-up (``bench/step_cost.py`` measures it; ``seqweav
 of a shape no graph covers runs eagerly instead of compiling (``settle``): a request never
 waits for the compiler.
 
+The encoder's layer loop and final norm go through a graph of their own too (``encoder``,
+from ``EncoderDecoderStack.encode``): batch and source length dynamic, several rows always
+with a source mask, so one graph serves one source and one several; the warm-up's passes
+encode such sources, and ``settle`` covers it the same way.
+
 Each call of a compiled function first runs dynamo's guards, which check every input and
 weight against what the graph was traced for: skipping most of them saved 0.1-0.5 ms of a
 1.4-2 ms one-token int8 pass at batch 1 (bench/README.md). Once a graph has served a call
@@ -56,9 +61,18 @@ from seqweave.models.layers import Linear
 from seqweave.models.state import StepPlan
 
 INDUCTOR_OPTIONS = {"freezing": True}
+CPP_WRAPPER = False  # inductor's C++ wrapper: measured, not the default (bench/README.md)
 # Sizes that happen to be equal when a graph is traced (a batch of 2 rows and 2 heads) would
 # share one symbol, and the graph would then hold only for that coincidence.
 NO_DUCK_SHAPES = torch.fx.experimental._config.patch(use_duck_shape=False)
+
+
+def _encoder_layers(network, x: Tensor, mask, rotary) -> Tensor:
+    """The layer loop and final norm of ``EncoderDecoderStack.encode``, for tracing:
+    x (B, S, D) embedded sources -> encoder states (B, S, D)."""
+    for layer in network.encoder_layers:
+        x = layer.forward(x, mask, rotary)
+    return x if network.encoder_norm is None else network.encoder_norm(x)
 
 
 def _decoder_layers(
@@ -72,14 +86,17 @@ def _decoder_layers(
 
 
 class CompiledDecoder:
-    """The compiled layer loop of one encoder-decoder network, and its output product when
-    that is int8 (``output``: x (..., D) -> logits (..., V), or None)."""
+    """The compiled layer loops of one encoder-decoder network (``layers``: the decoder's
+    step; ``encoder``: the source's pass), and its output product when that is int8
+    (``output``: x (..., D) -> logits (..., V), or None)."""
 
-    def __init__(self, network):
+    def __init__(self, network, cpp_wrapper: bool = False):
         self.network = network
         self._served: set[tuple] = set()  # call kinds (``call_kind``) a graph has served
-        compile_options = {"dynamic": True, "options": INDUCTOR_OPTIONS}
+        options = {**INDUCTOR_OPTIONS, "cpp_wrapper": cpp_wrapper}
+        compile_options = {"dynamic": True, "options": options}
         self._layers = torch.compile(_own_copy(_decoder_layers), **compile_options)
+        self._encoder = torch.compile(_own_copy(_encoder_layers), **compile_options)
         quantized = network._output_transposed.quantized
         self.output = None
         if quantized is not None:  # a float output layer stays one eager ``addmm``
@@ -111,10 +128,16 @@ class CompiledDecoder:
         tensors = (x, plan.slots, plan.mask, plan.packed, cross_mask, state.keys[0], source)
         return self._call(self._layers, tensors, self.network, x, *args, plan, rotary)
 
+    def encoder(self, x: Tensor, real: Tensor, rotary) -> Tensor:
+        """x (B, S, D) embedded sources, real (B, S) true at real positions -> encoder
+        states (B, S, D). Several rows always bring a mask, as in ``layers``."""
+        mask = None if x.shape[0] == 1 and bool(real.all()) else real[:, None, None, :]
+        return self._call(self._encoder, (x, mask), self.network, x, mask, rotary)
+
     def _call(self, compiled, tensors, *args):
         """A compiled function's call; without dynamo's guards when ``unguarded`` and a
-        graph has served a call of this kind (``call_kind``) before."""
-        kind = call_kind(tensors, self.network.training) if self.unguarded else None
+        graph of it has served a call of this kind (``call_kind``) before."""
+        kind = (id(compiled), call_kind(tensors, self.network.training)) if self.unguarded else None
         if kind in self._served:
             try:
                 with (
@@ -160,8 +183,10 @@ def _own_copy(function):
     return types.FunctionType(code, function.__globals__, function.__name__)
 
 
-def compile_decoder(network):
-    """Give ``network`` a compiled decoder step, in place (again: no change); returns it.
+def compile_decoder(network, cpp_wrapper: bool = CPP_WRAPPER):
+    """Give ``network`` a compiled encoder and decoder step, in place (again: no change);
+    returns it. ``cpp_wrapper``: inductor's C++ wrapper around each graph's kernels instead
+    of its Python one (``CPP_WRAPPER``, bench/README.md).
 
     Compile after quantizing (``models/quantize.py``): the int8 products are traced then.
 
@@ -180,6 +205,6 @@ def compile_decoder(network):
         for module in network.modules():
             if isinstance(module, Linear) and module.transposed.quantized is None:
                 module.transposed.get(module.weight)  # the (in, out) copy the graph reads
-        network.compiled_decoder = CompiledDecoder(network)
+        network.compiled_decoder = CompiledDecoder(network, cpp_wrapper)
         network._output_transposed.compiled = network.compiled_decoder.output
     return network

@@ -63,10 +63,13 @@ class EncoderDecoderStack(Seq2SeqBase):
         added = None if head is None else head.embeddings(src, scalars)
         x = self.encoder_embed.forward(src, positions, added=added)
         rotary = self.encoder_embed.rotary(positions)
-        for layer in self.encoder_layers:
-            x = layer.forward(x, mask, rotary)
-        if self.encoder_norm is not None:
-            x = self.encoder_norm(x)
+        if self.compiled_decoder is not None:  # decode.compile: the loop and norm compiled
+            x = self.compiled_decoder.encoder(x, real, rotary)
+        else:
+            for layer in self.encoder_layers:
+                x = layer.forward(x, mask, rotary)
+            if self.encoder_norm is not None:
+                x = self.encoder_norm(x)
         return Memory(lengths=src_lengths, states=x, mask=real, source=src)
 
     # -- decoder ---------------------------------------------------------------------------

@@ -1,13 +1,15 @@
 """Compiling before the first request (``seqweave serve --compile``).
 
-A compiled decoder (``models/compiled.py``) builds each of its graphs the first time a pass
+A compiled model (``models/compiled.py``) builds each of its graphs the first time a pass
 of that kind comes: seconds on a tiny model, tens of seconds on a real one, during which
 every row of the batch would wait. ``warm_up`` runs one pass of each kind the engine's
 passes can take, on rows of the engine's own slot cache (the graphs see the cache's
 strides), before the server says it is ready: one row or three, one token or a draft,
 rows at the same cache slot or at different ones, drafts of one length or packed ones of
-different lengths, sources of one length or padded ones. Then it settles the decoder: a
-pass of a kind no graph covers runs eagerly rather than compiling in front of requests.
+different lengths, sources of one length or padded ones. Encoding each pass's sources
+builds the compiled encoder's graphs too (one row; several, with a mask). Then it settles
+the model: a pass of a kind no graph covers runs eagerly rather than compiling in front of
+requests.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ PASSES = (
 
 
 def warm_up(network, pool: SlotPool) -> float:
-    """Compile ``network``'s decoder graphs on the slots of ``pool`` and settle it; returns
-    the seconds it took. The pool's rows hold nothing afterwards that a new row's ``place``
-    does not overwrite."""
+    """Compile ``network``'s encoder and decoder graphs (on the slots of ``pool``) and settle
+    it; returns the seconds it took. The pool's rows hold nothing afterwards that a new row's
+    ``place`` does not overwrite."""
     began = time.perf_counter()
     device, eos = network.device, network.config.eos_id
     with torch.inference_mode():
