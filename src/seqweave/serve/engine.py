@@ -154,7 +154,7 @@ class Engine:
 
         compile_decoder(self.network)
         seconds = warm_up(self.network, self._slots)
-        log.info("compiled decoder step: warm-up %.1f s", seconds)
+        log.info("compiled encoder and decoder step: warm-up %.1f s", seconds)
         return seconds
 
     # -- public ----------------------------------------------------------------------------
